@@ -1,0 +1,175 @@
+package allowlist
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"unicode/utf8"
+)
+
+// A glob is a pattern over tool names, written in the syntax of [path.Match]:
+//
+//	*        any run of characters, including none
+//	?        exactly one character
+//	[abc]    one character of the set; [a-z] a range; [^a-z] the complement
+//	\c       the character c itself (\*, \?, \[, \\)
+//
+// Everything else matches itself, case-sensitively. A character is a
+// Unicode code point.
+//
+// Tool names are not paths, so, unlike path.Match, "*" and "?" also match
+// "/": "fs_*" matches "fs_a/b". With path.Match semantics a deny glob such as
+// "*delete*" would miss a server's tool named "admin/delete" and let it
+// through. For names without "/" the two agree exactly. There is no "**".
+type glob struct {
+	pattern string
+	literal bool // no metacharacters: plain string comparison
+}
+
+var (
+	errEmptyPattern = errors.New("empty pattern")
+	errPatternUTF8  = errors.New("pattern is not valid UTF-8")
+)
+
+// compileGlob checks a pattern. Syntax errors are those of path.Match,
+// which since Go 1.16 reports a malformed pattern whatever the name. An
+// empty pattern (a likely slip in a configuration file) and one that is not
+// valid UTF-8 are rejected too.
+func compileGlob(p string) (glob, error) {
+	if p == "" {
+		return glob{}, errEmptyPattern
+	}
+	if !utf8.ValidString(p) {
+		return glob{}, fmt.Errorf("%w: %q", errPatternUTF8, p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return glob{}, fmt.Errorf("invalid pattern %q: %w", p, err)
+	}
+	return glob{pattern: p, literal: !strings.ContainsAny(p, `*?[\`)}, nil
+}
+
+// match reports whether name matches the glob.
+func (g glob) match(name string) bool {
+	if g.literal {
+		return g.pattern == name
+	}
+	return matchGlob(g.pattern, name)
+}
+
+// matchGlob matches a valid pattern against s. It walks both strings once,
+// remembering the last "*" it passed; on a mismatch it lets that star absorb
+// one more character of s and resumes after it. A later star supersedes an
+// earlier one, which keeps the walk linear in practice and never worse than
+// len(p)*len(s).
+func matchGlob(p, s string) bool {
+	pi, si := 0, 0
+	starP, starS := -1, 0
+	for {
+		if pi < len(p) {
+			if p[pi] == '*' {
+				for pi < len(p) && p[pi] == '*' {
+					pi++
+				}
+				starP, starS = pi, si
+				continue
+			}
+			if si < len(s) {
+				if pw, sw, ok := matchOne(p[pi:], s[si:]); ok {
+					pi += pw
+					si += sw
+					continue
+				}
+			}
+		} else if si == len(s) {
+			return true
+		}
+		if starP < 0 || starS >= len(s) {
+			return false
+		}
+		_, w := utf8.DecodeRuneInString(s[starS:])
+		starS += w
+		pi, si = starP, starS
+	}
+}
+
+// matchOne matches the pattern element at the start of p (not a star)
+// against the character at the start of s (not empty). It returns the
+// widths of the element and of the character.
+func matchOne(p, s string) (pw, sw int, ok bool) {
+	r, sw := utf8.DecodeRuneInString(s)
+	switch p[0] {
+	case '?':
+		return 1, sw, true
+	case '[':
+		return matchClass(p, r, sw)
+	case '\\':
+		if len(p) < 2 {
+			return 0, 0, false // cannot happen for a valid pattern
+		}
+		_, w := utf8.DecodeRuneInString(p[1:])
+		lit := p[1 : 1+w]
+		return 1 + w, len(lit), strings.HasPrefix(s, lit)
+	default:
+		_, w := utf8.DecodeRuneInString(p)
+		lit := p[:w]
+		return w, len(lit), strings.HasPrefix(s, lit)
+	}
+}
+
+// matchClass matches the class at the start of p ("[...]") against rune r
+// of width sw.
+func matchClass(p string, r rune, sw int) (pw, w int, ok bool) {
+	i := 1
+	negated := false
+	if i < len(p) && p[i] == '^' {
+		negated = true
+		i++
+	}
+	in := false
+	for n := 0; ; n++ {
+		if i >= len(p) {
+			return 0, 0, false // unterminated: cannot happen for a valid pattern
+		}
+		if p[i] == ']' && n > 0 {
+			i++
+			break
+		}
+		lo, next, okLo := classChar(p, i)
+		if !okLo {
+			return 0, 0, false
+		}
+		i = next
+		hi := lo
+		if i < len(p) && p[i] == '-' {
+			var okHi bool
+			hi, next, okHi = classChar(p, i+1)
+			if !okHi {
+				return 0, 0, false
+			}
+			i = next
+		}
+		if lo <= r && r <= hi {
+			in = true
+		}
+	}
+	return i, sw, in != negated
+}
+
+// classChar reads one possibly escaped character of a class at p[i].
+func classChar(p string, i int) (r rune, next int, ok bool) {
+	if i >= len(p) || p[i] == '-' || p[i] == ']' {
+		return 0, 0, false
+	}
+	if p[i] == '\\' {
+		i++
+		if i >= len(p) {
+			return 0, 0, false
+		}
+	}
+	r, w := utf8.DecodeRuneInString(p[i:])
+	if r == utf8.RuneError && w == 1 {
+		return 0, 0, false
+	}
+	return r, i + w, true
+}

@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/gateway"
+)
+
+// sourceFlags choose the configuration: a file, one upstream given on the
+// command line, or the embedded demo.
+type sourceFlags struct {
+	configPath string
+	upstream   string
+	era        string
+	transport  string
+}
+
+func (f *sourceFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "configuration file (YAML); reloaded on SIGHUP and when it changes")
+	cmd.Flags().StringVar(&f.upstream, "upstream", "", "URL of one upstream MCP server to front, instead of a configuration file")
+	cmd.Flags().StringVar(&f.era, "upstream-era", config.EraAuto, "protocol era of the upstream: auto, legacy or modern")
+	cmd.Flags().StringVar(&f.transport, "upstream-transport", "", "transport of the --upstream URL: streamable-http (default) or sse")
+}
+
+// load builds the configuration. command is the argv after "--", if any.
+func (f *sourceFlags) load(command []string) (*config.Config, error) {
+	switch {
+	case f.configPath != "":
+		if f.upstream != "" || len(command) > 0 {
+			return nil, errors.New("--config cannot be combined with --upstream or a command")
+		}
+		return config.Load(f.configPath)
+	case f.upstream != "" || len(command) > 0:
+		if f.upstream != "" && len(command) > 0 {
+			return nil, errors.New("give either --upstream or a command after --, not both")
+		}
+		srv := &config.Server{Era: f.era}
+		if f.upstream != "" {
+			srv.URL = f.upstream
+			srv.Transport = f.transport
+		} else {
+			srv.Command = command
+		}
+		cfg := &config.Config{Servers: map[string]*config.Server{"upstream": srv}, Source: "(command line)"}
+		cfg.ApplyDefaults()
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+	return config.Default(selfExe()), nil
+}
+
+func newServe() *cobra.Command {
+	var (
+		src    sourceFlags
+		logs   logFlags
+		listen string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [flags] [-- COMMAND ARGS...]",
+		Short: "Serve MCP over HTTP in front of the configured servers",
+		Long: `Serve MCP's Streamable HTTP transport (both protocol eras) at /mcp, and at
+/mcp/<profile> for each profile, in front of the configured upstream servers.
+
+With no configuration, Sluice serves a built-in demo server. To front one
+server without a configuration file, give its URL with --upstream, or its
+command after "--".`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := src.load(args)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg, logs)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, src.configPath, log, logs)
+		},
+	}
+	src.register(cmd)
+	logs.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default "+config.DefaultListen+")")
+	return cmd
+}
+
+// checkListen refuses addresses other than loopback: without
+// authentication, anyone who can reach the port could use every server.
+func checkListen(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s: a non-loopback address would expose every upstream server to the network without authentication, which this version of Sluice does not provide; listen on 127.0.0.1 or localhost", addr)
+}
+
+func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, logs logFlags) error {
+	if err := checkListen(cfg.Listen); err != nil {
+		return err
+	}
+	g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	handler := gateway.NewHTTPHandler(g, gateway.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, AllowedHosts: cfg.HTTP.AllowedHosts})
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", handler)
+	mux.Handle("/mcp/", handler)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go g.Start(ctx)
+
+	reload := func(why string) {
+		if path == "" {
+			return
+		}
+		next, err := config.Load(path)
+		if err != nil {
+			log.Error("configuration reload failed; keeping the running configuration", "trigger", why, "err", err)
+			return
+		}
+		if next.Listen != cfg.Listen {
+			log.Warn("listen address changes need a restart; keeping the old one", "listen", cfg.Listen)
+			next.Listen = cfg.Listen
+		}
+		if err := g.Reload(next); err != nil {
+			log.Error("configuration reload failed; keeping the running configuration", "trigger", why, "err", err)
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				reload("SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if path != "" {
+		go func() {
+			if err := config.Watch(ctx, path, func() { reload("file change") }); err != nil && ctx.Err() == nil {
+				log.Warn("not watching the configuration file", "err", err)
+			}
+		}()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("sluice serving", "addr", "http://"+ln.Addr().String()+"/mcp", "servers", cfg.ServerNames(), "config", cfg.Source, "version", version())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; draining in-flight calls", "timeout", time.Duration(cfg.Limits.ShutdownTimeout))
+	g.BeginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; closing remaining connections", "err", err)
+		srv.Close()
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicehq/sluice/internal/gateway"
+)
+
+func newStdio() *cobra.Command {
+	var (
+		src     sourceFlags
+		logs    logFlags
+		profile string
+	)
+	cmd := &cobra.Command{
+		Use:   "stdio [flags] [-- COMMAND ARGS...]",
+		Short: "Serve one MCP client on stdin and stdout (for Claude Desktop, Cursor, VS Code)",
+		Long: `Serve one MCP client over the stdio transport, in front of the configured
+upstream servers. Logs go to stderr. Configure your MCP client to launch
+"sluice stdio --config /path/to/sluice.yaml" instead of the server itself.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := src.load(args)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg, logs)
+			if err != nil {
+				return err
+			}
+			g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()})
+			if err != nil {
+				return err
+			}
+			defer g.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return g.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), profile)
+		},
+	}
+	src.register(cmd)
+	logs.register(cmd)
+	cmd.Flags().StringVar(&profile, "profile", "", "profile to serve (default: all servers)")
+	return cmd
+}

@@ -1,0 +1,354 @@
+// Package gateway is the heart of Sluice: it terminates MCP sessions from
+// clients (both protocol eras), routes each request through the guard chain
+// to the upstream server that owns it, aggregates list results across
+// upstreams with namespaced names, and bridges the two protocol eras in
+// both directions (a legacy server's requests to the client become modern
+// input_required results and back).
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/allowlist"
+	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/guard"
+	"github.com/sluicehq/sluice/internal/mcp"
+)
+
+// Options configure a [Gateway].
+type Options struct {
+	Logger *slog.Logger
+	// BaseEnv is the environment every launched server starts from, before
+	// its configured env. Sluice passes a minimal one (PATH, HOME, ...),
+	// never its own full environment.
+	BaseEnv []string
+	// ServerInfo is how Sluice names itself to clients.
+	Version string
+	// KillTimeouts shorten the stdio shutdown sequence (tests).
+	CloseTimeout, TermTimeout time.Duration
+}
+
+// Gateway serves clients in front of the configured upstream servers.
+type Gateway struct {
+	log  *slog.Logger
+	opts Options
+
+	st atomic.Pointer[state]
+
+	mu        sync.Mutex
+	upstreams map[string]*Upstream
+	sessions  map[string]*Session // legacy sessions by id
+	closed    bool
+
+	callSeq  atomic.Uint64
+	callBase string
+
+	bridge       *bridgeTable
+	closingC     chan struct{}
+	shutdownOnce sync.Once
+	progress     progressTable
+}
+
+// state is everything derived from one configuration; it is replaced whole
+// on reload so that a request sees one consistent configuration.
+type state struct {
+	cfg      *config.Config
+	profiles map[string]*profile
+	chain    guard.Handler
+	guards   []guard.Guard
+	limits   mcp.Limits
+	timeout  time.Duration
+	sep      string
+}
+
+// profile is a set of servers exposed at one path.
+type profile struct {
+	name    string   // "" for the default profile at /mcp
+	servers []string // sorted
+	prefix  bool     // names are namespaced (more than one server)
+}
+
+// New builds a gateway from a validated configuration. Upstream servers are
+// connected lazily; call [Gateway.Start] to probe them eagerly.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	g := &Gateway{
+		log:       opts.Logger,
+		opts:      opts,
+		upstreams: map[string]*Upstream{},
+		sessions:  map[string]*Session{},
+		callBase:  hex.EncodeToString(b[:]),
+		bridge:    newBridgeTable(),
+		closingC:  make(chan struct{}),
+	}
+	st, err := g.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.st.Store(st)
+	g.syncUpstreams(cfg)
+	return g, nil
+}
+
+func (g *Gateway) build(cfg *config.Config) (*state, error) {
+	st := &state{
+		cfg:      cfg,
+		profiles: map[string]*profile{},
+		limits:   mcp.Limits{MaxBytes: int(cfg.Limits.MaxMessageBytes), MaxDepth: cfg.Limits.MaxDepth},
+		timeout:  time.Duration(cfg.Limits.CallTimeout),
+		sep:      cfg.Namespace.Separator,
+	}
+	if st.sep == "" {
+		st.sep = "__"
+	}
+	if st.timeout <= 0 {
+		st.timeout = 60 * time.Second
+	}
+	all := cfg.ServerNames()
+	st.profiles[""] = &profile{name: "", servers: all, prefix: len(all) > 1}
+	for name, p := range cfg.Profiles {
+		servers := slices.Clone(p.Servers)
+		if len(servers) == 0 {
+			servers = all
+		}
+		slices.Sort(servers)
+		servers = slices.Compact(servers)
+		pr := &profile{name: name, servers: servers, prefix: len(servers) > 1}
+		if name == "default" {
+			st.profiles[""] = pr
+		}
+		st.profiles[name] = pr
+	}
+	al := allowlist.Config{Servers: map[string]allowlist.Filter{}, Profiles: map[string]allowlist.Filter{}, Mode: guard.Enforce}
+	for name, s := range cfg.Servers {
+		if len(s.Tools.Allow)+len(s.Tools.Deny) > 0 {
+			al.Servers[name] = allowlist.Filter{Allow: s.Tools.Allow, Deny: s.Tools.Deny}
+		}
+	}
+	for name, p := range cfg.Profiles {
+		if len(p.Tools.Allow)+len(p.Tools.Deny) > 0 {
+			al.Profiles[name] = allowlist.Filter{Allow: p.Tools.Allow, Deny: p.Tools.Deny}
+			if name == "default" {
+				al.Profiles[""] = al.Profiles[name]
+			}
+		}
+	}
+	ag, err := allowlist.New(al)
+	if err != nil {
+		return nil, fmt.Errorf("allowlist: %w", err)
+	}
+	st.guards = []guard.Guard{ag}
+	chain, err := guard.Chain(guard.HandlerFunc(g.forward), st.guards...)
+	if err != nil {
+		return nil, err
+	}
+	st.chain = chain
+	return st, nil
+}
+
+// Reload swaps in a new configuration without dropping sessions. Servers
+// whose definition changed are reconnected on next use; removed servers are
+// closed. The new configuration must already be validated.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	st, err := g.build(cfg)
+	if err != nil {
+		return err
+	}
+	g.st.Store(st)
+	g.syncUpstreams(cfg)
+	g.log.Info("configuration reloaded", "servers", len(cfg.Servers), "profiles", len(cfg.Profiles))
+	return nil
+}
+
+func (g *Gateway) syncUpstreams(cfg *config.Config) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, up := range g.upstreams {
+		sc, ok := cfg.Servers[name]
+		if !ok || !up.sameConfig(sc) {
+			delete(g.upstreams, name)
+			go up.close()
+		}
+	}
+	for name, sc := range cfg.Servers {
+		if _, ok := g.upstreams[name]; !ok {
+			g.upstreams[name] = newUpstream(g, name, sc)
+		} else {
+			g.upstreams[name].setTimeout(sc)
+		}
+	}
+}
+
+// Start connects to every upstream once, so that capabilities are known
+// before the first client arrives and name collisions are reported. Errors
+// are logged, not fatal: a server that is down now may be up later.
+func (g *Gateway) Start(ctx context.Context) {
+	g.mu.Lock()
+	ups := make([]*Upstream, 0, len(g.upstreams))
+	for _, u := range g.upstreams {
+		ups = append(ups, u)
+	}
+	g.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := u.probe(ctx); err != nil {
+				g.log.Warn("upstream not reachable at start-up", "server", u.name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	g.reportCollisions(ctx)
+}
+
+// reportCollisions logs exposed names that more than one server would claim
+// in a profile.
+func (g *Gateway) reportCollisions(ctx context.Context) {
+	st := g.st.Load()
+	for _, p := range st.profiles {
+		seen := map[string]string{}
+		for _, s := range p.servers {
+			up := g.upstream(s)
+			if up == nil {
+				continue
+			}
+			us := up.probeSession()
+			if us == nil {
+				continue
+			}
+			items, _, err := us.list(ctx, mcp.MethodToolsList)
+			if err != nil {
+				continue
+			}
+			for _, it := range items {
+				name, _, _ := mcp.LookupString(it, "name")
+				exposed := st.expose(p, s, name)
+				if other, dup := seen[exposed]; dup && other != s {
+					g.log.Warn("tool name collision", "profile", p.name, "name", exposed, "servers", other+","+s)
+				}
+				seen[exposed] = s
+			}
+		}
+	}
+}
+
+func (g *Gateway) upstream(name string) *Upstream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.upstreams[name]
+}
+
+// Profile reports whether a profile of that name exists ("" is the default).
+func (g *Gateway) Profile(name string) bool {
+	_, ok := g.st.Load().profiles[name]
+	return ok
+}
+
+// Limits returns the message limits in force.
+func (g *Gateway) Limits() mcp.Limits { return g.st.Load().limits }
+
+// Close ends every session and upstream connection.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.shutdownOnce.Do(func() { close(g.closingC) })
+	ups := g.upstreams
+	g.upstreams = map[string]*Upstream{}
+	sessions := g.sessions
+	g.sessions = map[string]*Session{}
+	g.mu.Unlock()
+	for _, s := range sessions {
+		s.close()
+	}
+	var wg sync.WaitGroup
+	for _, u := range ups {
+		wg.Add(1)
+		go func() { defer wg.Done(); u.close() }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// BeginShutdown ends long-lived streams (GET streams, subscriptions) so
+// that an HTTP server's graceful shutdown only waits for calls in flight.
+func (g *Gateway) BeginShutdown() { g.shutdownOnce.Do(func() { close(g.closingC) }) }
+
+// closing is closed when the gateway shuts down.
+func (g *Gateway) closing() <-chan struct{} { return g.closingC }
+
+func (g *Gateway) newCallID() string {
+	return g.callBase + "-" + strconv.FormatUint(g.callSeq.Add(1), 36)
+}
+
+// expose returns the name a client of profile p sees for a server's name.
+func (st *state) expose(p *profile, server, name string) string {
+	if !p.prefix {
+		return name
+	}
+	return server + st.sep + name
+}
+
+func (st *state) prefix(p *profile, server string) string {
+	if !p.prefix {
+		return ""
+	}
+	return server + st.sep
+}
+
+// route splits an exposed name into its server and upstream-local name.
+func (st *state) route(p *profile, exposed string) (server, local string, ok bool) {
+	if !p.prefix {
+		if len(p.servers) == 0 {
+			return "", "", false
+		}
+		return p.servers[0], exposed, true
+	}
+	s, l, found := strings.Cut(exposed, st.sep)
+	if !found || l == "" {
+		return "", "", false
+	}
+	if _, in := slices.BinarySearch(p.servers, s); !in {
+		return "", "", false
+	}
+	return s, l, true
+}
+
+// errUpstream marks failures to reach an upstream; the client sees
+// CodeUpstreamUnavailable.
+var errUpstream = errors.New("upstream unavailable")
+
+// baseEnv returns the environment for a launched server.
+func (g *Gateway) baseEnv() []string { return g.opts.BaseEnv }
+
+// httpClient is shared by all HTTP upstreams.
+var httpClient = &http.Client{Transport: &http.Transport{
+	MaxIdleConns:        256,
+	MaxIdleConnsPerHost: 128,
+	IdleConnTimeout:     90 * time.Second,
+	ForceAttemptHTTP2:   false,
+}}

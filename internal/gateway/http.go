@@ -1,0 +1,532 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/sluicehq/sluice/internal/mcp"
+)
+
+// HTTP headers of the Streamable HTTP transport.
+const (
+	hdrSessionID       = "Mcp-Session-Id"
+	hdrProtocolVersion = "Mcp-Protocol-Version"
+	hdrMethod          = "Mcp-Method"
+	hdrName            = "Mcp-Name"
+)
+
+// HTTPOptions configure the downstream HTTP handler.
+type HTTPOptions struct {
+	// AllowedOrigins and AllowedHosts extend the loopback defaults.
+	AllowedOrigins []string
+	AllowedHosts   []string
+}
+
+// HTTPHandler serves MCP's Streamable HTTP transport at /mcp (the default
+// profile) and /mcp/<profile>, in both protocol eras.
+type HTTPHandler struct {
+	g    *Gateway
+	opts HTTPOptions
+}
+
+// NewHTTPHandler returns the downstream HTTP handler of g.
+func NewHTTPHandler(g *Gateway, opts HTTPOptions) *HTTPHandler {
+	return &HTTPHandler{g: g, opts: opts}
+}
+
+func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	profile, ok := strings.CutPrefix(r.URL.Path, "/mcp")
+	if !ok || (profile != "" && profile[0] != '/') {
+		http.NotFound(w, r)
+		return
+	}
+	profile = strings.Trim(profile, "/")
+	if profile == "default" {
+		profile = ""
+	}
+	if !h.g.Profile(profile) {
+		http.NotFound(w, r)
+		return
+	}
+	if !h.hostAllowed(r.Host) {
+		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "host not allowed"))
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "origin not allowed"))
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		h.post(w, r, profile)
+	case http.MethodGet:
+		h.get(w, r, profile)
+	case http.MethodDelete:
+		h.delete(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func (h *HTTPHandler) hostAllowed(hostport string) bool {
+	if slices.Contains(h.opts.AllowedHosts, hostport) {
+		return true
+	}
+	host := hostport
+	if hst, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hst
+	}
+	return isLoopbackHost(host) || slices.Contains(h.opts.AllowedHosts, host)
+}
+
+func (h *HTTPHandler) originAllowed(origin string) bool {
+	if slices.Contains(h.opts.AllowedOrigins, origin) {
+		return true
+	}
+	rest, ok := strings.CutPrefix(origin, "http://")
+	if !ok {
+		rest, ok = strings.CutPrefix(origin, "https://")
+	}
+	if !ok {
+		return false
+	}
+	host := rest
+	if hst, _, err := net.SplitHostPort(rest); err == nil {
+		host = hst
+	}
+	return isLoopbackHost(host)
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, id jsontext.Value, e *mcp.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(mcp.NewErrorResponse(id, e).Encode())
+}
+
+func (h *HTTPHandler) post(w http.ResponseWriter, r *http.Request, profile string) {
+	lim := h.g.Limits()
+	max := lim.MaxBytes
+	if max <= 0 {
+		max = mcp.DefaultMaxBytes
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil {
+		writeHTTPError(w, http.StatusBadRequest, nil, mcp.NewError(mcp.CodeParseError, "could not read the request body"))
+		return
+	}
+	if len(body) > max {
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, nil, mcp.NewError(mcp.CodeMessageTooLarge, "message too large"))
+		return
+	}
+	m, err := mcp.Decode(body, lim)
+	if err != nil {
+		var de *mcp.DecodeError
+		code := int64(mcp.CodeParseError)
+		var id jsontext.Value
+		if errors.As(err, &de) {
+			code, id = de.Code, de.ID
+		}
+		status := http.StatusBadRequest
+		if code == mcp.CodeMessageTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeHTTPError(w, status, id, mcp.NewError(code, err.Error()))
+		return
+	}
+	hdrVersion := r.Header.Get(hdrProtocolVersion)
+	metaVersion := ""
+	if m.Params != nil {
+		if v, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaProtocolVersion); ok {
+			metaVersion, _ = unquote(v)
+		}
+	}
+	sid := r.Header.Get(hdrSessionID)
+	modern := m.Method == mcp.MethodDiscover || mcp.IsModernVersion(metaVersion) || (mcp.IsModernVersion(hdrVersion) && sid == "")
+	if modern && !(m.Method == mcp.MethodInitialize && metaVersion == "") {
+		h.postModern(w, r, profile, m, hdrVersion, metaVersion)
+		return
+	}
+	h.postLegacy(w, r, profile, m, sid, hdrVersion)
+}
+
+// postLegacy serves a message of a 2025-11-25-era client.
+func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile string, m *mcp.Message, sid, hdrVersion string) {
+	var s *Session
+	if m.Method == mcp.MethodInitialize {
+		if sid != "" {
+			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "initialize must not carry a session id"))
+			return
+		}
+		if !m.IsRequest() {
+			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "initialize must be a request"))
+			return
+		}
+		s = h.g.NewSession(SessionOptions{Era: mcp.EraLegacy, Profile: profile})
+	} else {
+		if sid == "" {
+			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "missing "+hdrSessionID+" header"))
+			return
+		}
+		s = h.g.Session(sid)
+		if s == nil || s.profile != profile {
+			writeHTTPError(w, http.StatusNotFound, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
+			return
+		}
+		if hdrVersion != "" && hdrVersion != s.version && s.version != "" {
+			if !mcp.SupportedVersion(hdrVersion) || mcp.IsModernVersion(hdrVersion) {
+				writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "unsupported "+hdrProtocolVersion+": "+hdrVersion))
+				return
+			}
+		}
+	}
+	switch m.Kind() {
+	case mcp.KindNotification:
+		s.HandleNotification(r.Context(), m)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	case mcp.KindResponse:
+		s.HandleResponse(m)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	sw := newSSEWriter(w, acceptsSSE(r))
+	resp := s.HandleRequest(r.Context(), m, sw)
+	if m.Method == mcp.MethodInitialize {
+		if resp.Error != nil {
+			s.Close()
+		} else {
+			w.Header().Set(hdrSessionID, s.ID())
+		}
+	}
+	sw.finish(resp, http.StatusOK)
+}
+
+// postModern serves a request of a 2026-07-28-era client: no session,
+// everything Sluice needs travels with the request.
+func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile string, m *mcp.Message, hdrVersion, metaVersion string) {
+	mismatch := func(msg string) {
+		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeHeaderMismatch, "header mismatch: "+msg))
+	}
+	if m.IsResponse() {
+		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "clients of this protocol version send no responses"))
+		return
+	}
+	if hdrVersion == "" {
+		mismatch("missing " + hdrProtocolVersion + " header")
+		return
+	}
+	if metaVersion == "" && m.IsRequest() {
+		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidParams, "missing _meta."+mcp.MetaProtocolVersion))
+		return
+	}
+	if metaVersion != "" && hdrVersion != metaVersion {
+		mismatch(hdrProtocolVersion + " header does not match _meta")
+		return
+	}
+	if !slices.Contains(mcp.ModernVersions, hdrVersion) {
+		data := []byte(`{"supported":["` + strings.Join(mcp.ModernVersions, `","`) + `"],"requested":`)
+		data, _ = jsontext.AppendQuote(data, hdrVersion)
+		data = append(data, '}')
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(mcp.NewErrorResponse(m.ID, &mcp.Error{Code: mcp.CodeUnsupportedProtocolVersion, Message: "unsupported protocol version", Data: data}).Encode())
+		return
+	}
+	hm, hasMethod := r.Header[http.CanonicalHeaderKey(hdrMethod)]
+	if !hasMethod || len(hm) != 1 {
+		mismatch("missing " + hdrMethod + " header")
+		return
+	}
+	if hm[0] != m.Method {
+		mismatch(hdrMethod + " header does not match the body")
+		return
+	}
+	if field := nameField(m.Method); field != "" {
+		bodyName, _, err := mcp.LookupString(m.Params, field)
+		if err != nil {
+			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidParams, err.Error()))
+			return
+		}
+		hn, ok := r.Header[http.CanonicalHeaderKey(hdrName)]
+		if !ok || len(hn) != 1 {
+			mismatch("missing " + hdrName + " header")
+			return
+		}
+		name, ok := decodeHeaderValue(hn[0])
+		if !ok {
+			mismatch(hdrName + " header is malformed")
+			return
+		}
+		if name != bodyName {
+			mismatch(hdrName + " header does not match the body")
+			return
+		}
+	}
+	if m.Method == mcp.MethodToolsCall {
+		if msg := h.checkParams(r, profile, m.Params); msg != "" {
+			mismatch(msg)
+			return
+		}
+	}
+	if m.IsNotification() {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	caps, ok, err := mcp.LookupPath(m.Params, "_meta", mcp.MetaClientCapabilities)
+	if err != nil || !ok || caps.Kind() != '{' {
+		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidParams, "missing _meta."+mcp.MetaClientCapabilities))
+		return
+	}
+	s := h.g.NewSession(SessionOptions{Era: mcp.EraModern, Profile: profile, Ephemeral: true})
+	s.version = metaVersion
+	s.caps = caps
+	s.clientInfo, _, _ = mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo)
+	s.client.Name, _, _ = mcp.LookupString(s.clientInfo, "name")
+	s.client.Version, _, _ = mcp.LookupString(s.clientInfo, "version")
+	if lv, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaLogLevel); ok {
+		s.logLevel, _ = unquote(lv)
+	}
+	defer s.close()
+	sw := newSSEWriter(w, acceptsSSE(r))
+	resp := s.HandleRequest(r.Context(), m, sw)
+	status := http.StatusOK
+	if resp.Error != nil {
+		switch resp.Error.Code {
+		case mcp.CodeMethodNotFound:
+			status = http.StatusNotFound
+		case mcp.CodeHeaderMismatch, mcp.CodeMissingRequiredClientCapability, mcp.CodeUnsupportedProtocolVersion:
+			status = http.StatusBadRequest
+		}
+	}
+	sw.finish(resp, status)
+}
+
+func nameField(method string) string {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet:
+		return "name"
+	case mcp.MethodResourcesRead:
+		return "uri"
+	}
+	return ""
+}
+
+// checkParams validates Mcp-Param-* headers of a tools/call against the
+// tool's x-mcp-header annotations.
+func (h *HTTPHandler) checkParams(r *http.Request, profile string, params jsontext.Value) string {
+	st := h.g.st.Load()
+	p := st.profiles[profile]
+	exposed, _, _ := mcp.LookupString(params, "name")
+	server, local, ok := st.route(p, exposed)
+	if !ok {
+		return ""
+	}
+	up := h.g.upstream(server)
+	if up == nil {
+		return ""
+	}
+	bindings := up.toolBindings(r.Context(), local)
+	if len(bindings) == 0 {
+		return ""
+	}
+	args, _, _ := mcp.Lookup(params, "arguments")
+	return checkParamHeaders(r.Header, bindings, args)
+}
+
+// decodeHeaderValue undoes the base64 sentinel encoding of Mcp-Name and
+// Mcp-Param-* values.
+func decodeHeaderValue(v string) (string, bool) {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 || c > 0x7e) && c != '\t' {
+			return "", false
+		}
+	}
+	if len(v) < len("=?base64??=") || !strings.HasPrefix(v, "=?base64?") || !strings.HasSuffix(v, "?=") {
+		return v, true
+	}
+	inner := v[len("=?base64?") : len(v)-len("?=")]
+	b, err := base64.StdEncoding.DecodeString(inner)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+func acceptsSSE(r *http.Request) bool {
+	for _, a := range r.Header.Values("Accept") {
+		if strings.Contains(a, "text/event-stream") || strings.Contains(a, "*/*") {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *HTTPHandler) get(w http.ResponseWriter, r *http.Request, profile string) {
+	sid := r.Header.Get(hdrSessionID)
+	if sid == "" {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s := h.g.Session(sid)
+	if s == nil || s.profile != profile {
+		writeHTTPError(w, http.StatusNotFound, nil, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
+		return
+	}
+	if !acceptsSSE(r) {
+		http.Error(w, "the GET stream needs Accept: text/event-stream", http.StatusNotAcceptable)
+		return
+	}
+	if !s.claimStream() {
+		http.Error(w, "a stream is already open for this session", http.StatusConflict)
+		return
+	}
+	defer s.releaseStream()
+	sw := newSSEWriter(w, true)
+	sw.start()
+	for {
+		select {
+		case m := <-s.Out():
+			if err := sw.Send(m); err != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-s.Done():
+			return
+		case <-h.g.closing():
+			return
+		}
+	}
+}
+
+func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request) {
+	sid := r.Header.Get(hdrSessionID)
+	if sid == "" {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s := h.g.Session(sid)
+	if s == nil {
+		writeHTTPError(w, http.StatusNotFound, nil, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
+		return
+	}
+	s.Close()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sseWriter answers one POST: plain JSON unless something is sent before
+// the response, in which case it switches to an SSE stream.
+type sseWriter struct {
+	w       http.ResponseWriter
+	canSSE  bool
+	mu      sync.Mutex
+	started bool
+	done    bool
+	buf     []byte
+}
+
+func newSSEWriter(w http.ResponseWriter, canSSE bool) *sseWriter {
+	return &sseWriter{w: w, canSSE: canSSE}
+}
+
+var errStreamClosed = errors.New("stream closed")
+
+func (sw *sseWriter) start() {
+	if sw.started {
+		return
+	}
+	sw.started = true
+	h := sw.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	sw.w.WriteHeader(http.StatusOK)
+	if f, ok := sw.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Send writes a message related to the request as an SSE event.
+func (sw *sseWriter) Send(m *mcp.Message) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.done || !sw.canSSE {
+		return errStreamClosed
+	}
+	sw.start()
+	return sw.event(m)
+}
+
+func (sw *sseWriter) event(m *mcp.Message) error {
+	b := append(sw.buf[:0], "event: message\ndata: "...)
+	b = m.Append(b)
+	b = append(b, "\n\n"...)
+	sw.buf = b
+	if _, err := sw.w.Write(b); err != nil {
+		return err
+	}
+	if f, ok := sw.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// finish writes the response and closes the stream.
+func (sw *sseWriter) finish(resp *mcp.Message, status int) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.done {
+		return
+	}
+	sw.done = true
+	if sw.started {
+		_ = sw.event(resp)
+		return
+	}
+	b := resp.Encode()
+	h := sw.w.Header()
+	h.Set("Content-Type", "application/json")
+	sw.w.WriteHeader(status)
+	_, _ = sw.w.Write(b)
+}
+
+// claimStream marks the session's GET stream as open.
+func (s *Session) claimStream() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streamOpen {
+		return false
+	}
+	s.streamOpen = true
+	return true
+}
+
+func (s *Session) releaseStream() {
+	s.mu.Lock()
+	s.streamOpen = false
+	s.mu.Unlock()
+}
+
+var _ = bytes.Equal
+var _ context.Context

@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"math/big"
+	"net/http"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/sluicehq/sluice/internal/mcp"
+)
+
+// Tool parameters mirrored into HTTP headers (2026-07-28): a tool's input
+// schema may mark a property with "x-mcp-header": "Region", and the value
+// of that argument then travels as header Mcp-Param-Region too. Sluice
+// checks the headers of modern clients against the body, and mirrors the
+// arguments into headers when it calls a modern HTTP server itself.
+
+const paramHeaderPrefix = "Mcp-Param-"
+
+// paramBinding ties an argument, by its property path, to a header.
+type paramBinding struct {
+	path   []string
+	header string // canonical header name, Mcp-Param-<name>
+}
+
+// headerBindings reads the x-mcp-header annotations of an input schema,
+// following only "properties" chains from the root.
+func headerBindings(schema jsontext.Value) []paramBinding {
+	if !bytes.Contains(schema, []byte("x-mcp-header")) {
+		return nil
+	}
+	var out []paramBinding
+	var walk func(obj jsontext.Value, prefix []string)
+	walk = func(obj jsontext.Value, prefix []string) {
+		props, ok, _ := mcp.Lookup(obj, "properties")
+		if !ok || props.Kind() != '{' {
+			return
+		}
+		_ = mcp.EachMember(props, func(name string, prop jsontext.Value) error {
+			if prop.Kind() != '{' {
+				return nil
+			}
+			path := append(append([]string(nil), prefix...), name)
+			if h, ok, _ := mcp.LookupString(prop, "x-mcp-header"); ok && h != "" && validToken(h) {
+				out = append(out, paramBinding{path: path, header: http.CanonicalHeaderKey(paramHeaderPrefix + h)})
+			}
+			walk(prop, path)
+			return nil
+		})
+	}
+	walk(schema, nil)
+	return out
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// rememberTools records the header bindings of a server's tools.
+func (u *Upstream) rememberTools(items []jsontext.Value) {
+	m := map[string][]paramBinding{}
+	for _, it := range items {
+		schema, ok, _ := mcp.Lookup(it, "inputSchema")
+		if !ok {
+			continue
+		}
+		if b := headerBindings(schema); len(b) > 0 {
+			name, _, _ := mcp.LookupString(it, "name")
+			m[name] = b
+		}
+	}
+	u.infoMu.Lock()
+	u.bindings = m
+	u.infoMu.Unlock()
+}
+
+// toolBindings returns the header bindings of one of the server's tools,
+// listing the tools once if they were never listed.
+func (u *Upstream) toolBindings(ctx context.Context, tool string) []paramBinding {
+	u.infoMu.Lock()
+	m := u.bindings
+	u.infoMu.Unlock()
+	if m == nil {
+		us, err := u.probe(ctx)
+		if err != nil {
+			return nil
+		}
+		if _, _, err := us.list(ctx, mcp.MethodToolsList); err != nil {
+			return nil
+		}
+		u.infoMu.Lock()
+		m = u.bindings
+		u.infoMu.Unlock()
+	}
+	return m[tool]
+}
+
+// argumentAt returns the argument at a property path; absent and null
+// arguments are reported as not found.
+func argumentAt(args jsontext.Value, path []string) (jsontext.Value, bool) {
+	v, ok, err := mcp.LookupPath(args, path...)
+	if err != nil || !ok || v.Kind() == 'n' {
+		return nil, false
+	}
+	return v, true
+}
+
+// encodeParam renders an argument as a header value.
+func encodeParam(v jsontext.Value) string {
+	switch v.Kind() {
+	case '"':
+		s, err := unquote(v)
+		if err != nil {
+			return ""
+		}
+		if needsBase64(s) {
+			return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
+		}
+		return s
+	case 't':
+		return "true"
+	case 'f':
+		return "false"
+	}
+	return string(v)
+}
+
+func needsBase64(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' {
+		return true
+	}
+	if strings.HasPrefix(s, "=?base64?") && strings.HasSuffix(s, "?=") {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 || c > 0x7e) && c != '\t' {
+			return true
+		}
+	}
+	return false
+}
+
+// paramMatches compares a decoded header value with the body's argument.
+func paramMatches(header string, v jsontext.Value) bool {
+	switch v.Kind() {
+	case '"':
+		s, err := unquote(v)
+		return err == nil && s == header
+	case 't':
+		return header == "true"
+	case 'f':
+		return header == "false"
+	case '0':
+		a, ok1 := new(big.Rat).SetString(header)
+		b, ok2 := new(big.Rat).SetString(string(v))
+		return ok1 && ok2 && a.Cmp(b) == 0
+	}
+	return false
+}
+
+// checkParamHeaders validates a modern client's Mcp-Param-* headers for a
+// tools/call against its arguments. It returns a problem description, or "".
+func checkParamHeaders(h http.Header, bindings []paramBinding, args jsontext.Value) string {
+	for _, b := range bindings {
+		vals, present := h[b.header]
+		v, has := argumentAt(args, b.path)
+		if present {
+			if len(vals) != 1 {
+				return "repeated " + b.header + " header"
+			}
+			decoded, ok := decodeHeaderValue(vals[0])
+			if !ok {
+				return b.header + " header is malformed"
+			}
+			if has && !paramMatches(decoded, v) {
+				return b.header + " header does not match the body"
+			}
+			continue
+		}
+		if has {
+			return "missing " + b.header + " header"
+		}
+	}
+	return ""
+}
+
+// paramHeaders mirrors arguments into headers for a modern HTTP server.
+func paramHeaders(bindings []paramBinding, args jsontext.Value) http.Header {
+	var h http.Header
+	for _, b := range bindings {
+		v, ok := argumentAt(args, b.path)
+		if !ok {
+			continue
+		}
+		if h == nil {
+			h = http.Header{}
+		}
+		h[b.header] = []string{encodeParam(v)}
+	}
+	return h
+}
