@@ -102,7 +102,7 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 func modernResult(method string, res jsontext.Value) jsontext.Value {
 	res = withResultType(res)
 	switch method {
-	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplatesList, mcp.MethodResourcesRead:
+	case mcp.MethodDiscover, mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplatesList, mcp.MethodResourcesRead:
 		if _, ok, _ := mcp.Lookup(res, "ttlMs"); !ok {
 			res, _ = mcp.SetMember(res, "ttlMs", jsontext.Value("0"))
 		}

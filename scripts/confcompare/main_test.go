@@ -125,6 +125,13 @@ func TestCompare(t *testing.T) {
 			wantNotes:       map[string]string{"delete": "REGRESSION"},
 		},
 		{
+			name:       "optional behaviour not used",
+			direct:     map[string]checks{"sse-polling": {"p": "WARNING", "r": "SUCCESS"}},
+			through:    map[string]checks{"sse-polling": {"i": "INFO"}},
+			wantCounts: counts{1, 0, 0, 0},
+			wantNotes:  map[string]string{"sse-polling": ""},
+		},
+		{
 			name:       "warning kept",
 			direct:     map[string]checks{"delete": {"d": "WARNING", "e": "SUCCESS"}},
 			through:    map[string]checks{"delete": {"d": "WARNING", "e": "SUCCESS"}},
