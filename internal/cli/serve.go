@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -65,9 +66,10 @@ func (f *sourceFlags) load(command []string) (*config.Config, error) {
 
 func newServe() *cobra.Command {
 	var (
-		src    sourceFlags
-		logs   logFlags
-		listen string
+		src     sourceFlags
+		logs    logFlags
+		listen  string
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [flags] [-- COMMAND ARGS...]",
@@ -90,12 +92,21 @@ command after "--".`,
 			if err != nil {
 				return err
 			}
+			if profile != "" {
+				stop, err := startCPUProfile(profile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return serve(cmd.Context(), cfg, src.configPath, log, logs)
 		},
 	}
 	src.register(cmd)
 	logs.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default "+config.DefaultListen+")")
+	cmd.Flags().StringVar(&profile, "cpu-profile", "", "write a CPU profile to this file until shutdown (for benchmarking)")
+	_ = cmd.Flags().MarkHidden("cpu-profile")
 	return cmd
 }
 
@@ -194,4 +205,16 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		srv.Close()
 	}
 	return nil
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
