@@ -34,6 +34,10 @@ func upstreamServer(t *testing.T, name string, stateless bool, tools ...string) 
 		})
 	}
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: stateless, JSONResponse: true})
+	return serveHTTP(t, h)
+}
+
+func serveHTTP(t testing.TB, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -41,7 +45,9 @@ func upstreamServer(t *testing.T, name string, stateless bool, tools ...string) 
 
 // start runs a gateway for cfg behind an httptest server and returns its
 // base URL.
-func start(t *testing.T, yaml string) (*gateway.Gateway, string) {
+func start(t *testing.T, yaml string) (*gateway.Gateway, string) { return startB(t, yaml) }
+
+func startB(t testing.TB, yaml string) (*gateway.Gateway, string) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {

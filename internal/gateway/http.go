@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -504,9 +505,22 @@ func (sw *sseWriter) finish(resp *mcp.Message, status int) {
 		_ = sw.event(resp)
 		return
 	}
-	b := resp.Encode()
 	h := sw.w.Header()
 	h.Set("Content-Type", "application/json")
+	if resp.Error == nil && len(resp.Result) > 4096 {
+		// Write a large result where it lies instead of copying it into a
+		// new envelope.
+		head := append(append(append([]byte(`{"jsonrpc":"2.0","id":`), resp.ID...), `,"result":`...))
+		tail := append(resp.Extra[:len(resp.Extra):len(resp.Extra)], '}')
+		h.Set("Content-Length", strconv.Itoa(len(head)+len(resp.Result)+len(tail)))
+		sw.w.WriteHeader(status)
+		_, _ = sw.w.Write(head)
+		_, _ = sw.w.Write(resp.Result)
+		_, _ = sw.w.Write(tail)
+		return
+	}
+	b := resp.Encode()
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	sw.w.WriteHeader(status)
 	_, _ = sw.w.Write(b)
 }

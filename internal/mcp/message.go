@@ -78,7 +78,9 @@ func (m *Message) IsResponse() bool { return m.Kind() == KindResponse }
 var decoderPool = sync.Pool{New: func() any { return new(decoderState) }}
 
 type decoderState struct {
-	r   bytes.Reader
+	// A bytes.Buffer lets the decoder parse the message in place rather than
+	// copying it into a buffer of its own.
+	r   bytes.Buffer
 	dec *jsontext.Decoder
 }
 
@@ -101,14 +103,15 @@ func Decode(b []byte, lim Limits) (*Message, error) {
 	}
 	st := decoderPool.Get().(*decoderState)
 	defer decoderPool.Put(st)
-	st.r.Reset(b)
+	st.r = *bytes.NewBuffer(b)
 	if st.dec == nil {
 		st.dec = jsontext.NewDecoder(&st.r)
 	} else {
 		st.dec.Reset(&st.r)
 	}
 	m, err := decodeMessage(st.dec, b)
-	st.r.Reset(nil)
+	// Drop references to b so the pool does not pin it.
+	st.r = bytes.Buffer{}
 	st.dec.Reset(&st.r)
 	if err != nil {
 		var de *DecodeError
@@ -331,23 +334,17 @@ func unquote(v jsontext.Value) (string, error) {
 }
 
 // checkDepth rejects values nested deeper than max without decoding them.
+// Strings are skipped with [stringEnd], so long text costs little.
 func checkDepth(b []byte, max int) error {
 	depth := 0
-	inString := false
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+		switch b[i] {
 		case '"':
-			inString = true
+			end := stringEnd(b, i)
+			if end < 0 {
+				return nil // unterminated: the decoder reports it
+			}
+			i = end - 1
 		case '{', '[':
 			depth++
 			if depth > max {

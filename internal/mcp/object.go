@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -264,17 +265,34 @@ func skipWS(b []byte, i int) int {
 // scanString returns the index just past the string starting at b[i] and
 // whether it contains escapes; -1 if unterminated.
 func scanString(b []byte, i int) (int, bool) {
-	esc := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc
-		}
+	end := stringEnd(b, i)
+	if end < 0 {
+		return -1, false
 	}
-	return -1, esc
+	return end, bytes.IndexByte(b[i+1:end-1], '\\') >= 0
+}
+
+// stringEnd returns the index just past the JSON string starting with the
+// quote at b[i], or -1 if it is unterminated. It jumps from quote to quote
+// with [bytes.IndexByte]: a quote ends the string unless an odd number of
+// backslashes precedes it.
+func stringEnd(b []byte, i int) int {
+	j := i + 1
+	for {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			return -1
+		}
+		q := j + k
+		n := 0
+		for p := q - 1; p > i && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
 }
 
 // skipValue returns the index just past the value starting at b[i], or -1.

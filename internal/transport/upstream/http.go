@@ -300,7 +300,7 @@ func (c *HTTPConn) Call(ctx context.Context, req *mcp.Message, related func(*mcp
 	}
 	switch mediaType(resp.Header.Get("Content-Type")) {
 	case "application/json":
-		m, err := c.readJSON(resp.Body, req)
+		m, err := c.readJSON(resp.Body, req, resp.ContentLength)
 		return m, c.failureOrNil(ctx, err)
 	case "text/event-stream":
 		m, err := c.readResponseStream(rctx, req, resp, related)
@@ -388,9 +388,9 @@ func decodeErrorResponse(body []byte, lim mcp.Limits) *mcp.Message {
 	return m
 }
 
-func (c *HTTPConn) readJSON(body io.Reader, req *mcp.Message) (*mcp.Message, error) {
+func (c *HTTPConn) readJSON(body io.Reader, req *mcp.Message, size int64) (*mcp.Message, error) {
 	max := c.maxBytes()
-	b, err := io.ReadAll(io.LimitReader(body, int64(max)+1))
+	b, err := readAllSized(io.LimitReader(body, int64(max)+1), size, max)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading response: %w", req.Method, err)
 	}
@@ -757,3 +757,40 @@ func (c *HTTPConn) Close() error {
 	})
 	return err
 }
+
+// readAllSized reads r to the end into one buffer sized from the declared
+// Content-Length when there is one, instead of growing it step by step.
+func readAllSized(r io.Reader, size int64, max int) ([]byte, error) {
+	if size < 0 || size > int64(max) {
+		// Unknown length: read into a reused buffer, then keep an exact copy,
+		// rather than leaving behind a slice grown by doubling.
+		buf := scratchPool.Get().(*bytes.Buffer)
+		defer func() {
+			if buf.Cap() <= 1<<20 {
+				buf.Reset()
+				scratchPool.Put(buf)
+			}
+		}()
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return nil, err
+		}
+		return bytes.Clone(buf.Bytes()), nil
+	}
+	b := make([]byte, 0, size+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
