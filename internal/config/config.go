@@ -46,6 +46,7 @@ const (
 	DefaultMaxDepth        = 64
 	DefaultCallTimeout     = Duration(60 * time.Second)
 	DefaultShutdownTimeout = Duration(10 * time.Second)
+	DefaultSessionIdle     = Duration(30 * time.Minute)
 	DefaultSeparator       = "__"
 	DefaultInitialBackoff  = Duration(500 * time.Millisecond)
 	DefaultMaxBackoff      = Duration(30 * time.Second)
@@ -83,6 +84,7 @@ type Limits struct {
 	MaxDepth        int      `yaml:"max_depth,omitempty"`         // deepest JSON nesting accepted
 	CallTimeout     Duration `yaml:"call_timeout,omitempty"`      // per call, unless a server overrides it
 	ShutdownTimeout Duration `yaml:"shutdown_timeout,omitempty"`  // time given to in-flight calls on shutdown
+	SessionIdle     Duration `yaml:"session_idle,omitempty"`      // a legacy session unused this long is closed
 }
 
 // HTTP configures the checks on downstream HTTP requests. Loopback origins
@@ -167,6 +169,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Limits.CallTimeout == 0 {
 		c.Limits.CallTimeout = DefaultCallTimeout
+	}
+	if c.Limits.SessionIdle == 0 {
+		c.Limits.SessionIdle = DefaultSessionIdle
 	}
 	if c.Limits.ShutdownTimeout == 0 {
 		c.Limits.ShutdownTimeout = DefaultShutdownTimeout

@@ -30,6 +30,7 @@ func exampleConfig() *Config {
 			MaxDepth:        64,
 			CallTimeout:     Duration(60 * time.Second),
 			ShutdownTimeout: Duration(10 * time.Second),
+			SessionIdle:     Duration(15 * time.Minute),
 		},
 		HTTP: HTTP{
 			AllowedOrigins: []string{"https://app.example.com"},
@@ -142,7 +143,7 @@ func TestParseDefaults(t *testing.T) {
 	want := &Config{
 		Listen:    DefaultListen,
 		Log:       Log{Level: "info", Format: "text"},
-		Limits:    Limits{MaxMessageBytes: 4 << 20, MaxDepth: 64, CallTimeout: Duration(time.Minute), ShutdownTimeout: Duration(10 * time.Second)},
+		Limits:    Limits{MaxMessageBytes: 4 << 20, MaxDepth: 64, CallTimeout: Duration(time.Minute), ShutdownTimeout: Duration(10 * time.Second), SessionIdle: DefaultSessionIdle},
 		Namespace: Namespace{Separator: "__"},
 		Servers: map[string]*Server{
 			"a": {Command: []string{"x"}, Transport: TransportStdio, Era: EraAuto,

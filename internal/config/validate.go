@@ -121,6 +121,9 @@ func (v *validator) limits() {
 	if l.ShutdownTimeout < 0 {
 		v.add("limits.shutdown_timeout", "must not be negative")
 	}
+	if l.SessionIdle < 0 {
+		v.add("limits.session_idle", "must not be negative")
+	}
 }
 
 func (v *validator) http() {

@@ -348,7 +348,7 @@ func TestDefault(t *testing.T) {
 	want := &Config{
 		Listen:    "127.0.0.1:8787",
 		Log:       Log{Level: "info", Format: "text"},
-		Limits:    Limits{MaxMessageBytes: 4 << 20, MaxDepth: 64, CallTimeout: Duration(time.Minute), ShutdownTimeout: Duration(10 * time.Second)},
+		Limits:    Limits{MaxMessageBytes: 4 << 20, MaxDepth: 64, CallTimeout: Duration(time.Minute), ShutdownTimeout: Duration(10 * time.Second), SessionIdle: DefaultSessionIdle},
 		Namespace: Namespace{Separator: "__"},
 		Servers: map[string]*Server{
 			"demo": {

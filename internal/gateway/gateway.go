@@ -106,7 +106,41 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.st.Store(st)
 	g.syncUpstreams(cfg)
+	go g.sweep()
 	return g, nil
+}
+
+// sweep closes legacy sessions that have been idle longer than
+// limits.session_idle: clients that vanish without a DELETE must not pin
+// upstream sessions (and launched servers) forever. A session with a call in
+// flight or an open GET stream is not idle.
+func (g *Gateway) sweep() {
+	for {
+		idle := time.Duration(g.st.Load().cfg.Limits.SessionIdle)
+		if idle <= 0 {
+			idle = time.Duration(config.DefaultSessionIdle)
+		}
+		t := time.NewTimer(min(max(idle/4, 10*time.Millisecond), time.Minute))
+		select {
+		case <-g.closing():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-idle).UnixNano()
+		g.mu.Lock()
+		var stale []*Session
+		for _, s := range g.sessions {
+			if s.lastActive.Load() < cutoff && !s.busy() {
+				stale = append(stale, s)
+			}
+		}
+		g.mu.Unlock()
+		for _, s := range stale {
+			g.log.Info("closing idle session", "session", s.id, "idle", idle)
+			s.Close()
+		}
+	}
 }
 
 func (g *Gateway) build(cfg *config.Config) (*state, error) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +215,133 @@ servers:
 	}
 	if g.SessionCount() != 1 {
 		t.Errorf("sessions = %d, want 1", g.SessionCount())
+	}
+}
+
+// TestUpstreamCredentials checks that the client's own credentials never
+// reach an upstream and that configured ones do, on both HTTP transports.
+func TestUpstreamCredentials(t *testing.T) {
+	for _, transport := range []string{"streamable-http", "sse"} {
+		t.Run(transport, func(t *testing.T) {
+			s := mcp.NewServer(&mcp.Implementation{Name: "creds", Version: "1"}, nil)
+			mcp.AddTool(s, &mcp.Tool{Name: "whoami"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil, nil
+			})
+			var (
+				mu   sync.Mutex
+				seen []http.Header
+			)
+			var h http.Handler
+			if transport == "sse" {
+				h = mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return s }, nil)
+			} else {
+				h = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+			}
+			up := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				seen = append(seen, r.Header.Clone())
+				mu.Unlock()
+				h.ServeHTTP(w, r)
+			}))
+			t.Setenv("SLUICE_TEST_TOKEN", "upstream-secret")
+			_, base := start(t, `
+servers:
+  creds:
+    url: "`+up+`"
+    transport: `+transport+`
+    headers: {Authorization: "Bearer ${SLUICE_TEST_TOKEN}"}
+`)
+			for _, era := range eras {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+				hc := &http.Client{Transport: headerRT{"Authorization": "Bearer client-token", "Cookie": "session=client"}}
+				cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: hc}, &mcp.ClientSessionOptions{ProtocolVersion: era.version})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
+				if err != nil || res.IsError {
+					t.Fatalf("%s: call: %v %v", era.name, err, res)
+				}
+				cs.Close()
+				cancel()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 {
+				t.Fatal("upstream saw no requests")
+			}
+			for _, hd := range seen {
+				if got := hd.Get("Authorization"); got != "Bearer upstream-secret" {
+					t.Errorf("upstream got Authorization %q, want the configured credential", got)
+				}
+				if hd.Get("Cookie") != "" {
+					t.Errorf("client cookie reached the upstream: %q", hd.Get("Cookie"))
+				}
+			}
+		})
+	}
+}
+
+// headerRT adds headers to every request, as a client with its own
+// credentials would.
+type headerRT map[string]string
+
+func (h headerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestIdleSessionsClosed checks that a legacy session a client abandoned
+// (no DELETE, no GET stream) is closed after limits.session_idle, while one
+// whose client keeps its GET stream open stays.
+func TestIdleSessionsClosed(t *testing.T) {
+	alpha := upstreamServer(t, "alpha", false, "read")
+	g, base := start(t, `
+limits: {session_idle: 200ms}
+servers:
+  alpha: {url: "`+alpha+`", era: legacy}
+`)
+	live := connect(t, base+"/mcp", wire.Version20251125) // holds a GET stream
+	post := func(sid, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	if resp := post(sid, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list: %d", resp.StatusCode)
+	}
+	if g.SessionCount() != 2 {
+		t.Fatalf("sessions = %d, want 2", g.SessionCount())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Session(sid) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("abandoned session still open after 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp := post(sid, `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("expired session answered %d, want 404", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := callText(ctx, live, "read", "x"); err != nil || got != "alpha:read:x" {
+		t.Errorf("session with a GET stream was closed: %q, %v", got, err)
 	}
 }

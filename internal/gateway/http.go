@@ -510,7 +510,7 @@ func (sw *sseWriter) finish(resp *mcp.Message, status int) {
 	if resp.Error == nil && len(resp.Result) > 4096 {
 		// Write a large result where it lies instead of copying it into a
 		// new envelope.
-		head := append(append(append([]byte(`{"jsonrpc":"2.0","id":`), resp.ID...), `,"result":`...))
+		head := append(append([]byte(`{"jsonrpc":"2.0","id":`), resp.ID...), `,"result":`...)
 		tail := append(resp.Extra[:len(resp.Extra):len(resp.Extra)], '}')
 		h.Set("Content-Length", strconv.Itoa(len(head)+len(resp.Result)+len(tail)))
 		sw.w.WriteHeader(status)

@@ -143,6 +143,13 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
+// busy reports whether the session has a call in flight or an open stream.
+func (s *Session) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight) > 0 || s.streamOpen || s.listen != nil
+}
+
 // Close ends the session and releases its upstream sessions.
 func (s *Session) Close() {
 	if s.id != "" {
