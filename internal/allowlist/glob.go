@@ -10,10 +10,10 @@ import (
 
 // A glob is a pattern over tool names, written in the syntax of [path.Match]:
 //
-//	*        any run of characters, including none
-//	?        exactly one character
-//	[abc]    one character of the set; [a-z] a range; [^a-z] the complement
-//	\c       the character c itself (\*, \?, \[, \\)
+//   - any run of characters, including none
+//     ?        exactly one character
+//     [abc]    one character of the set; [a-z] a range; [^a-z] the complement
+//     \c       the character c itself (\*, \?, \[, \\)
 //
 // Everything else matches itself, case-sensitively. A character is a
 // Unicode code point.
@@ -25,6 +25,10 @@ import (
 type glob struct {
 	pattern string
 	literal bool // no metacharacters: plain string comparison
+	// stars holds the pattern split at "*" when "*" is its only
+	// metacharacter ("read_*", "*secret*"), the common case, matched with
+	// prefix, suffix and substring searches.
+	stars []string
 }
 
 var (
@@ -46,15 +50,46 @@ func compileGlob(p string) (glob, error) {
 	if _, err := path.Match(p, ""); err != nil {
 		return glob{}, fmt.Errorf("invalid pattern %q: %w", p, err)
 	}
-	return glob{pattern: p, literal: !strings.ContainsAny(p, `*?[\`)}, nil
+	g := glob{pattern: p}
+	switch {
+	case !strings.ContainsAny(p, `*?[\`):
+		g.literal = true
+	case !strings.ContainsAny(p, `?[\`):
+		g.stars = strings.Split(p, "*")
+	}
+	return g, nil
 }
 
 // match reports whether name matches the glob.
 func (g glob) match(name string) bool {
-	if g.literal {
+	switch {
+	case g.literal:
 		return g.pattern == name
+	case g.stars != nil:
+		return matchStars(g.stars, name)
 	}
 	return matchGlob(g.pattern, name)
+}
+
+// matchStars matches a pattern whose only metacharacter is "*", given as
+// the literal parts between the stars (at least two). The first part must
+// be a prefix, the last a suffix, and the others must appear in order in
+// between; taking the leftmost occurrence of each leaves the most room for
+// the rest, so no backtracking is needed.
+func matchStars(parts []string, s string) bool {
+	first, last := parts[0], parts[len(parts)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
+		return false
+	}
+	s = s[len(first) : len(s)-len(last)]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, mid)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(mid):]
+	}
+	return true
 }
 
 // matchGlob matches a valid pattern against s. It walks both strings once,

@@ -195,16 +195,23 @@ type outcome struct {
 func do(ctx context.Context, h guard.Handler, c *guard.Call, p *probe) outcome {
 	o := outcome{call: c, params: c.Params, origPar: bytes.Clone(c.Params), p: p}
 	ctx = context.WithValue(ctx, probeKey{}, p)
-	done := make(chan struct{})
+	type ret struct {
+		res *guard.Result
+		err error
+	}
+	done := make(chan ret, 1)
 	go func() {
-		defer close(done)
-		o.res, o.err = h.Handle(ctx, c)
+		res, err := h.Handle(ctx, c)
+		done <- ret{res, err}
 	}()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
 	select {
-	case <-done:
-		o.finished = true
-	case <-time.After(waitTimeout):
-		// The goroutine is left behind: the guard hangs.
+	case r := <-done:
+		o.res, o.err, o.finished = r.res, r.err, true
+	case <-timer.C:
+		// The goroutine is left behind: the guard hangs. Nothing it may
+		// still write is read (houseRules stops at !finished).
 	}
 	return o
 }
