@@ -25,6 +25,9 @@ type callCtx struct {
 	// passthrough is set when a modern server's result goes unchanged to a
 	// modern client.
 	passthrough bool
+	// ctx is the context of the client's request, for work done on its
+	// behalf outside the chain (relaying a server's requests).
+	ctx context.Context
 }
 
 type callCtxKey struct{}
@@ -56,6 +59,7 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	defer s.track(m.ID, cancel)()
 	cc := &callCtx{sess: s, stream: st, st: state}
 	ctx = withCallCtx(ctx, cc)
+	cc.ctx = ctx
 
 	var (
 		res jsontext.Value
@@ -586,6 +590,17 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 		return nil, errors.New("call without context")
 	}
 	s := cc.sess
+	if c.Direction == guard.ToClient {
+		// A server's request to the client, which the chain has let through.
+		if s.era != mcp.EraLegacy {
+			return nil, mcp.NewError(mcp.CodeMethodNotFound, "the client cannot answer requests here")
+		}
+		m, err := s.ask(ctx, cc.stream, c.Method, c.Params)
+		if err != nil {
+			return nil, err
+		}
+		return &guard.Result{Result: m.Result, Error: m.Error}, nil
+	}
 	up := g.upstream(c.Server)
 	if up == nil {
 		return nil, mcp.NewError(mcp.CodeInvalidParams, "unknown server")
@@ -667,7 +682,7 @@ func (cc *callCtx) relay(us *USession, m *mcp.Message) {
 		}
 	case m.IsRequest():
 		if cc.sess.era == mcp.EraLegacy {
-			cc.sess.forwardServerRequest(us, m, cc.stream)
+			cc.sess.forwardServerRequest(cc.ctx, us, m, cc.stream)
 			return
 		}
 		e := mcp.NewError(mcp.CodeMethodNotFound, "the client cannot answer requests here")

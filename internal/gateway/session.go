@@ -300,26 +300,40 @@ func (s *Session) upstreamNotification(server string, m *mcp.Message) {
 	}
 }
 
-// forwardServerRequest passes a server-to-client request to a legacy client
-// under an ID of Sluice's own, on the request's stream when there is one.
-func (s *Session) forwardServerRequest(us *USession, m *mcp.Message, st Stream) {
-	id := "sluice-" + strconv.FormatInt(s.nextSrvID.Add(1), 10)
-	qid, _ := jsontext.AppendQuote(nil, id)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = us.respond(context.Background(), mcp.NewErrorResponse(m.ID, mcp.NewError(mcp.CodeInternalError, "client went away")))
-		return
+// forwardServerRequest passes a server-to-client request (elicitation,
+// sampling, roots) to a legacy client under an ID of Sluice's own, on the
+// request's stream when there is one. It runs through the guard chain as a
+// call towards the client, so guards see what servers ask of users and what
+// users answer; the answer (or a denial) goes back to the server.
+func (s *Session) forwardServerRequest(ctx context.Context, us *USession, m *mcp.Message, st Stream) {
+	g := s.g
+	state := g.st.Load()
+	p := state.profiles[s.profile]
+	if p == nil {
+		p = &profile{}
 	}
-	s.srvReqs[string(qid)] = &srvReq{us: us, upID: m.ID}
-	s.mu.Unlock()
-	out := &mcp.Message{ID: qid, Method: m.Method, Params: m.Params}
-	if st != nil {
-		if err := st.Send(out); err == nil {
-			return
+	c := s.newCall(state, p, us.up.name, m.Method, "", m.Params)
+	c.Direction = guard.ToClient
+	ctx = withCallCtx(ctx, &callCtx{sess: s, stream: st, st: state})
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, state.timeout)
+		defer cancel()
+		var out *mcp.Message
+		res, err := state.chain.Handle(ctx, c)
+		switch {
+		case err != nil:
+			out = mcp.NewErrorResponse(m.ID, g.rpcError(err, m.Method))
+		case res.Error != nil:
+			out = mcp.NewErrorResponse(m.ID, res.Error)
+		default:
+			out = mcp.NewResult(m.ID, res.Result)
 		}
-	}
-	s.send(out)
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer rcancel()
+		if err := us.respond(rctx, out); err != nil {
+			g.log.Warn("could not relay the client's answer upstream", "server", us.up.name, "err", err)
+		}
+	}()
 }
 
 // ask sends a request to a legacy client and waits for its answer (used to

@@ -675,7 +675,7 @@ func (us *USession) inbound(m *mcp.Message) {
 		// Not tied to a call: hand it to a session that can take it.
 		for _, s := range us.attachedSessions() {
 			if s.era == mcp.EraLegacy {
-				s.forwardServerRequest(us, m, nil)
+				s.forwardServerRequest(context.Background(), us, m, nil)
 				return
 			}
 		}
