@@ -345,3 +345,57 @@ servers:
 		t.Errorf("session with a GET stream was closed: %q, %v", got, err)
 	}
 }
+
+// TestListChanged checks that an upstream's tools/list_changed reaches
+// clients of both eras: legacy ones on their GET stream, modern ones on
+// subscriptions/listen.
+func TestListChanged(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "dyn", Version: "1"}, nil)
+	add := func(name string) {
+		mcp.AddTool(s, &mcp.Tool{Name: name}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name}}}, nil, nil
+		})
+	}
+	add("first")
+	up := serveHTTP(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	for _, era := range eras {
+		t.Run(era.name, func(t *testing.T) {
+			upEra := "legacy"
+			if era.name == "modern" {
+				upEra = "auto"
+			}
+			_, base := start(t, "servers:\n  dyn: {url: \""+up+"\", era: "+upEra+"}\n")
+			changed := make(chan struct{}, 8)
+			c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+				ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: era.version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			before := toolNames(t, cs) // opens the upstream session
+			name := "added_" + era.name
+			// Give the client's notification stream a moment to be in place.
+			deadline := time.Now().Add(10 * time.Second)
+			add(name)
+			for {
+				select {
+				case <-changed:
+				case <-time.After(200 * time.Millisecond):
+					if time.Now().After(deadline) {
+						t.Fatalf("no tools/list_changed within 10s (tools before: %v)", before)
+					}
+					add(name) // re-adding notifies again
+					continue
+				}
+				break
+			}
+			if got := toolNames(t, cs); !slices.Contains(got, name) {
+				t.Errorf("tools after change = %v, want %s among them", got, name)
+			}
+		})
+	}
+}
