@@ -48,6 +48,7 @@ type Session struct {
 	mu         sync.Mutex
 	ups        map[string]*USession
 	srvReqs    map[string]*srvReq // server-to-client requests by downstream id
+	relayed    map[relayKey]context.CancelFunc
 	inflight   map[string]context.CancelFunc
 	subs       map[string]string // resource URI -> server
 	listen     *listenFilter     // set on a modern subscriptions/listen session
@@ -58,12 +59,9 @@ type Session struct {
 	streamOpen bool
 }
 
-// srvReq is a server-to-client request Sluice forwarded under its own ID.
+// srvReq is a request Sluice sent a legacy client and awaits the answer to.
 type srvReq struct {
-	us       *USession
-	upID     jsontext.Value
-	reply    chan *mcp.Message // set when Sluice itself awaits the answer
-	progress jsontext.Value
+	reply chan *mcp.Message
 }
 
 // SessionOptions describe a new session.
@@ -87,6 +85,7 @@ func (g *Gateway) NewSession(o SessionOptions) *Session {
 		done:      make(chan struct{}),
 		ups:       map[string]*USession{},
 		srvReqs:   map[string]*srvReq{},
+		relayed:   map[relayKey]context.CancelFunc{},
 		inflight:  map[string]context.CancelFunc{},
 		subs:      map[string]string{},
 		ephemeral: o.Ephemeral,
@@ -173,9 +172,7 @@ func (s *Session) close() {
 		cancel()
 	}
 	for _, r := range s.srvReqs {
-		if r.reply != nil {
-			close(r.reply)
-		}
+		close(r.reply)
 	}
 	s.srvReqs = map[string]*srvReq{}
 	s.mu.Unlock()
@@ -315,11 +312,23 @@ func (s *Session) forwardServerRequest(ctx context.Context, us *USession, m *mcp
 	c := s.newCall(state, p, us.up.name, m.Method, "", m.Params)
 	c.Direction = guard.ToClient
 	ctx = withCallCtx(ctx, &callCtx{sess: s, stream: st, st: state})
+	ctx, cancel := context.WithTimeout(ctx, state.timeout)
+	key := relayKey{us, string(m.ID)}
+	s.mu.Lock()
+	s.relayed[key] = cancel
+	s.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(ctx, state.timeout)
-		defer cancel()
+		defer func() {
+			cancel()
+			s.mu.Lock()
+			delete(s.relayed, key)
+			s.mu.Unlock()
+		}()
 		var out *mcp.Message
 		res, err := state.chain.Handle(ctx, c)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return // the server withdrew its request: no answer is due
+		}
 		switch {
 		case err != nil:
 			out = mcp.NewErrorResponse(m.ID, g.rpcError(err, m.Method))
@@ -386,20 +395,18 @@ func (s *Session) sendTo(st Stream, m *mcp.Message) {
 // cancelServerRequest relays a server's cancellation of a request it sent.
 func (s *Session) cancelServerRequest(us *USession, upID jsontext.Value) {
 	s.mu.Lock()
-	var found jsontext.Value
-	for id, r := range s.srvReqs {
-		if r.us == us && string(r.upID) == string(upID) {
-			found = jsontext.Value(id)
-			delete(s.srvReqs, id)
-			break
-		}
-	}
+	cancel := s.relayed[relayKey{us, string(upID)}]
 	s.mu.Unlock()
-	if found != nil {
-		cp := append([]byte(`{"requestId":`), found...)
-		cp = append(cp, '}')
-		s.send(mcp.NewNotification(mcp.NotifCancelled, cp))
+	if cancel != nil {
+		// Ends the relay: ask sends notifications/cancelled to the client.
+		cancel()
 	}
+}
+
+// relayKey names a server's request that Sluice is relaying to the client.
+type relayKey struct {
+	us *USession
+	id string
 }
 
 // HandleResponse takes a client's answer to a server-to-client request.
@@ -413,16 +420,7 @@ func (s *Session) HandleResponse(m *mcp.Message) {
 		s.g.log.Debug("response to an unknown request", "session", s.id)
 		return
 	}
-	if r.reply != nil {
-		r.reply <- m
-		return
-	}
-	out := &mcp.Message{ID: r.upID, Result: m.Result, Error: m.Error}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := r.us.respond(ctx, out); err != nil {
-		s.g.log.Warn("could not relay the client's answer upstream", "server", r.us.up.name, "err", err)
-	}
+	r.reply <- m
 }
 
 // HandleNotification takes a client's notification.

@@ -538,8 +538,9 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 	resp, err := conn.Call(ctx, mcp.NewRequest(id, method, params), rel)
 	if err != nil {
 		if ctx.Err() != nil {
-			if info.era == mcp.EraLegacy {
-				// Tell the server; on modern HTTP closing the stream is the signal.
+			if _, http := conn.(*upstream.HTTPConn); info.era == mcp.EraLegacy || !http {
+				// Tell the server; on modern HTTP closing the stream is the
+				// signal, everywhere else notifications/cancelled is.
 				cp := append([]byte(`{"requestId":`), id...)
 				cp = append(cp, `,"reason":"cancelled by client or timeout"}`...)
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
