@@ -25,6 +25,7 @@ import (
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/transport/upstream"
 )
 
 // Options configure a [Gateway].
@@ -379,10 +380,16 @@ var errUpstream = errors.New("upstream unavailable")
 // baseEnv returns the environment for a launched server.
 func (g *Gateway) baseEnv() []string { return g.opts.BaseEnv }
 
-// httpClient is shared by all HTTP upstreams.
-var httpClient = &http.Client{Transport: &http.Transport{
-	MaxIdleConns:        256,
-	MaxIdleConnsPerHost: 128,
-	IdleConnTimeout:     90 * time.Second,
-	ForceAttemptHTTP2:   false,
-}}
+// httpClient is shared by all HTTP upstreams. Plain-http upstreams use
+// [upstream.DirectTransport]; https ones net/http's own.
+var httpClient = &http.Client{
+	Transport: &upstream.DirectTransport{Fallback: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 128,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+	}},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}

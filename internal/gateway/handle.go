@@ -45,6 +45,7 @@ func callCtxFrom(ctx context.Context) *callCtx {
 // st before the response is returned.
 func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) *mcp.Message {
 	s.touch()
+	defer s.touch() // a long call is activity until it ends
 	g := s.g
 	state := g.st.Load()
 	p := state.profiles[s.profile]
@@ -145,6 +146,8 @@ func (g *Gateway) rpcError(err error, method string) *mcp.Error {
 		return mcp.NewError(mcp.CodeTimeout, "sluice: the upstream server did not answer in time")
 	case errors.Is(err, context.Canceled):
 		return mcp.NewError(mcp.CodeInternalError, "sluice: request cancelled")
+	case errors.Is(err, mcp.ErrTooLarge):
+		return mcp.NewError(mcp.CodeMessageTooLarge, "sluice: the upstream's answer exceeds the message size limit")
 	case errors.Is(err, errUpstream):
 		id := g.newCallID()
 		g.log.Warn("upstream failure", "id", id, "method", method, "err", err)
@@ -306,6 +309,9 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 	parts := make([]part, len(p.servers))
 	var wg sync.WaitGroup
 	for i, server := range p.servers {
+		if !s.g.offers(ctx, server, method) {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -342,6 +348,9 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 	var firstErr error
 	ok := 0
 	for i, pt := range parts {
+		if pt.items == nil && pt.err == nil && pt.extra == nil {
+			continue // the server does not offer this feature
+		}
 		if pt.err != nil {
 			if firstErr == nil {
 				firstErr = pt.err
@@ -731,4 +740,29 @@ func (s *Session) subscribeModern(ctx context.Context, server, method, uri strin
 		us.subscribe(uri, -1)
 	}
 	return jsontext.Value(`{}`), true, nil
+}
+
+// offers reports whether a server declared the feature a list method
+// belongs to; servers that did not are not asked. When the server's
+// capabilities are unknown it is asked anyway.
+func (g *Gateway) offers(ctx context.Context, server, method string) bool {
+	up := g.upstream(server)
+	if up == nil {
+		return false
+	}
+	up.infoMu.Lock()
+	info := up.info
+	up.infoMu.Unlock()
+	if info == nil {
+		return true
+	}
+	feature := "tools"
+	switch method {
+	case mcp.MethodPromptsList:
+		feature = "prompts"
+	case mcp.MethodResourcesList, mcp.MethodResourceTemplatesList:
+		feature = "resources"
+	}
+	_, ok, _ := mcp.Lookup(info.caps, feature)
+	return ok
 }

@@ -73,7 +73,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		h.get(w, r, profile)
 	case http.MethodDelete:
-		h.delete(w, r)
+		h.delete(w, r, profile)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -420,7 +420,7 @@ func (h *HTTPHandler) get(w http.ResponseWriter, r *http.Request, profile string
 	}
 }
 
-func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request) {
+func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request, profile string) {
 	sid := r.Header.Get(hdrSessionID)
 	if sid == "" {
 		w.Header().Set("Allow", "POST")
@@ -428,7 +428,7 @@ func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := h.g.Session(sid)
-	if s == nil {
+	if s == nil || s.profile != profile {
 		writeHTTPError(w, http.StatusNotFound, nil, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
 		return
 	}
@@ -540,6 +540,7 @@ func (s *Session) releaseStream() {
 	s.mu.Lock()
 	s.streamOpen = false
 	s.mu.Unlock()
+	s.touch()
 }
 
 var _ = bytes.Equal

@@ -275,7 +275,7 @@ func (us *USession) ensure(ctx context.Context) error {
 	if err := us.connect(ctx); err != nil {
 		us.failures++
 		us.lastFail = time.Now()
-		return fmt.Errorf("%w: %s: %v", errUpstream, us.up.name, err)
+		return fmt.Errorf("%w: %s: %w", errUpstream, us.up.name, err)
 	}
 	return nil
 }
@@ -367,6 +367,11 @@ func (us *USession) clientInfo() jsontext.Value {
 func (us *USession) clientCaps() jsontext.Value {
 	if us.ci != nil && len(us.ci.caps) > 0 {
 		return us.ci.caps
+	}
+	if !us.up.cfg.Shared {
+		// The probe session serves no client: it must not invite requests
+		// (roots/list, elicitation) that nobody could answer.
+		return jsontext.Value(`{}`)
 	}
 	return sluiceCaps
 }
@@ -557,7 +562,7 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 			}
 			us.connMu.Unlock()
 		}
-		return nil, fmt.Errorf("%w: %s: %v", errUpstream, us.up.name, err)
+		return nil, fmt.Errorf("%w: %s: %w", errUpstream, us.up.name, err)
 	}
 	return resp, nil
 }

@@ -22,7 +22,12 @@ type lineReader struct {
 	// Without it only LF ends a line and one trailing CR is dropped.
 	cr     bool
 	skipLF bool
+	// prefix holds the first bytes of the last line that was too long.
+	prefix []byte
 }
+
+// prefixLen is how much of an over-long line [lineReader] keeps.
+const prefixLen = 4 << 10
 
 func newLineReader(r io.Reader, max int, cr bool) *lineReader {
 	return &lineReader{br: bufio.NewReaderSize(r, 32<<10), max: max, cr: cr}
@@ -69,6 +74,12 @@ func (r *lineReader) next() (line []byte, tooLong bool, err error) {
 		if !tooLong {
 			if len(r.buf)+n > r.max {
 				tooLong = true
+				// Keep the start of the line: it usually holds the
+				// message's id, so that its caller can be told.
+				r.prefix = append(r.prefix[:0], r.buf[:min(len(r.buf), prefixLen)]...)
+				if len(r.prefix) < prefixLen {
+					r.prefix = append(r.prefix, chunk[:min(n, prefixLen-len(r.prefix))]...)
+				}
 				r.buf = r.buf[:0]
 			} else {
 				r.buf = append(r.buf, chunk[:n]...)

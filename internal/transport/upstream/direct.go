@@ -1,0 +1,217 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// DirectTransport is an HTTP/1.1 client transport for plain-http upstreams
+// (a server beside Sluice on the same host or network) that writes the
+// request and reads the response on the calling goroutine, over a pool of
+// kept-alive connections. net/http's Transport hands every request to two
+// goroutines of its own per connection; on the hot path of every tool call
+// those hand-offs cost more CPU than the rest of the gateway. Requests for
+// other schemes (https) go to Fallback.
+type DirectTransport struct {
+	Fallback http.RoundTripper
+	// MaxIdlePerHost bounds the idle connections kept per host (default 128).
+	MaxIdlePerHost int
+	// IdleTimeout drops connections idle this long (default 30s), before a
+	// server is likely to close them under us.
+	IdleTimeout time.Duration
+
+	dialer net.Dialer
+	mu     sync.Mutex
+	idle   map[string][]*directConn
+}
+
+var _ http.RoundTripper = (*DirectTransport)(nil)
+
+type directConn struct {
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleFrom time.Time
+}
+
+// errRetry marks a failure on a reused connection before the request was
+// written, which is safe to retry on a fresh one.
+var errRetry = errors.New("retry on a new connection")
+
+func (t *DirectTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" || req.URL.User != nil {
+		fb := t.Fallback
+		if fb == nil {
+			fb = http.DefaultTransport
+		}
+		return fb.RoundTrip(req)
+	}
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
+	for attempt := 0; ; attempt++ {
+		resp, err := t.roundTrip(req, addr)
+		if errors.Is(err, errRetry) && attempt == 0 {
+			continue
+		}
+		return resp, err
+	}
+}
+
+func (t *DirectTransport) roundTrip(req *http.Request, addr string) (*http.Response, error) {
+	ctx := req.Context()
+	dc, reused, err := t.get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	// Cancelling the request aborts whatever I/O is under way.
+	stop := context.AfterFunc(ctx, func() { dc.c.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		dc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if err := req.Write(dc.bw); err != nil {
+		return fail(err)
+	}
+	if err := dc.bw.Flush(); err != nil {
+		if reused && req.GetBody != nil {
+			// The server closed the idle connection before anything reached it.
+			if body, gerr := req.GetBody(); gerr == nil {
+				req.Body = body
+				stop()
+				dc.c.Close()
+				return nil, errRetry
+			}
+		}
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(dc.br, req)
+	if err != nil {
+		return fail(err)
+	}
+	resp.Body = &directBody{rc: resp.Body, t: t, dc: dc, addr: addr, stop: stop, keep: !resp.Close && !req.Close}
+	return resp, nil
+}
+
+func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bool, error) {
+	timeout := t.IdleTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	t.mu.Lock()
+	list := t.idle[addr]
+	for len(list) > 0 {
+		dc := list[len(list)-1]
+		list = list[:len(list)-1]
+		if time.Since(dc.idleFrom) < timeout {
+			t.idle[addr] = list
+			t.mu.Unlock()
+			return dc, true, nil
+		}
+		dc.c.Close()
+	}
+	if len(list) == 0 {
+		delete(t.idle, addr)
+	}
+	t.mu.Unlock()
+	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return &directConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, false, nil
+}
+
+func (t *DirectTransport) put(addr string, dc *directConn) {
+	max := t.MaxIdlePerHost
+	if max <= 0 {
+		max = 128
+	}
+	dc.idleFrom = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.idle == nil {
+		t.idle = map[string][]*directConn{}
+	}
+	if len(t.idle[addr]) >= max {
+		dc.c.Close()
+		return
+	}
+	t.idle[addr] = append(t.idle[addr], dc)
+}
+
+// CloseIdleConnections closes the pooled connections.
+func (t *DirectTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, dc := range list {
+			dc.c.Close()
+		}
+	}
+	if c, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// directBody returns the connection to the pool once the response body has
+// been read to its end and closed; a body closed early costs the connection.
+type directBody struct {
+	rc   io.ReadCloser
+	t    *DirectTransport
+	dc   *directConn
+	addr string
+	stop func() bool
+	keep bool
+
+	mu     sync.Mutex
+	eof    bool
+	closed bool
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.mu.Lock()
+		b.eof = true
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	reuse := b.eof && b.keep
+	b.mu.Unlock()
+	err := b.rc.Close()
+	if !b.stop() {
+		// The request's context ended and poisoned the connection's deadline.
+		reuse = false
+	}
+	if reuse && b.dc.br.Buffered() == 0 {
+		b.t.put(b.addr, b.dc)
+	} else {
+		b.dc.c.Close()
+	}
+	return err
+}
