@@ -150,43 +150,13 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	defer stop()
 	go g.Start(ctx)
 
-	reload := func(why string) {
-		if path == "" {
-			return
-		}
-		next, err := config.Load(path)
-		if err != nil {
-			log.Error("configuration reload failed; keeping the running configuration", "trigger", why, "err", err)
-			return
-		}
+	watchConfig(ctx, path, log, func(next *config.Config) error {
 		if next.Listen != cfg.Listen {
 			log.Warn("listen address changes need a restart; keeping the old one", "listen", cfg.Listen)
 			next.Listen = cfg.Listen
 		}
-		if err := g.Reload(next); err != nil {
-			log.Error("configuration reload failed; keeping the running configuration", "trigger", why, "err", err)
-		}
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-hup:
-				reload("SIGHUP")
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	if path != "" {
-		go func() {
-			if err := config.Watch(ctx, path, func() { reload("file change") }); err != nil && ctx.Err() == nil {
-				log.Warn("not watching the configuration file", "err", err)
-			}
-		}()
-	}
+		return g.Reload(next)
+	})
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -217,4 +187,40 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// watchConfig reloads the configuration at path on SIGHUP and whenever the
+// file changes, until ctx ends. A file that fails to load or validate is
+// refused with the reason logged, and the running configuration stays.
+func watchConfig(ctx context.Context, path string, log *slog.Logger, apply func(*config.Config) error) {
+	if path == "" {
+		return
+	}
+	reload := func(why string) {
+		next, err := config.Load(path)
+		if err == nil {
+			err = apply(next)
+		}
+		if err != nil {
+			log.Error("configuration reload failed; keeping the running configuration", "trigger", why, "err", err)
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-hup:
+				reload("SIGHUP")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		if err := config.Watch(ctx, path, func() { reload("file change") }); err != nil && ctx.Err() == nil {
+			log.Warn("not watching the configuration file", "err", err)
+		}
+	}()
 }

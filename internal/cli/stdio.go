@@ -38,6 +38,7 @@ upstream servers. Logs go to stderr. Configure your MCP client to launch
 			defer g.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			watchConfig(ctx, src.configPath, log, g.Reload)
 			return g.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), profile)
 		},
 	}

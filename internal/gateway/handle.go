@@ -139,6 +139,8 @@ func (g *Gateway) rpcError(err error, method string) *mcp.Error {
 	)
 	switch {
 	case errors.As(err, &denied):
+		d := denied.Decision
+		g.log.Info("call denied", "id", denied.CallID, "method", method, "guard", d.Guard, "reason", d.Reason, "rule", d.Rule)
 		return denied.RPCError()
 	case errors.As(err, &rpc):
 		return rpc
