@@ -41,6 +41,12 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if os.Getenv("GOGC") == "" {
+		// Sluice's heap is small (tens of MiB with a thousand sessions) and
+		// short-lived garbage dominates: collecting at 4x the live heap
+		// instead of 2x trades a few MiB for noticeably less CPU per call.
+		debug.SetGCPercent(400)
+	}
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -114,7 +114,7 @@ func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bo
 	for len(list) > 0 {
 		dc := list[len(list)-1]
 		list = list[:len(list)-1]
-		if time.Since(dc.idleFrom) < timeout {
+		if time.Since(dc.idleFrom) < timeout && dc.br.Buffered() == 0 && alive(dc.c) {
 			t.idle[addr] = list
 			t.mu.Unlock()
 			return dc, true, nil
