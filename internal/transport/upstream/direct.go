@@ -40,6 +40,10 @@ type directConn struct {
 	idleFrom time.Time
 }
 
+// probeAfter is how long a pooled connection may sit idle before it is
+// probed for a close by the server.
+const probeAfter = 50 * time.Millisecond
+
 // errRetry marks a failure on a reused connection before the request was
 // written, which is safe to retry on a fresh one.
 var errRetry = errors.New("retry on a new connection")
@@ -114,7 +118,10 @@ func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bo
 	for len(list) > 0 {
 		dc := list[len(list)-1]
 		list = list[:len(list)-1]
-		if time.Since(dc.idleFrom) < timeout && dc.br.Buffered() == 0 && alive(dc.c) {
+		idle := time.Since(dc.idleFrom)
+		// A connection idle for a moment is as good as open: servers close
+		// idle connections after seconds, so only older ones are probed.
+		if idle < timeout && dc.br.Buffered() == 0 && (idle < probeAfter || alive(dc.c)) {
 			t.idle[addr] = list
 			t.mu.Unlock()
 			return dc, true, nil

@@ -60,7 +60,7 @@ func TestDirectTransport(t *testing.T) {
 
 	// The server drops its idle connections: the next request still works.
 	srv.CloseClientConnections()
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(2 * probeAfter)
 	if got := post("again"); got != "echo:again" {
 		t.Errorf("after the server closed idle connections: %q", got)
 	}
