@@ -71,7 +71,10 @@ type state struct {
 	guards   []guard.Guard
 	limits   mcp.Limits
 	timeout  time.Duration
-	sep      string
+	// maxTimeout is the longest call timeout of any server: the deadline a
+	// request gets before it is routed.
+	maxTimeout time.Duration
+	sep        string
 }
 
 // profile is a set of servers exposed at one path.
@@ -157,6 +160,10 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 	}
 	if st.timeout <= 0 {
 		st.timeout = 60 * time.Second
+	}
+	st.maxTimeout = st.timeout
+	for _, sc := range cfg.Servers {
+		st.maxTimeout = max(st.maxTimeout, time.Duration(sc.Timeout))
 	}
 	all := cfg.ServerNames()
 	st.profiles[""] = &profile{name: "", servers: all, prefix: len(all) > 1}

@@ -55,7 +55,14 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	if s.era == mcp.EraLegacy && m.Method != mcp.MethodInitialize && m.Method != mcp.MethodPing && s.version == "" && !s.ephemeral {
 		return errResp(m.ID, mcp.CodeInvalidRequest, "session not initialized")
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	// One context carries both the client's cancellation and the call
+	// timeout (a server with its own timeout tightens it in forward).
+	var cancel context.CancelFunc
+	if m.Method == mcp.MethodSubscriptionsListen {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
+		ctx, cancel = context.WithTimeout(ctx, state.maxTimeout)
+	}
 	defer cancel()
 	defer s.track(m.ID, cancel)()
 	cc := &callCtx{sess: s, stream: st, st: state}
@@ -620,7 +627,7 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 	if timeout <= 0 {
 		timeout = cc.st.timeout
 	}
-	if c.Method != mcp.MethodSubscriptionsListen {
+	if timeout < cc.st.maxTimeout && c.Method != mcp.MethodSubscriptionsListen {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
