@@ -436,6 +436,9 @@ func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request, profile str
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// hvJSON is a shared header value, never modified.
+var hvJSON = []string{"application/json"}
+
 // sseWriter answers one POST: plain JSON unless something is sent before
 // the response, in which case it switches to an SSE stream.
 type sseWriter struct {
@@ -506,7 +509,7 @@ func (sw *sseWriter) finish(resp *mcp.Message, status int) {
 		return
 	}
 	h := sw.w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = hvJSON
 	if resp.Error == nil && len(resp.Result) > 4096 {
 		// Write a large result where it lies instead of copying it into a
 		// new envelope.

@@ -17,7 +17,8 @@ import (
 // kept-alive connections. net/http's Transport hands every request to two
 // goroutines of its own per connection; on the hot path of every tool call
 // those hand-offs cost more CPU than the rest of the gateway. Requests for
-// other schemes (https) go to Fallback.
+// other schemes (https) go to Fallback. Redirects are returned to the
+// caller, never followed: an upstream is reached at the URL configured.
 type DirectTransport struct {
 	Fallback http.RoundTripper
 	// MaxIdlePerHost bounds the idle connections kept per host (default 128).

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -79,6 +80,8 @@ type HTTPConn struct {
 	life   context.Context // ends on Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // GET stream goroutines
+
+	sidHeader atomic.Pointer[[]string]
 
 	mu        sync.Mutex
 	sessionID string
@@ -230,7 +233,7 @@ func (c *HTTPConn) newRequest(ctx context.Context, method string, m *mcp.Message
 	}
 	sid, version := c.state()
 	if sid != "" {
-		h.Set(headerSessionID, sid)
+		h[headerSessionID] = c.sidValue(sid)
 	}
 	if m != nil {
 		if v := metaProtocolVersion(m.Params); v != "" {
@@ -240,12 +243,14 @@ func (c *HTTPConn) newRequest(ctx context.Context, method string, m *mcp.Message
 	} else if version != "" {
 		h.Set(headerProtocolVersion, version)
 	}
+	// Shared, never-modified value slices: one less allocation per header
+	// on every call.
 	switch method {
 	case http.MethodPost:
-		h.Set("Content-Type", "application/json")
-		h.Set("Accept", "application/json, text/event-stream")
+		h["Content-Type"] = hvJSON
+		h["Accept"] = hvAcceptBoth
 	case http.MethodGet:
-		h.Set("Accept", "text/event-stream")
+		h["Accept"] = hvAcceptSSE
 	}
 	return req, sid, nil
 }
@@ -279,7 +284,7 @@ func (c *HTTPConn) Call(ctx context.Context, req *mcp.Message, related func(*mcp
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.client.Do(hreq)
+	resp, err := c.do(hreq)
 	if err != nil {
 		return nil, c.failure(ctx, fmt.Errorf("%s: %w", req.Method, err))
 	}
@@ -794,3 +799,30 @@ func readAllSized(r io.Reader, size int64, max int) ([]byte, error) {
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+var (
+	hvJSON       = []string{"application/json"}
+	hvAcceptBoth = []string{"application/json, text/event-stream"}
+	hvAcceptSSE  = []string{"text/event-stream"}
+)
+
+// sidValue returns the session header's value slice, shared by every
+// request of the session.
+func (c *HTTPConn) sidValue(sid string) []string {
+	if v := c.sidHeader.Load(); v != nil && (*v)[0] == sid {
+		return *v
+	}
+	v := []string{sid}
+	c.sidHeader.Store(&v)
+	return v
+}
+
+// do sends a request. With a [DirectTransport] it goes straight to the
+// transport (which returns redirects rather than following them); other
+// clients go through http.Client as usual.
+func (c *HTTPConn) do(req *http.Request) (*http.Response, error) {
+	if dt, ok := c.client.Transport.(*DirectTransport); ok {
+		return dt.RoundTrip(req)
+	}
+	return c.client.Do(req)
+}
