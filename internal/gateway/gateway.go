@@ -57,6 +57,7 @@ type Gateway struct {
 	callBase string
 
 	bridge       *bridgeTable
+	cursors      cursorKey
 	closingC     chan struct{}
 	shutdownOnce sync.Once
 	progress     progressTable
@@ -102,6 +103,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		sessions:  map[string]*Session{},
 		callBase:  hex.EncodeToString(b[:]),
 		bridge:    newBridgeTable(),
+		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
 	}
 	st, err := g.build(cfg)

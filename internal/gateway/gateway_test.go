@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -395,6 +396,66 @@ func TestListChanged(t *testing.T) {
 			}
 			if got := toolNames(t, cs); !slices.Contains(got, name) {
 				t.Errorf("tools after change = %v, want %s among them", got, name)
+			}
+		})
+	}
+}
+
+// TestPagination puts more tools behind Sluice than fit one of its pages:
+// the upstream's own pages are followed, Sluice pages the merged list with
+// opaque cursors, and a forged cursor is refused.
+func TestPagination(t *testing.T) {
+	const n = 1234
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("tool_%04d", i)
+	}
+	many := upstreamServer(t, "many", false, names...)
+	few := upstreamServer(t, "few", false, "one")
+	_, base := start(t, `
+servers:
+  many: {url: "`+many+`", era: legacy}
+  few: {url: "`+few+`", era: legacy}
+`)
+	for _, era := range eras {
+		t.Run(era.name, func(t *testing.T) {
+			cs := connect(t, base+"/mcp", era.version)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var got []string
+			pages := 0
+			cursor := ""
+			for {
+				res, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				for _, tool := range res.Tools {
+					got = append(got, tool.Name)
+				}
+				if res.NextCursor == "" {
+					break
+				}
+				cursor = res.NextCursor
+			}
+			if len(got) != n+1 || pages < 3 {
+				t.Fatalf("got %d tools in %d pages, want %d in at least 3", len(got), pages, n+1)
+			}
+			seen := map[string]bool{}
+			for _, name := range got {
+				if seen[name] {
+					t.Fatalf("tool %s listed twice", name)
+				}
+				seen[name] = true
+			}
+			if !seen["few__one"] || !seen["many__tool_1233"] {
+				t.Errorf("missing tools from one of the servers")
+			}
+			_, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: "500.AAAAAAAAAAAAAAAAAAAAAA"})
+			var rpc *jsonrpc.Error
+			if !errors.As(err, &rpc) || rpc.Code != wire.CodeInvalidParams {
+				t.Errorf("forged cursor: err = %v, want invalid params", err)
 			}
 		})
 	}

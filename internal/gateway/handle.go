@@ -305,9 +305,15 @@ func withoutTasks(caps jsontext.Value) jsontext.Value {
 // listAll aggregates a list method over the profile's servers, each page
 // through the guard chain so guards can filter what the caller sees.
 func (s *Session) listAll(ctx context.Context, st *state, p *profile, method string, params jsontext.Value) (jsontext.Value, error) {
+	offset := 0
 	if c, ok, _ := mcp.Lookup(params, "cursor"); ok && string(c) != "null" {
-		// Sluice returns complete lists and never hands out a cursor.
-		return nil, invalidParams("invalid cursor")
+		cursor, err := unquote(c)
+		if err != nil {
+			return nil, invalidParams("invalid cursor")
+		}
+		if offset, ok = s.g.cursors.parse(cursor, s.profile, method); !ok {
+			return nil, invalidParams("invalid cursor")
+		}
 	}
 	member := listMember(method)
 	type part struct {
@@ -373,10 +379,17 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 	if ok == 0 && firstErr != nil {
 		return nil, firstErr
 	}
+	// Sluice pages what it merged with cursors of its own.
+	offset = min(offset, len(all))
+	end := min(offset+listPageSize, len(all))
 	out := []byte(`{"`)
 	out = append(out, member...)
 	out = append(out, `":`...)
-	out = mcp.AppendArray(out, all)
+	out = mcp.AppendArray(out, all[offset:end])
+	if end < len(all) {
+		out = append(out, `,"nextCursor":`...)
+		out, _ = jsontext.AppendQuote(out, s.g.cursors.make(s.profile, method, end))
+	}
 	if len(p.servers) == 1 && parts[0].extra != nil {
 		// Keep what the server said besides the list (ttlMs, _meta, ...).
 		_ = mcp.EachMember(parts[0].extra, func(name string, v jsontext.Value) error {

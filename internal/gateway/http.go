@@ -51,20 +51,22 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	profile = strings.Trim(profile, "/")
-	if profile == "default" {
-		profile = ""
-	}
-	if !h.g.Profile(profile) {
-		http.NotFound(w, r)
-		return
-	}
+	// DNS rebinding defence first, so that a hostile page learns nothing,
+	// not even which profiles exist.
 	if !h.hostAllowed(r.Host) {
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "host not allowed"))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "origin not allowed"))
+		return
+	}
+	profile = strings.Trim(profile, "/")
+	if profile == "default" {
+		profile = ""
+	}
+	if !h.g.Profile(profile) {
+		http.NotFound(w, r)
 		return
 	}
 	switch r.Method {
