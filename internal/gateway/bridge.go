@@ -400,7 +400,7 @@ func (g *Gateway) bridgeToModern(ctx context.Context, cc *callCtx, us *USession,
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				answers[i], errs[i] = s.ask(ctx, cc.stream, a.method, a.params)
+				answers[i], errs[i] = g.askClient(ctx, cc, us, a.method, a.params)
 			}()
 		}
 		wg.Wait()
@@ -428,4 +428,26 @@ func (g *Gateway) bridgeToModern(ctx context.Context, cc *callCtx, us *USession,
 		}
 	}
 	return nil, errors.New("too many input rounds")
+}
+
+// askClient puts a request to a legacy client through the guard chain as a
+// call towards the client, and returns the client's answer (or the
+// denial, as an error response).
+func (g *Gateway) askClient(ctx context.Context, cc *callCtx, us *USession, method string, params jsontext.Value) (*mcp.Message, error) {
+	s := cc.sess
+	p := cc.st.profiles[s.profile]
+	if p == nil {
+		p = &profile{}
+	}
+	c := s.newCall(cc.st, p, us.up.name, method, "", params)
+	c.Direction = guard.ToClient
+	res, err := cc.st.chain.Handle(ctx, c)
+	if err != nil {
+		var denied *guard.DeniedError
+		if errors.As(err, &denied) {
+			return &mcp.Message{Error: g.rpcError(err, method)}, nil
+		}
+		return nil, err
+	}
+	return &mcp.Message{Result: res.Result, Error: res.Error}, nil
 }

@@ -460,3 +460,57 @@ servers:
 		})
 	}
 }
+
+// TestBridgeInputRequests checks elicitation across eras in both
+// directions: a modern server's input_required result asked of a legacy
+// client as elicitation/create, and a legacy server's elicitation/create
+// returned to a modern client as input_required.
+func TestBridgeInputRequests(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "asker", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "greet"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		if r, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult); ok {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("hello %v", r.Content["name"])}}}, nil, nil
+		}
+		return &mcp.CallToolResult{
+			InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{
+				Message:         "Your name?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+			}},
+			RequestState: "step-1",
+		}, nil, nil
+	})
+	stateless := serveHTTP(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true}))
+	stateful := serveHTTP(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	cases := []struct {
+		name, url, upEra, clientVersion string
+	}{
+		{"legacy client, modern server", stateless, "modern", wire.Version20251125},
+		{"modern client, legacy server", stateful, "legacy", wire.Version20260728},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, base := start(t, "servers:\n  asker: {url: \""+tc.url+"\", era: "+tc.upEra+"}\n")
+			asked := 0
+			c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+				ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					asked++
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+				},
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: tc.clientVersion})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "greet"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Content) == 0 || res.Content[0].(*mcp.TextContent).Text != "hello Ada" || asked != 1 {
+				t.Errorf("result %+v after %d elicitations, want \"hello Ada\" after 1", res.Content, asked)
+			}
+		})
+	}
+}
