@@ -392,16 +392,7 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 	}
 	if len(p.servers) == 1 && parts[0].extra != nil {
 		// Keep what the server said besides the list (ttlMs, _meta, ...).
-		_ = mcp.EachMember(parts[0].extra, func(name string, v jsontext.Value) error {
-			if name == member || name == "nextCursor" {
-				return nil
-			}
-			out = append(out, ',')
-			out, _ = jsontext.AppendQuote(out, name)
-			out = append(out, ':')
-			out = append(out, v...)
-			return nil
-		})
+		out = appendListExtras(out, parts[0].extra, member)
 	}
 	return append(out, '}'), nil
 }
@@ -658,16 +649,7 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 		out = append(out, member...)
 		out = append(out, `":`...)
 		out = mcp.AppendArray(out, items)
-		_ = mcp.EachMember(first, func(name string, v jsontext.Value) error {
-			if name == member || name == "nextCursor" {
-				return nil
-			}
-			out = append(out, ',')
-			out, _ = jsontext.AppendQuote(out, name)
-			out = append(out, ':')
-			out = append(out, v...)
-			return nil
-		})
+		out = appendListExtras(out, first, member)
 		return &guard.Result{Result: append(out, '}')}, nil
 	}
 	params := c.Params
@@ -787,4 +769,32 @@ func (g *Gateway) offers(ctx context.Context, server, method string) bool {
 	}
 	_, ok, _ := mcp.Lookup(info.caps, feature)
 	return ok
+}
+
+// appendListExtras appends, as further members, what a list result holds
+// besides the list itself and its cursor.
+func appendListExtras(out []byte, result jsontext.Value, member string) []byte {
+	_ = mcp.EachMember(result, func(name string, v jsontext.Value) error {
+		if name == member || name == "nextCursor" {
+			return nil
+		}
+		out = append(out, ',')
+		out, _ = jsontext.AppendQuote(out, name)
+		out = append(out, ':')
+		out = append(out, v...)
+		return nil
+	})
+	return out
+}
+
+// decodeFailure is the error response to a message that did not decode,
+// with the id when it could be recovered.
+func decodeFailure(err error) *mcp.Message {
+	code := int64(mcp.CodeParseError)
+	var id jsontext.Value
+	var de *mcp.DecodeError
+	if errors.As(err, &de) {
+		code, id = de.Code, de.ID
+	}
+	return mcp.NewErrorResponse(id, mcp.NewError(code, err.Error()))
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -142,17 +141,12 @@ func (h *HTTPHandler) post(w http.ResponseWriter, r *http.Request, profile strin
 	}
 	m, err := mcp.Decode(body, lim)
 	if err != nil {
-		var de *mcp.DecodeError
-		code := int64(mcp.CodeParseError)
-		var id jsontext.Value
-		if errors.As(err, &de) {
-			code, id = de.Code, de.ID
-		}
+		resp := decodeFailure(err)
 		status := http.StatusBadRequest
-		if code == mcp.CodeMessageTooLarge {
+		if resp.Error.Code == mcp.CodeMessageTooLarge {
 			status = http.StatusRequestEntityTooLarge
 		}
-		writeHTTPError(w, status, id, mcp.NewError(code, err.Error()))
+		writeHTTPError(w, status, resp.ID, resp.Error)
 		return
 	}
 	hdrVersion := r.Header.Get(hdrProtocolVersion)
@@ -274,7 +268,7 @@ func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile
 			mismatch("missing " + hdrName + " header")
 			return
 		}
-		name, ok := decodeHeaderValue(hn[0])
+		name, ok := mcp.DecodeHeaderValue(hn[0])
 		if !ok {
 			mismatch(hdrName + " header is malformed")
 			return
@@ -353,25 +347,6 @@ func (h *HTTPHandler) checkParams(r *http.Request, profile string, params jsonte
 	}
 	args, _, _ := mcp.Lookup(params, "arguments")
 	return checkParamHeaders(r.Header, bindings, args)
-}
-
-// decodeHeaderValue undoes the base64 sentinel encoding of Mcp-Name and
-// Mcp-Param-* values.
-func decodeHeaderValue(v string) (string, bool) {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < 0x20 || c > 0x7e) && c != '\t' {
-			return "", false
-		}
-	}
-	if len(v) < len("=?base64??=") || !strings.HasPrefix(v, "=?base64?") || !strings.HasSuffix(v, "?=") {
-		return v, true
-	}
-	inner := v[len("=?base64?") : len(v)-len("?=")]
-	b, err := base64.StdEncoding.DecodeString(inner)
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
 }
 
 func acceptsSSE(r *http.Request) bool {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"math/big"
 	"net/http"
 	"strings"
@@ -126,34 +125,13 @@ func encodeParam(v jsontext.Value) string {
 		if err != nil {
 			return ""
 		}
-		if needsBase64(s) {
-			return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
-		}
-		return s
+		return mcp.EncodeHeaderValue(s)
 	case 't':
 		return "true"
 	case 'f':
 		return "false"
 	}
 	return string(v)
-}
-
-func needsBase64(s string) bool {
-	if s == "" {
-		return false
-	}
-	if s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' {
-		return true
-	}
-	if strings.HasPrefix(s, "=?base64?") && strings.HasSuffix(s, "?=") {
-		return true
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 || c > 0x7e) && c != '\t' {
-			return true
-		}
-	}
-	return false
 }
 
 // paramMatches compares a decoded header value with the body's argument.
@@ -184,7 +162,7 @@ func checkParamHeaders(h http.Header, bindings []paramBinding, args jsontext.Val
 			if len(vals) != 1 {
 				return "repeated " + b.header + " header"
 			}
-			decoded, ok := decodeHeaderValue(vals[0])
+			decoded, ok := mcp.DecodeHeaderValue(vals[0])
 			if !ok {
 				return b.header + " header is malformed"
 			}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -61,13 +59,7 @@ func (g *Gateway) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, prof
 func (g *Gateway) stdioMessage(ctx context.Context, sp **Session, profile string, line []byte, lim mcp.Limits, out *stdioWriter, wg *sync.WaitGroup) {
 	m, err := mcp.Decode(line, lim)
 	if err != nil {
-		var de *mcp.DecodeError
-		code := int64(mcp.CodeParseError)
-		var id jsontext.Value
-		if errors.As(err, &de) {
-			code, id = de.Code, de.ID
-		}
-		_ = out.Send(mcp.NewErrorResponse(id, mcp.NewError(code, err.Error())))
+		_ = out.Send(decodeFailure(err))
 		return
 	}
 	if *sp == nil {

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"encoding/base64"
 	"mime"
 	"net/http"
 	"net/url"
@@ -24,58 +23,6 @@ const (
 var reservedHeaders = []string{
 	headerSessionID, headerProtocolVersion, headerMethod, headerName, headerLastEventID,
 	"Content-Type", "Content-Length", "Accept", "Host", "Transfer-Encoding", "Connection",
-}
-
-const (
-	base64Prefix = "=?base64?"
-	base64Suffix = "?="
-)
-
-// EncodeHeaderValue returns v as it goes into an Mcp-Name or Mcp-Param-*
-// header. The 2026-07-28 Streamable HTTP transport says: "When a value
-// cannot be safely represented as a plain ASCII header value (e.g., it
-// contains non-ASCII characters, control characters, or has
-// leading/trailing whitespace), clients MUST use Base64 encoding of the
-// UTF-8 representation" as =?base64?...?=, and "clients MUST also
-// Base64-encode any plain-ASCII value that matches the sentinel pattern".
-func EncodeHeaderValue(v string) string {
-	if !needsBase64(v) {
-		return v
-	}
-	return base64Prefix + base64.StdEncoding.EncodeToString([]byte(v)) + base64Suffix
-}
-
-// DecodeHeaderValue reverses [EncodeHeaderValue]. ok is false for a
-// sentinel-wrapped value that is not valid base64.
-func DecodeHeaderValue(v string) (s string, ok bool) {
-	inner, found := strings.CutPrefix(v, base64Prefix)
-	if !found {
-		return v, true
-	}
-	inner, found = strings.CutSuffix(inner, base64Suffix)
-	if !found {
-		return v, true
-	}
-	b, err := base64.StdEncoding.DecodeString(inner)
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
-}
-
-func needsBase64(v string) bool {
-	if v == "" {
-		return false
-	}
-	if v[0] == ' ' || v[len(v)-1] == ' ' {
-		return true
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c > 0x7e {
-			return true
-		}
-	}
-	return strings.HasPrefix(v, base64Prefix) && strings.HasSuffix(v, base64Suffix)
 }
 
 // nameMember returns the params member that Mcp-Name mirrors for method,
@@ -122,7 +69,7 @@ func setMessageHeaders(h http.Header, m *mcp.Message, version string) {
 	h.Set(headerMethod, m.Method)
 	if member := nameMember(m.Method); member != "" && m.IsRequest() {
 		if name, ok, err := mcp.LookupString(m.Params, member); err == nil && ok {
-			h.Set(headerName, EncodeHeaderValue(name))
+			h.Set(headerName, mcp.EncodeHeaderValue(name))
 		}
 	}
 }

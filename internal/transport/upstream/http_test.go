@@ -735,17 +735,17 @@ func TestHeaderValueEncoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got := EncodeHeaderValue(tt.in)
+			got := mcp.EncodeHeaderValue(tt.in)
 			if got != tt.want {
-				t.Errorf("EncodeHeaderValue(%q) = %q, want %q", tt.in, got, tt.want)
+				t.Errorf("mcp.EncodeHeaderValue(%q) = %q, want %q", tt.in, got, tt.want)
 			}
-			back, ok := DecodeHeaderValue(got)
+			back, ok := mcp.DecodeHeaderValue(got)
 			if !ok || back != tt.in {
-				t.Errorf("DecodeHeaderValue(%q) = %q, %v; want %q", got, back, ok, tt.in)
+				t.Errorf("mcp.DecodeHeaderValue(%q) = %q, %v; want %q", got, back, ok, tt.in)
 			}
 		})
 	}
-	if _, ok := DecodeHeaderValue("=?base64?!!!?="); ok {
+	if _, ok := mcp.DecodeHeaderValue("=?base64?!!!?="); ok {
 		t.Error("DecodeHeaderValue accepted invalid base64")
 	}
 }

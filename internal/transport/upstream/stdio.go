@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-json-experiment/json/jsontext"
-
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -362,115 +360,9 @@ func (c *stdioConn) waitExit(d time.Duration) bool {
 // meant for, when its id can be found near the start of the raw bytes, so
 // that the caller learns at once instead of waiting out its timeout.
 func (c *stdioConn) failRaw(raw []byte, code int64, msg string) {
-	id := leadingID(raw)
+	id := mcp.RecoverID(raw)
 	if id == nil {
 		return
 	}
 	c.deliver(id, mcp.NewErrorResponse(id, mcp.NewError(code, msg)))
-}
-
-// leadingID scans the top-level members of a (possibly truncated or
-// invalid) JSON object for "id" and returns its value if it is a string or
-// a number that lies wholly within raw.
-func leadingID(raw []byte) jsontext.Value {
-	i := 0
-	ws := func() {
-		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n') {
-			i++
-		}
-	}
-	ws()
-	if i >= len(raw) || raw[i] != '{' {
-		return nil
-	}
-	i++
-	for {
-		ws()
-		if i >= len(raw) || raw[i] != '"' {
-			return nil
-		}
-		end := stringEnd(raw, i)
-		if end < 0 {
-			return nil
-		}
-		name := raw[i:end]
-		i = end
-		ws()
-		if i >= len(raw) || raw[i] != ':' {
-			return nil
-		}
-		i++
-		ws()
-		start := i
-		vend := valueEnd(raw, i)
-		if vend < 0 {
-			return nil
-		}
-		if string(name) == `"id"` {
-			v := jsontext.Value(raw[start:vend])
-			if (v.Kind() == '"' || v.Kind() == '0') && v.IsValid() {
-				return bytes.Clone(v)
-			}
-			return nil
-		}
-		i = vend
-		ws()
-		if i >= len(raw) || raw[i] != ',' {
-			return nil
-		}
-		i++
-	}
-}
-
-// stringEnd returns the index just past the JSON string at raw[i], or -1.
-func stringEnd(raw []byte, i int) int {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd returns the index just past the JSON value at raw[i], or -1 if
-// it runs past the end of raw.
-func valueEnd(raw []byte, i int) int {
-	if i >= len(raw) {
-		return -1
-	}
-	switch raw[i] {
-	case '"':
-		return stringEnd(raw, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(raw); j++ {
-			switch raw[j] {
-			case '"':
-				k := stringEnd(raw, j)
-				if k < 0 {
-					return -1
-				}
-				j = k - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(raw) && raw[j] != ',' && raw[j] != '}' && raw[j] != ' ' && raw[j] != '\n' && raw[j] != '\r' && raw[j] != '\t' {
-		j++
-	}
-	if j == i || j == len(raw) {
-		return -1
-	}
-	return j
 }

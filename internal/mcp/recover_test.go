@@ -1,8 +1,8 @@
-package upstream
+package mcp
 
 import "testing"
 
-func TestLeadingID(t *testing.T) {
+func TestRecoverID(t *testing.T) {
 	tests := []struct {
 		name, raw, want string
 	}{
@@ -20,8 +20,8 @@ func TestLeadingID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(leadingID([]byte(tt.raw))); got != tt.want {
-				t.Errorf("leadingID(%q) = %q, want %q", tt.raw, got, tt.want)
+			if got := string(RecoverID([]byte(tt.raw))); got != tt.want {
+				t.Errorf("RecoverID(%q) = %q, want %q", tt.raw, got, tt.want)
 			}
 		})
 	}
