@@ -1,7 +1,6 @@
-package cli_test
+package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,24 +16,6 @@ import (
 
 	"github.com/sluicehq/sluice/internal/testenv"
 )
-
-// syncBuffer collects a process's output safely across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func demoConfig(bin, deny string) string {
 	return fmt.Sprintf("servers:\n  demo:\n    command: [%q, demo-server]\n    tools: {deny: [%q]}\n", bin, deny)
