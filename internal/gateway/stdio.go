@@ -8,6 +8,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -95,15 +97,16 @@ func (g *Gateway) stdioMessage(ctx context.Context, sp **Session, profile string
 	case mcp.KindResponse:
 		s.HandleResponse(m)
 	case mcp.KindRequest:
-		if s.era == mcp.EraModern {
-			if caps, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaClientCapabilities); ok {
-				s.mu.Lock()
+		if s.era == mcp.EraModern && s.caps == nil {
+			// A modern client declares itself with every request; over one
+			// stdio connection Sluice takes the first declaration, before any
+			// request runs, so that concurrent requests never race on it.
+			if caps, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaClientCapabilities); ok && caps.Kind() == '{' {
 				s.caps = caps
-				s.mu.Unlock()
+			} else {
+				s.caps = jsontext.Value(`{}`)
 			}
-			if ci, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo); ok {
-				s.clientInfo = ci
-			}
+			s.clientInfo, _, _ = mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo)
 			if v, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaProtocolVersion); ok {
 				s.version, _ = unquote(v)
 			}
