@@ -543,6 +543,7 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 	resp, err := conn.Call(ctx, mcp.NewRequest(id, method, params), rel)
 	if err != nil {
 		if ctx.Err() != nil {
+			us.up.g.log.Debug("upstream call abandoned", "server", us.up.name, "method", method, "upstream_id", string(id), "why", context.Cause(ctx))
 			if _, http := conn.(*upstream.HTTPConn); info.era == mcp.EraLegacy || !http {
 				// Tell the server; on modern HTTP closing the stream is the
 				// signal, everywhere else notifications/cancelled is.
