@@ -213,7 +213,14 @@ func decodeMessage(dec *jsontext.Decoder, b []byte) (*Message, error) {
 		}
 		return nil, err
 	}
-	fail := func(err error) error { return &DecodeError{Code: CodeInvalidRequest, ID: m.ID, Err: err} }
+	fail := func(err error) error {
+		// Echo the id only when it is one a response may carry.
+		var id jsontext.Value
+		if k := m.ID.Kind(); m.ID != nil && (k == '"' || k == '0' || k == 'n') {
+			id = m.ID
+		}
+		return &DecodeError{Code: CodeInvalidRequest, ID: id, Err: err}
+	}
 	if badErr != nil {
 		return nil, fail(badErr)
 	}
