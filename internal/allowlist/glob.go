@@ -9,11 +9,9 @@ import (
 )
 
 // A glob is a pattern over tool names, written in the syntax of [path.Match]:
-//
-//   - any run of characters, including none
-//     ?        exactly one character
-//     [abc]    one character of the set; [a-z] a range; [^a-z] the complement
-//     \c       the character c itself (\*, \?, \[, \\)
+// "*" matches any run of characters, including none; "?" exactly one
+// character; "[abc]" one character of the set, "[a-z]" a range, "[^a-z]" the
+// complement; "\c" the character c itself (\*, \?, \[, \\).
 //
 // Everything else matches itself, case-sensitively. A character is a
 // Unicode code point.

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -522,6 +520,3 @@ func (s *Session) releaseStream() {
 	s.mu.Unlock()
 	s.touch()
 }
-
-var _ = bytes.Equal
-var _ context.Context

@@ -49,10 +49,9 @@ type serverInfo struct {
 	instructions string
 }
 
-const (
-	keyShared = "shared"
-	keyProbe  = "shared" // the probe session doubles as the shared one
-)
+// keyShared names the session every caller uses when a server is shared;
+// it is also the probe session that learns the server's capabilities.
+const keyShared = "shared"
 
 func newUpstream(g *Gateway, name string, sc *config.Server) *Upstream {
 	u := &Upstream{g: g, name: name, cfg: sc, sessions: map[string]*USession{}}
@@ -112,13 +111,13 @@ func (u *Upstream) spec() upstream.Spec {
 // probe connects the shared session, which records the server's
 // capabilities for initialize and server/discover answers.
 func (u *Upstream) probe(ctx context.Context) (*USession, error) {
-	return u.session(ctx, keyProbe, nil)
+	return u.session(ctx, keyShared, nil)
 }
 
 func (u *Upstream) probeSession() *USession {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.sessions[keyProbe]
+	return u.sessions[keyShared]
 }
 
 // serverInfo returns what the server declared, probing if need be.
@@ -243,10 +242,17 @@ var inflightSeq atomic.Uint64
 
 // ensure connects (or reconnects after a crash) with backoff.
 func (us *USession) ensure(ctx context.Context) error {
+	_, _, err := us.connected(ctx)
+	return err
+}
+
+// connected returns the live connection and what the server declared,
+// connecting (or reconnecting after a crash, with backoff) if need be.
+func (us *USession) connected(ctx context.Context) (upstream.Conn, *serverInfo, error) {
 	us.connMu.Lock()
 	defer us.connMu.Unlock()
 	if us.closed {
-		return fmt.Errorf("%w: session closed", errUpstream)
+		return nil, nil, fmt.Errorf("%w: session closed", errUpstream)
 	}
 	if us.conn != nil {
 		select {
@@ -257,7 +263,7 @@ func (us *USession) ensure(ctx context.Context) error {
 			us.failures++
 			us.lastFail = time.Now()
 		default:
-			return nil
+			return us.conn, us.info, nil
 		}
 	}
 	if us.failures > 0 {
@@ -268,16 +274,16 @@ func (us *USession) ensure(ctx context.Context) error {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		}
 	}
 	if err := us.connect(ctx); err != nil {
 		us.failures++
 		us.lastFail = time.Now()
-		return fmt.Errorf("%w: %s: %w", errUpstream, us.up.name, err)
+		return nil, nil, fmt.Errorf("%w: %s: %v", errUpstream, us.up.name, err)
 	}
-	return nil
+	return us.conn, us.info, nil
 }
 
 func (us *USession) backoff() time.Duration {
@@ -494,12 +500,9 @@ func (us *USession) current() (upstream.Conn, *serverInfo) {
 // already be in the upstream's terms (local names); for a modern upstream
 // the per-request metadata is filled in here.
 func (us *USession) call(ctx context.Context, sess *Session, method string, params jsontext.Value, related func(*mcp.Message)) (*mcp.Message, error) {
-	if err := us.ensure(ctx); err != nil {
+	conn, info, err := us.connected(ctx)
+	if err != nil {
 		return nil, err
-	}
-	conn, info := us.current()
-	if conn == nil {
-		return nil, fmt.Errorf("%w: %s: not connected", errUpstream, us.up.name)
 	}
 	if info.era == mcp.EraLegacy && sess != nil && sess.era == mcp.EraModern {
 		params = stripModernMeta(params)
