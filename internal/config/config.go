@@ -62,6 +62,12 @@ type Config struct {
 	Servers   map[string]*Server  `yaml:"servers,omitempty"`
 	Profiles  map[string]*Profile `yaml:"profiles,omitempty"`
 
+	TLS        *TLS         `yaml:"tls,omitempty"`         // HTTPS on the listener
+	Auth       *Auth        `yaml:"auth,omitempty"`        // who is calling
+	Policy     *Policy      `yaml:"policy,omitempty"`      // who may call what
+	RateLimits []*RateLimit `yaml:"rate_limits,omitempty"` // how often
+	Approval   *Approval    `yaml:"approval,omitempty"`    // how held calls are approved
+
 	// Source says where the configuration came from: the file name given to
 	// [Load] or [Parse], or "(default)" for [Default]. Errors are prefixed
 	// with it.
@@ -116,6 +122,9 @@ type Server struct {
 	Timeout   Duration          `yaml:"timeout,omitempty"`      // per-call timeout; zero means limits.call_timeout
 	Restart   Restart           `yaml:"restart,omitempty"`      // supervision of a stdio server
 	Tools     ToolFilter        `yaml:"tools,omitempty"`        // over the server's own tool names
+	// Methods filters the JSON-RPC methods of requests this server sends
+	// towards clients (e.g. deny sampling/createMessage).
+	Methods MethodFilter `yaml:"methods,omitempty"`
 }
 
 // Restart configures how a stdio server that exits is restarted: after
@@ -136,6 +145,18 @@ type ToolFilter struct {
 type Profile struct {
 	Servers []string   `yaml:"servers,omitempty,flow"` // names from Config.Servers; empty means all
 	Tools   ToolFilter `yaml:"tools,omitempty"`        // over the names the profile exposes
+	// Methods filters the JSON-RPC methods callers of the profile may use,
+	// and servers' requests towards them.
+	Methods MethodFilter `yaml:"methods,omitempty"`
+}
+
+// MethodFilter selects JSON-RPC methods with [path.Match] globs
+// ("resources/*"). A method is allowed when Allow is empty or one of its
+// globs matches, and no Deny glob matches. Methods every session needs
+// (initialize, ping, notifications, server/discover) are always allowed.
+type MethodFilter struct {
+	Allow []string `yaml:"allow,omitempty,flow"`
+	Deny  []string `yaml:"deny,omitempty,flow"`
 }
 
 // ServerNames returns the names of the configured servers, sorted.

@@ -172,8 +172,8 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown top-level key",
-			yaml: "servers: {a: {command: [x]}}\npolicy: {}\n",
-			want: []string{`sluice.yaml:2: unknown key "policy"`},
+			yaml: "servers: {a: {command: [x]}}\ndashboard: {}\n",
+			want: []string{`sluice.yaml:2: unknown key "dashboard"`},
 		},
 		{
 			name: "keys are case-sensitive",

@@ -63,6 +63,11 @@ func (c *Config) validate() []*Problem {
 	for _, name := range c.ProfileNames() {
 		v.profile(name, c.Profiles[name])
 	}
+	v.tls()
+	v.auth()
+	v.policy()
+	v.rateLimits()
+	v.approval()
 	sortProblems(v.problems)
 	return v.problems
 }

@@ -17,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -120,6 +122,21 @@ type Principal struct {
 type ClientInfo struct {
 	Name    string
 	Version string
+	// Capabilities is the client's capabilities object as declared (at
+	// initialize for legacy clients, in the request's _meta for modern
+	// ones); nil when it declared none.
+	Capabilities jsontext.Value
+}
+
+// Tool is an upstream tool's definition as its server last listed it.
+// The gateway hands guards the same *Tool until the server's tool list
+// changes, so a guard may cache what it derives from one (a compiled
+// schema, parsed annotations) keyed by the pointer.
+type Tool struct {
+	// Name is the upstream-local name.
+	Name string
+	// Raw is the tool object as listed, upstream-local name included.
+	Raw jsontext.Value
 }
 
 // Call is one message crossing the gateway, with what guards learned about
@@ -143,6 +160,11 @@ type Call struct {
 	Method, Name string
 	// Params is the params object as received (or as a guard changed it).
 	Params jsontext.Value
+	// Tool is the definition of the tool a tools/call names, when its
+	// server listed it; nil for other methods and for unlisted tools.
+	Tool *Tool
+	// Transport is the HTTP request metadata of the call ("" over stdio).
+	Transport Transport
 
 	Findings  []Finding
 	Labels    Labels
@@ -190,7 +212,21 @@ const (
 	Allow  Effect = "allow"
 	Deny   Effect = "deny"
 	Modify Effect = "modify" // the guard changed the params or the result
+	// RequireApproval holds the call until a human approves it; the
+	// approval guard acts on it.
+	RequireApproval Effect = "require-approval"
 )
+
+// Transport is what the gateway knows about how a call arrived.
+type Transport struct {
+	// Kind is "http" or "stdio".
+	Kind string
+	// RemoteAddr is the peer's address for HTTP ("ip:port").
+	RemoteAddr string
+	// Headers the policy may read: a copy of selected request headers,
+	// lower-cased names. Authorization and cookies are never included.
+	Headers map[string]string
+}
 
 // Decision is one guard's verdict on a call.
 type Decision struct {
@@ -203,6 +239,9 @@ type Decision struct {
 	Mode   Mode
 	// Message is a short human explanation safe to show the agent.
 	Message string
+	// RetryAfter, on a denial, says when the same call may succeed (rate
+	// limits); zero otherwise.
+	RetryAfter time.Duration
 }
 
 // Decide records d on the call and returns a [*DeniedError] when d denies in
@@ -239,6 +278,31 @@ func (e *DeniedError) RPCError() *mcp.Error {
 		data = append(data, `,"id":`...)
 		data, _ = jsontext.AppendQuote(data, e.CallID)
 	}
+	if ms := e.Decision.RetryAfter.Milliseconds(); ms > 0 {
+		data = append(data, `,"retryAfterMs":`...)
+		data = strconv.AppendInt(data, ms, 10)
+	}
 	data = append(data, '}')
 	return &mcp.Error{Code: mcp.CodeDenied, Message: "sluice: " + msg, Data: data}
+}
+
+// Asker sends a request towards the client of a call (elicitation/create,
+// for instance) and waits for the client's result. The gateway puts one in
+// the context of calls whose client can be asked while the call waits
+// (legacy clients that declared the capability the method needs).
+type Asker interface {
+	Ask(ctx context.Context, method string, params jsontext.Value) (jsontext.Value, error)
+}
+
+type askerKey struct{}
+
+// WithAsker returns a context carrying a.
+func WithAsker(ctx context.Context, a Asker) context.Context {
+	return context.WithValue(ctx, askerKey{}, a)
+}
+
+// AskerFrom returns the [Asker] of ctx, or nil.
+func AskerFrom(ctx context.Context) Asker {
+	a, _ := ctx.Value(askerKey{}).(Asker)
+	return a
 }

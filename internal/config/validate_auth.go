@@ -1,0 +1,5 @@
+package config
+
+func (v *validator) tls() {}
+
+func (v *validator) auth() {}

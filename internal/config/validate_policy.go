@@ -1,0 +1,7 @@
+package config
+
+func (v *validator) policy() {}
+
+func (v *validator) rateLimits() {}
+
+func (v *validator) approval() {}
