@@ -439,7 +439,7 @@ func (g *Gateway) askClient(ctx context.Context, cc *callCtx, us *USession, meth
 	if p == nil {
 		p = &profile{}
 	}
-	c := s.newCall(cc.st, p, us.up.name, method, "", params)
+	c := s.newCall(ctx, cc.st, p, us.up.name, method, "", params)
 	c.Direction = guard.ToClient
 	res, err := cc.st.chain.Handle(ctx, c)
 	if err != nil {

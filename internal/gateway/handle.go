@@ -192,6 +192,7 @@ func (s *Session) initialize(ctx context.Context, p *profile, params jsontext.Va
 	s.clientInfo, _, _ = mcp.Lookup(params, "clientInfo")
 	s.client.Name, _, _ = mcp.LookupString(s.clientInfo, "name")
 	s.client.Version, _, _ = mcp.LookupString(s.clientInfo, "version")
+	s.client.Capabilities = s.caps
 	s.version = version
 
 	caps, info, instr := s.g.describe(ctx, p)
@@ -330,7 +331,7 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := s.newCall(st, p, server, method, "", params)
+			c := s.newCall(ctx, st, p, server, method, "", params)
 			res, err := st.chain.Handle(ctx, c)
 			if err != nil {
 				parts[i].err = err
@@ -397,11 +398,12 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 	return append(out, '}'), nil
 }
 
-func (s *Session) newCall(st *state, p *profile, server, method, name string, params jsontext.Value) *guard.Call {
+func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) *guard.Call {
 	return &guard.Call{
 		ID:        s.g.newCallID(),
 		Principal: s.principal,
 		Client:    s.client,
+		Transport: transportFrom(ctx),
 		Era:       s.era,
 		Direction: guard.ToServer,
 		Profile:   p.name,
@@ -433,11 +435,20 @@ func (s *Session) callNamed(ctx context.Context, st *state, p *profile, method s
 			return nil, invalidParams(err.Error())
 		}
 	}
-	return s.run(ctx, st, p, server, method, local, params)
+	c := s.newCall(ctx, st, p, server, method, local, params)
+	if method == mcp.MethodToolsCall {
+		if up := s.g.upstream(server); up != nil {
+			c.Tool = up.tool(ctx, local)
+		}
+	}
+	return s.runCall(ctx, st, c)
 }
 
 func (s *Session) run(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) (jsontext.Value, error) {
-	c := s.newCall(st, p, server, method, name, params)
+	return s.runCall(ctx, st, s.newCall(ctx, st, p, server, method, name, params))
+}
+
+func (s *Session) runCall(ctx context.Context, st *state, c *guard.Call) (jsontext.Value, error) {
 	res, err := st.chain.Handle(ctx, c)
 	if err != nil {
 		return nil, err
@@ -797,4 +808,18 @@ func decodeFailure(err error) *mcp.Message {
 		code, id = de.Code, de.ID
 	}
 	return mcp.NewErrorResponse(id, mcp.NewError(code, err.Error()))
+}
+
+type transportKey struct{}
+
+// withTransport records how the calls of ctx arrived.
+func withTransport(ctx context.Context, t *guard.Transport) context.Context {
+	return context.WithValue(ctx, transportKey{}, t)
+}
+
+func transportFrom(ctx context.Context) guard.Transport {
+	if t, ok := ctx.Value(transportKey{}).(*guard.Transport); ok {
+		return *t
+	}
+	return guard.Transport{}
 }

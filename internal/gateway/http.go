@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -58,6 +59,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "origin not allowed"))
 		return
 	}
+	r = r.WithContext(withTransport(r.Context(), httpTransport(r)))
 	profile = strings.Trim(profile, "/")
 	if profile == "default" {
 		profile = ""
@@ -77,6 +79,23 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// policyHeaders are the request headers guards may read; credentials and
+// cookies are never among them.
+var policyHeaders = []string{"User-Agent", "X-Forwarded-For", "X-Request-Id", "Traceparent", hdrProtocolVersion}
+
+func httpTransport(r *http.Request) *guard.Transport {
+	t := &guard.Transport{Kind: "http", RemoteAddr: r.RemoteAddr}
+	for _, k := range policyHeaders {
+		if v := r.Header[k]; len(v) > 0 {
+			if t.Headers == nil {
+				t.Headers = make(map[string]string, len(policyHeaders))
+			}
+			t.Headers[strings.ToLower(k)] = v[0]
+		}
+	}
+	return t
 }
 
 func isLoopbackHost(host string) bool {
@@ -297,6 +316,7 @@ func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile
 	s.clientInfo, _, _ = mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo)
 	s.client.Name, _, _ = mcp.LookupString(s.clientInfo, "name")
 	s.client.Version, _, _ = mcp.LookupString(s.clientInfo, "version")
+	s.client.Capabilities = caps
 	if lv, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaLogLevel); ok {
 		s.logLevel, _ = unquote(lv)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -68,43 +69,79 @@ func validToken(s string) bool {
 	return s != ""
 }
 
-// rememberTools records the header bindings of a server's tools.
+// toolCatalog is what Sluice knows of a server's tools from its last
+// listing: each definition (handed to guards as [guard.Call.Tool]) and the
+// header bindings of their input schemas.
+type toolCatalog struct {
+	tools    map[string]*guard.Tool
+	bindings map[string][]paramBinding // tool -> x-mcp-header bindings
+}
+
+// rememberTools records a server's tools as listed.
 func (u *Upstream) rememberTools(items []jsontext.Value) {
-	m := map[string][]paramBinding{}
+	c := &toolCatalog{tools: make(map[string]*guard.Tool, len(items)), bindings: map[string][]paramBinding{}}
 	for _, it := range items {
-		schema, ok, _ := mcp.Lookup(it, "inputSchema")
+		name, ok, _ := mcp.LookupString(it, "name")
 		if !ok {
 			continue
 		}
-		if b := headerBindings(schema); len(b) > 0 {
-			name, _, _ := mcp.LookupString(it, "name")
-			m[name] = b
+		c.tools[name] = &guard.Tool{Name: name, Raw: it}
+		if schema, ok, _ := mcp.Lookup(it, "inputSchema"); ok {
+			if b := headerBindings(schema); len(b) > 0 {
+				c.bindings[name] = b
+			}
 		}
 	}
 	u.infoMu.Lock()
-	u.bindings = m
+	u.catalog = c
 	u.infoMu.Unlock()
 }
 
-// toolBindings returns the header bindings of one of the server's tools,
-// listing the tools once if they were never listed.
-func (u *Upstream) toolBindings(ctx context.Context, tool string) []paramBinding {
+// forgetTools drops the catalog after the server said its tools changed;
+// the next lookup lists them again.
+func (u *Upstream) forgetTools() {
 	u.infoMu.Lock()
-	m := u.bindings
+	u.catalog = nil
 	u.infoMu.Unlock()
-	if m == nil {
-		us, err := u.probe(ctx)
-		if err != nil {
-			return nil
-		}
-		if _, _, err := us.list(ctx, mcp.MethodToolsList); err != nil {
-			return nil
-		}
-		u.infoMu.Lock()
-		m = u.bindings
-		u.infoMu.Unlock()
+}
+
+// tools returns the server's tool catalog, listing the tools once if they
+// were never listed (or changed since). It returns nil when the server
+// cannot be listed.
+func (u *Upstream) tools(ctx context.Context) *toolCatalog {
+	u.infoMu.Lock()
+	c := u.catalog
+	u.infoMu.Unlock()
+	if c != nil {
+		return c
 	}
-	return m[tool]
+	us, err := u.probe(ctx)
+	if err != nil {
+		return nil
+	}
+	if _, _, err := us.list(ctx, mcp.MethodToolsList); err != nil {
+		return nil
+	}
+	u.infoMu.Lock()
+	c = u.catalog
+	u.infoMu.Unlock()
+	return c
+}
+
+// tool returns the definition of one of the server's tools, or nil.
+func (u *Upstream) tool(ctx context.Context, name string) *guard.Tool {
+	if c := u.tools(ctx); c != nil {
+		return c.tools[name]
+	}
+	return nil
+}
+
+// toolBindings returns the header bindings of one of the server's tools.
+func (u *Upstream) toolBindings(ctx context.Context, tool string) []paramBinding {
+	if c := u.tools(ctx); c != nil {
+		return c.bindings[tool]
+	}
+	return nil
 }
 
 // argumentAt returns the argument at a property path; absent and null

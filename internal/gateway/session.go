@@ -309,7 +309,7 @@ func (s *Session) forwardServerRequest(ctx context.Context, us *USession, m *mcp
 	if p == nil {
 		p = &profile{}
 	}
-	c := s.newCall(state, p, us.up.name, m.Method, "", m.Params)
+	c := s.newCall(ctx, state, p, us.up.name, m.Method, "", m.Params)
 	c.Direction = guard.ToClient
 	ctx = withCallCtx(ctx, &callCtx{sess: s, stream: st, st: state})
 	ctx, cancel := context.WithTimeout(ctx, state.timeout)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -26,6 +27,7 @@ func (g *Gateway) ServeStdio(ctx context.Context, r io.Reader, w io.Writer, prof
 		max = mcp.DefaultMaxBytes
 	}
 	out := &stdioWriter{w: w}
+	ctx = withTransport(ctx, &guard.Transport{Kind: "stdio"})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -106,7 +108,10 @@ func (g *Gateway) stdioMessage(ctx context.Context, sp **Session, profile string
 			} else {
 				s.caps = jsontext.Value(`{}`)
 			}
+			s.client.Capabilities = s.caps
 			s.clientInfo, _, _ = mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo)
+			s.client.Name, _, _ = mcp.LookupString(s.clientInfo, "name")
+			s.client.Version, _, _ = mcp.LookupString(s.clientInfo, "version")
 			if v, ok, _ := mcp.LookupPath(m.Params, "_meta", mcp.MetaProtocolVersion); ok {
 				s.version, _ = unquote(v)
 			}

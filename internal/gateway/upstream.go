@@ -36,9 +36,9 @@ type Upstream struct {
 	// What the server declared the last time a session connected; used to
 	// answer initialize and server/discover without connecting for every
 	// client.
-	infoMu   sync.Mutex
-	info     *serverInfo
-	bindings map[string][]paramBinding // tool -> x-mcp-header bindings
+	infoMu  sync.Mutex
+	info    *serverInfo
+	catalog *toolCatalog // the server's tools as last listed; nil until listed or after list_changed
 }
 
 type serverInfo struct {
@@ -665,6 +665,9 @@ func (us *USession) inbound(m *mcp.Message) {
 			us.listMu.Lock()
 			us.lists = nil
 			us.listMu.Unlock()
+			if m.Method == mcp.NotifToolsListChanged {
+				us.up.forgetTools()
+			}
 		case mcp.NotifCancelled:
 			us.forwardCancel(m)
 			return
