@@ -67,6 +67,7 @@ func (c *Config) validate() []*Problem {
 	v.auth()
 	v.policy()
 	v.rateLimits()
+	v.methods()
 	v.approval()
 	sortProblems(v.problems)
 	return v.problems

@@ -1,7 +1,3 @@
 package config
 
 func (v *validator) policy() {}
-
-func (v *validator) rateLimits() {}
-
-func (v *validator) approval() {}

@@ -233,6 +233,9 @@ type Decision struct {
 	Guard string
 	// Rule names the configuration element that decided (a glob, a rule id).
 	Rule string
+	// Version identifies the rule set that decided (the policy's content
+	// hash), so a decision can be traced to the exact policy in force.
+	Version string
 	// Reason is a stable kebab-case code, e.g. "allowlist-tool-denied".
 	Reason string
 	Effect Effect
