@@ -231,7 +231,23 @@ func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile
 			w.Header().Set(hdrSessionID, s.ID())
 		}
 	}
-	sw.finish(resp, http.StatusOK)
+	sw.finish(resp, h.denialStatus(w, resp))
+}
+
+// denialStatus gives a denied request the HTTP status its denial means: 403,
+// or 429 with Retry-After for a rate limit. Anything else is 200: JSON-RPC
+// errors travel in the body.
+func (h *HTTPHandler) denialStatus(w http.ResponseWriter, resp *mcp.Message) int {
+	if resp.Error == nil || resp.Error.Code != mcp.CodeDenied {
+		return http.StatusOK
+	}
+	if v, ok, _ := mcp.Lookup(resp.Error.Data, "retryAfterMs"); ok && v.Kind() == '0' {
+		if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil && ms > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
+			return http.StatusTooManyRequests
+		}
+	}
+	return http.StatusForbidden
 }
 
 // postModern serves a request of a 2026-07-28-era client: no session,
@@ -330,6 +346,8 @@ func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile
 			status = http.StatusNotFound
 		case mcp.CodeHeaderMismatch, mcp.CodeMissingRequiredClientCapability, mcp.CodeUnsupportedProtocolVersion:
 			status = http.StatusBadRequest
+		case mcp.CodeDenied:
+			status = h.denialStatus(w, resp)
 		}
 	}
 	sw.finish(resp, status)
