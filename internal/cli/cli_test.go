@@ -96,7 +96,7 @@ func TestMain_Commands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const refusal = "a non-loopback address would expose every upstream server to the network without authentication, which this version of Sluice does not provide; listen on 127.0.0.1 or localhost\n"
+	const refusal = "a non-loopback address would expose every upstream server to the network without authentication; configure auth (OAuth, API keys or mTLS) or listen on 127.0.0.1 or localhost\n"
 	tests := []struct {
 		name string
 		args []string

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
 )
@@ -110,25 +113,34 @@ command after "--".`,
 	return cmd
 }
 
-// checkListen refuses addresses other than loopback: without
-// authentication, anyone who can reach the port could use every server.
-func checkListen(addr string) error {
+// checkListen refuses addresses other than loopback unless authentication
+// is configured: without it, anyone who can reach the port could use every
+// server.
+func checkListen(addr string, auth *config.Auth) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", addr, err)
 	}
-	if host == "localhost" {
+	if host == "localhost" || auth != nil {
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("refusing to listen on %s: a non-loopback address would expose every upstream server to the network without authentication, which this version of Sluice does not provide; listen on 127.0.0.1 or localhost", addr)
+	return fmt.Errorf("refusing to listen on %s: a non-loopback address would expose every upstream server to the network without authentication; configure auth (OAuth, API keys or mTLS) or listen on 127.0.0.1 or localhost", addr)
 }
 
 func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, logs logFlags) error {
-	if err := checkListen(cfg.Listen); err != nil {
+	if err := checkListen(cfg.Listen, cfg.Auth); err != nil {
 		return err
+	}
+	var tlsConf *tls.Config
+	if cfg.TLS != nil {
+		c, err := authn.ServerTLS(cfg.TLS, cfg.Auth)
+		if err != nil {
+			return err
+		}
+		tlsConf = c
 	}
 	g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()})
 	if err != nil {
@@ -143,6 +155,8 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", handler)
 	mux.Handle("/mcp/", handler)
+	mux.Handle(authn.WellKnownPath, handler)
+	mux.Handle(authn.WellKnownPath+"/", handler)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 
@@ -155,12 +169,25 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 			log.Warn("listen address changes need a restart; keeping the old one", "listen", cfg.Listen)
 			next.Listen = cfg.Listen
 		}
+		if !reflect.DeepEqual(next.TLS, cfg.TLS) {
+			log.Warn("tls changes need a restart; keeping the old listener")
+		}
+		if err := checkListen(next.Listen, next.Auth); err != nil {
+			// Removing auth from a public listener would open it to anyone.
+			return err
+		}
 		return g.Reload(next)
 	})
 
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+		srv.TLSConfig = tlsConf
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("sluice serving", "addr", "http://"+ln.Addr().String()+"/mcp", "servers", cfg.ServerNames(), "config", cfg.Source, "version", version())
+	log.Info("sluice serving", "addr", scheme+"://"+ln.Addr().String()+"/mcp", "auth", cfg.Auth != nil, "servers", cfg.ServerNames(), "config", cfg.Source, "version", version())
 	select {
 	case err := <-errc:
 		return err

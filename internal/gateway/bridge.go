@@ -167,7 +167,7 @@ func (g *Gateway) bridgeToLegacy(ctx context.Context, cc *callCtx, us *USession,
 	s := cc.sess
 	if rs, ok, _ := mcp.LookupString(params, "requestState"); ok && strings.HasPrefix(rs, bridgeStatePrefix) {
 		pc := g.bridge.take(rs)
-		if pc == nil || pc.subject != s.principal.Subject || pc.method != c.Method || pc.name != c.Name || pc.us != us {
+		if pc == nil || pc.subject != principalKey(c.Principal) || pc.method != c.Method || pc.name != c.Name || pc.us != us {
 			return nil, invalidParams("requestState is unknown, expired or not yours")
 		}
 		responses, _, _ := mcp.Lookup(params, "inputResponses")
@@ -197,7 +197,7 @@ func (g *Gateway) bridgeToLegacy(ctx context.Context, cc *callCtx, us *USession,
 	}
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	pc := &parkedCall{
-		us: us, subject: s.principal.Subject, method: c.Method, name: c.Name,
+		us: us, subject: principalKey(c.Principal), method: c.Method, name: c.Name,
 		cancel: cancel, events: make(chan bridgeEvent, 16), waiting: map[string]*mcp.Message{},
 		clientCap: s.caps,
 	}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/allowlist"
+	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -76,6 +79,11 @@ type state struct {
 	// request gets before it is routed.
 	maxTimeout time.Duration
 	sep        string
+	// authn authenticates HTTP requests; nil when auth is not configured.
+	authn *authn.Authenticator
+	// resourceHost is the host of auth.resource, accepted in Host headers
+	// besides the loopback names and http.allowed_hosts.
+	resourceHost string
 }
 
 // profile is a set of servers exposed at one path.
@@ -106,7 +114,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
 	}
-	st, err := g.build(cfg)
+	st, err := g.build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +157,7 @@ func (g *Gateway) sweep() {
 	}
 }
 
-func (g *Gateway) build(cfg *config.Config) (*state, error) {
+func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 	st := &state{
 		cfg:      cfg,
 		profiles: map[string]*profile{},
@@ -201,23 +209,60 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 		return nil, fmt.Errorf("allowlist: %w", err)
 	}
 	st.guards = []guard.Guard{ag}
+	if cfg.Auth != nil {
+		if err := g.buildAuthn(st, prev); err != nil {
+			return nil, err
+		}
+		st.guards = append(st.guards, authn.Guard{})
+	}
 	chain, err := guard.Chain(guard.HandlerFunc(g.forward), st.guards...)
 	if err != nil {
+		st.closeAuthn(prev)
 		return nil, err
 	}
 	st.chain = chain
 	return st, nil
 }
 
+// buildAuthn gives st its authenticator: the previous one when the auth and
+// tls configuration did not change (keeping its fetched keys and verified
+// tokens), else a new one.
+func (g *Gateway) buildAuthn(st *state, prev *state) error {
+	cfg := st.cfg
+	if u, err := url.Parse(cfg.Auth.Resource); err == nil && u.Host != "" {
+		st.resourceHost = u.Host
+	}
+	if prev != nil && prev.authn != nil && reflect.DeepEqual(prev.cfg.Auth, cfg.Auth) && reflect.DeepEqual(prev.cfg.TLS, cfg.TLS) {
+		st.authn = prev.authn
+		return nil
+	}
+	a, err := authn.New(context.Background(), cfg.Auth, cfg.TLS, g.log)
+	if err != nil {
+		return err
+	}
+	st.authn = a
+	return nil
+}
+
+// closeAuthn closes st's authenticator unless other (the state before or
+// after it) shares it.
+func (st *state) closeAuthn(other *state) {
+	if st.authn != nil && (other == nil || other.authn != st.authn) {
+		_ = st.authn.Close()
+	}
+}
+
 // Reload swaps in a new configuration without dropping sessions. Servers
 // whose definition changed are reconnected on next use; removed servers are
 // closed. The new configuration must already be validated.
 func (g *Gateway) Reload(cfg *config.Config) error {
-	st, err := g.build(cfg)
+	prev := g.st.Load()
+	st, err := g.build(cfg, prev)
 	if err != nil {
 		return err
 	}
 	g.st.Store(st)
+	prev.closeAuthn(st)
 	g.syncUpstreams(cfg)
 	g.log.Info("configuration reloaded", "servers", len(cfg.Servers), "profiles", len(cfg.Profiles))
 	return nil
@@ -329,6 +374,7 @@ func (g *Gateway) Close() error {
 	for _, s := range sessions {
 		s.close()
 	}
+	g.st.Load().closeAuthn(nil)
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Add(1)

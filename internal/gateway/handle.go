@@ -401,7 +401,7 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) *guard.Call {
 	return &guard.Call{
 		ID:        s.g.newCallID(),
-		Principal: s.principal,
+		Principal: s.callPrincipal(ctx),
 		Client:    s.client,
 		Transport: transportFrom(ctx),
 		Era:       s.era,
@@ -815,6 +815,24 @@ type transportKey struct{}
 // withTransport records how the calls of ctx arrived.
 func withTransport(ctx context.Context, t *guard.Transport) context.Context {
 	return context.WithValue(ctx, transportKey{}, t)
+}
+
+type principalKeyT struct{}
+
+// withPrincipal records who authenticated the request behind ctx.
+func withPrincipal(ctx context.Context, p *guard.Principal) context.Context {
+	return context.WithValue(ctx, principalKeyT{}, p)
+}
+
+// callPrincipal is the principal of a call: the one that authenticated the
+// request carrying it (a legacy session's later requests may present a
+// refreshed token, with the scopes and groups it has now), else the
+// session's.
+func (s *Session) callPrincipal(ctx context.Context) *guard.Principal {
+	if p, ok := ctx.Value(principalKeyT{}).(*guard.Principal); ok && p != nil {
+		return p
+	}
+	return s.principal
 }
 
 func transportFrom(ctx context.Context) guard.Transport {

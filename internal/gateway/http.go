@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -44,14 +45,19 @@ func NewHTTPHandler(g *Gateway, opts HTTPOptions) *HTTPHandler {
 }
 
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, authn.WellKnownPath) {
+		h.metadata(w, r)
+		return
+	}
 	profile, ok := strings.CutPrefix(r.URL.Path, "/mcp")
 	if !ok || (profile != "" && profile[0] != '/') {
 		http.NotFound(w, r)
 		return
 	}
+	st := h.g.st.Load()
 	// DNS rebinding defence first, so that a hostile page learns nothing,
 	// not even which profiles exist.
-	if !h.hostAllowed(r.Host) {
+	if !h.hostAllowed(st, r.Host) {
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "host not allowed"))
 		return
 	}
@@ -59,7 +65,23 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "origin not allowed"))
 		return
 	}
-	r = r.WithContext(withTransport(r.Context(), httpTransport(r)))
+	// Authentication before routing, so that an unauthenticated caller
+	// learns nothing about which profiles exist either.
+	var principal *guard.Principal
+	if st.authn != nil {
+		p, err := st.authn.Authenticate(r)
+		if err != nil {
+			h.g.log.Info("request not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			st.authn.WriteChallenge(w, r, err)
+			return
+		}
+		principal = p
+	}
+	ctx := withTransport(r.Context(), httpTransport(r))
+	if principal != nil {
+		ctx = withPrincipal(ctx, principal)
+	}
+	r = r.WithContext(ctx)
 	profile = strings.Trim(profile, "/")
 	if profile == "default" {
 		profile = ""
@@ -70,11 +92,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
-		h.post(w, r, profile)
+		h.post(w, r, profile, principal)
 	case http.MethodGet:
-		h.get(w, r, profile)
+		h.get(w, r, profile, principal)
 	case http.MethodDelete:
-		h.delete(w, r, profile)
+		h.delete(w, r, profile, principal)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -106,8 +128,19 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (h *HTTPHandler) hostAllowed(hostport string) bool {
-	if slices.Contains(h.opts.AllowedHosts, hostport) {
+// metadata serves the protected resource metadata (RFC 9728) when OAuth
+// is configured, and 404 otherwise.
+func (h *HTTPHandler) metadata(w http.ResponseWriter, r *http.Request) {
+	st := h.g.st.Load()
+	if st.authn == nil {
+		http.NotFound(w, r)
+		return
+	}
+	st.authn.Metadata().ServeHTTP(w, r)
+}
+
+func (h *HTTPHandler) hostAllowed(st *state, hostport string) bool {
+	if slices.Contains(h.opts.AllowedHosts, hostport) || (st.resourceHost != "" && hostport == st.resourceHost) {
 		return true
 	}
 	host := hostport
@@ -141,7 +174,7 @@ func writeHTTPError(w http.ResponseWriter, status int, id jsontext.Value, e *mcp
 	_, _ = w.Write(mcp.NewErrorResponse(id, e).Encode())
 }
 
-func (h *HTTPHandler) post(w http.ResponseWriter, r *http.Request, profile string) {
+func (h *HTTPHandler) post(w http.ResponseWriter, r *http.Request, profile string, principal *guard.Principal) {
 	lim := h.g.Limits()
 	max := lim.MaxBytes
 	if max <= 0 {
@@ -176,14 +209,14 @@ func (h *HTTPHandler) post(w http.ResponseWriter, r *http.Request, profile strin
 	sid := r.Header.Get(hdrSessionID)
 	modern := m.Method == mcp.MethodDiscover || mcp.IsModernVersion(metaVersion) || (mcp.IsModernVersion(hdrVersion) && sid == "")
 	if modern && !(m.Method == mcp.MethodInitialize && metaVersion == "") {
-		h.postModern(w, r, profile, m, hdrVersion, metaVersion)
+		h.postModern(w, r, profile, principal, m, hdrVersion, metaVersion)
 		return
 	}
-	h.postLegacy(w, r, profile, m, sid, hdrVersion)
+	h.postLegacy(w, r, profile, principal, m, sid, hdrVersion)
 }
 
 // postLegacy serves a message of a 2025-11-25-era client.
-func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile string, m *mcp.Message, sid, hdrVersion string) {
+func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile string, principal *guard.Principal, m *mcp.Message, sid, hdrVersion string) {
 	var s *Session
 	if m.Method == mcp.MethodInitialize {
 		if sid != "" {
@@ -194,14 +227,14 @@ func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile
 			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "initialize must be a request"))
 			return
 		}
-		s = h.g.NewSession(SessionOptions{Era: mcp.EraLegacy, Profile: profile})
+		s = h.g.NewSession(SessionOptions{Era: mcp.EraLegacy, Profile: profile, Principal: principal})
 	} else {
 		if sid == "" {
 			writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "missing "+hdrSessionID+" header"))
 			return
 		}
-		s = h.g.Session(sid)
-		if s == nil || s.profile != profile {
+		s = h.session(sid, profile, principal)
+		if s == nil {
 			writeHTTPError(w, http.StatusNotFound, m.ID, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
 			return
 		}
@@ -252,7 +285,7 @@ func (h *HTTPHandler) denialStatus(w http.ResponseWriter, resp *mcp.Message) int
 
 // postModern serves a request of a 2026-07-28-era client: no session,
 // everything Sluice needs travels with the request.
-func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile string, m *mcp.Message, hdrVersion, metaVersion string) {
+func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile string, principal *guard.Principal, m *mcp.Message, hdrVersion, metaVersion string) {
 	mismatch := func(msg string) {
 		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeHeaderMismatch, "header mismatch: "+msg))
 	}
@@ -326,7 +359,7 @@ func (h *HTTPHandler) postModern(w http.ResponseWriter, r *http.Request, profile
 		writeHTTPError(w, http.StatusBadRequest, m.ID, mcp.NewError(mcp.CodeInvalidParams, "missing _meta."+mcp.MetaClientCapabilities))
 		return
 	}
-	s := h.g.NewSession(SessionOptions{Era: mcp.EraModern, Profile: profile, Ephemeral: true})
+	s := h.g.NewSession(SessionOptions{Era: mcp.EraModern, Profile: profile, Principal: principal, Ephemeral: true})
 	s.version = metaVersion
 	s.caps = caps
 	s.clientInfo, _, _ = mcp.LookupPath(m.Params, "_meta", mcp.MetaClientInfo)
@@ -394,15 +427,31 @@ func acceptsSSE(r *http.Request) bool {
 	return false
 }
 
-func (h *HTTPHandler) get(w http.ResponseWriter, r *http.Request, profile string) {
+// session finds the legacy session sid of profile, if principal may use it:
+// a session is bound to the principal that created it, and another
+// principal presenting its id is told it does not exist (which tells it
+// nothing).
+func (h *HTTPHandler) session(sid, profile string, principal *guard.Principal) *Session {
+	s := h.g.Session(sid)
+	if s == nil || s.profile != profile {
+		return nil
+	}
+	if h.g.st.Load().authn != nil && !s.ownedBy(principal) {
+		h.g.log.Warn("session id presented by another principal", "session", sid, "owner", s.principal.Subject, "caller", principal.Subject)
+		return nil
+	}
+	return s
+}
+
+func (h *HTTPHandler) get(w http.ResponseWriter, r *http.Request, profile string, principal *guard.Principal) {
 	sid := r.Header.Get(hdrSessionID)
 	if sid == "" {
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	s := h.g.Session(sid)
-	if s == nil || s.profile != profile {
+	s := h.session(sid, profile, principal)
+	if s == nil {
 		writeHTTPError(w, http.StatusNotFound, nil, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
 		return
 	}
@@ -433,15 +482,15 @@ func (h *HTTPHandler) get(w http.ResponseWriter, r *http.Request, profile string
 	}
 }
 
-func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request, profile string) {
+func (h *HTTPHandler) delete(w http.ResponseWriter, r *http.Request, profile string, principal *guard.Principal) {
 	sid := r.Header.Get(hdrSessionID)
 	if sid == "" {
 		w.Header().Set("Allow", "POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	s := h.g.Session(sid)
-	if s == nil || s.profile != profile {
+	s := h.session(sid, profile, principal)
+	if s == nil {
 		writeHTTPError(w, http.StatusNotFound, nil, mcp.NewError(mcp.CodeInvalidRequest, "session not found"))
 		return
 	}

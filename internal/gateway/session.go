@@ -90,8 +90,11 @@ func (g *Gateway) NewSession(o SessionOptions) *Session {
 		subs:      map[string]string{},
 		ephemeral: o.Ephemeral,
 	}
-	if s.principal == nil {
-		s.principal = &guard.Principal{Subject: "anonymous"}
+	if s.principal == nil && g.st.Load().authn == nil {
+		// Without authentication every caller is the same nobody. With it,
+		// a session without a principal stays without one, and the authn
+		// guard refuses its calls.
+		s.principal = anonymous
 	}
 	s.touch()
 	if !o.Ephemeral {
@@ -196,7 +199,33 @@ func (s *Session) upstreamKey() string {
 	// and decides by them whether to ask for input; modern clients declare
 	// theirs per request, so each distinct set gets its own upstream session.
 	sum := sha256.Sum256(s.caps)
-	return "p:" + s.principal.Subject + "#" + hex.EncodeToString(sum[:6])
+	return "p:" + principalKey(s.principal) + "#" + hex.EncodeToString(sum[:6])
+}
+
+// anonymous is the principal of every caller when no authentication is
+// configured.
+var anonymous = &guard.Principal{Subject: "anonymous", Name: "anonymous"}
+
+// principalKey identifies a caller for binding state to it: a legacy
+// session to the principal that created it, a parked call to the one that
+// started it, upstream sessions of modern clients to theirs. Subject and
+// client id make the identity (a refreshed token with new scopes or groups
+// is the same caller); "" stands for no principal.
+func principalKey(p *guard.Principal) string {
+	if p == nil {
+		return ""
+	}
+	h := sha256.New()
+	h.Write([]byte(p.Subject))
+	h.Write([]byte{0})
+	h.Write([]byte(p.ClientID))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// ownedBy reports whether p may use the session: it must be the principal
+// that created it.
+func (s *Session) ownedBy(p *guard.Principal) bool {
+	return principalKey(s.principal) == principalKey(p)
 }
 
 func (s *Session) clientInit() *clientInit {

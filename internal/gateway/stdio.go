@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -75,7 +76,9 @@ func (g *Gateway) stdioMessage(ctx context.Context, sp **Session, profile string
 				era = mcp.EraModern
 			}
 		}
-		s := g.NewSession(SessionOptions{Era: era, Profile: profile})
+		// Over stdio nobody presents credentials: the caller is whoever
+		// launched Sluice, as configured (auth.stdio) or as the OS says.
+		s := g.NewSession(SessionOptions{Era: era, Profile: profile, Principal: authn.StdioPrincipal(g.st.Load().cfg.Auth)})
 		*sp = s
 		wg.Add(1)
 		go func() {

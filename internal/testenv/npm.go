@@ -18,6 +18,9 @@ const (
 	EverythingPackage  = "@modelcontextprotocol/server-everything"
 	FilesystemPackage  = "@modelcontextprotocol/server-filesystem"
 	MemoryPackage      = "@modelcontextprotocol/server-memory"
+	// OIDCProviderPackage is a certified OpenID Connect provider that
+	// authentication tests run as the authorization server.
+	OIDCProviderPackage = "oidc-provider"
 )
 
 // npmDir is where the package.json and package-lock.json of the npm peers live, relative

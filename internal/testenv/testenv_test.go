@@ -347,10 +347,11 @@ func TestNPMPackages(t *testing.T) {
 	readJSON(t, filepath.Join(root, npmDir, "package.json"), &manifest)
 
 	want := map[string]string{
-		ConformancePackage: "0.2.0-alpha.12",
-		EverythingPackage:  "2026.8.31",
-		FilesystemPackage:  "2026.8.31",
-		MemoryPackage:      "2026.8.31",
+		ConformancePackage:  "0.2.0-alpha.12",
+		EverythingPackage:   "2026.8.31",
+		FilesystemPackage:   "2026.8.31",
+		MemoryPackage:       "2026.8.31",
+		OIDCProviderPackage: "9.13.3",
 	}
 	if diff := cmp.Diff(want, manifest.Dependencies); diff != "" {
 		t.Errorf("test/npm/package.json dependencies mismatch (-want +got):\n%s", diff)
