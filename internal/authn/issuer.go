@@ -23,7 +23,6 @@ import (
 	"github.com/sluicehq/sluice/internal/guard"
 )
 
-
 // DefaultSkew is the clock skew tolerated on exp, nbf and iat.
 const DefaultSkew = 30 * time.Second
 
