@@ -137,7 +137,9 @@ func (is *issuer) keys(ctx context.Context) (keyfunc.Keyfunc, error) {
 		NoErrorReturnFirstHTTPReq: &fail,
 		RefreshInterval:           refreshInterval,
 		RefreshUnknownKID:         rate.NewLimiter(rate.Every(unknownKeyRefresh), 1),
-		RateLimitWaitMax:          time.Nanosecond,
+		// A token with an unknown key waits for a refresh only when one is
+		// allowed now (the limiter refuses at once a wait past this).
+		RateLimitWaitMax: time.Second,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(context.Context, error) {}
 		},
@@ -291,6 +293,7 @@ func (a *Authenticator) verifyJWT(ctx context.Context, tok string, now time.Time
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
+	a.verifications.Add(1)
 	claims := jwt.MapClaims{}
 	t, err := p.ParseWithClaims(tok, claims, kf.KeyfuncCtx(ctx))
 	switch {
