@@ -28,9 +28,6 @@ import (
 // upstream, with a real OpenID provider as the authorization server, and
 // drives it with the go-sdk client.
 func TestOIDC(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts node and a real OpenID provider")
-	}
 	op := startOIDC(t)
 	upURL, upHeaders := echoUpstream(t)
 	ag := startAuthGateway(t, func(base string) string {
