@@ -72,6 +72,34 @@ func exampleConfig() *Config {
 				Tools:   ToolFilter{Deny: []string{"wiki__edit_*"}},
 			},
 		},
+		TLS: &TLS{CertFile: "/etc/sluice/tls.crt", KeyFile: "/etc/sluice/tls.key", MinVersion: "1.3"},
+		Auth: &Auth{
+			Resource: "https://mcp.example.com/mcp",
+			OAuth: []*OAuthIssuer{{
+				Issuer:     "https://login.example.com",
+				JWKSURL:    "https://login.example.com/keys",
+				Audiences:  []string{"api://sluice"},
+				Scopes:     []string{"mcp:tools"},
+				Algorithms: []string{"RS256", "ES256"},
+				Skew:       Duration(10 * time.Second),
+				Claims: ClaimMapping{
+					Subject: "sub", Name: "preferred_username", Groups: "groups", Scopes: "scope", ClientID: "azp",
+					Attributes: map[string]string{"department": "org.department"},
+				},
+			}},
+			APIKeyHeader: "X-Api-Key",
+			APIKeys: []*APIKey{{
+				ID:      "nightly-ci",
+				Hash:    "sha256:87cbebfeebc05f7c54ac9336c4b4bbec831227a641951a4bde7edd56020f8590",
+				Expires: "2030-01-01T00:00:00Z",
+				Principal: PrincipalSpec{
+					Subject: "ci-bot", Name: "Nightly CI", Groups: []string{"ci"}, Scopes: []string{"mcp:tools"},
+					Attributes: map[string]string{"team": "build"},
+				},
+			}},
+			MTLS:  &MTLS{CAFile: "/etc/sluice/clients-ca.pem", Subject: "san-uri", Groups: []string{"machines"}},
+			Stdio: &PrincipalSpec{Subject: "desk-user"},
+		},
 	}
 }
 
