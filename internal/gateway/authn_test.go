@@ -411,3 +411,43 @@ func writePEM(t *testing.T, dir, name string, b []byte) string {
 	}
 	return p
 }
+
+// TestAuthReload changes the keys by reload: the old key stops working and
+// the new one works at once, and an unchanged auth section keeps its
+// authenticator (its fetched keys and verified tokens).
+func TestAuthReload(t *testing.T) {
+	const keyA, keyB = "reload-key-a-0123456789", "reload-key-b-0123456789"
+	upURL, _ := echoUpstream(t)
+	conf := func(key string) string {
+		return "servers:\n  up: {url: \"" + upURL + "\"}\nauth:\n  api_keys:\n    - {id: k, hash: \"" + authn.HashKey(key) + "\", principal: {subject: s}}\n"
+	}
+	ag := startAuthGateway(t, func(string) string { return conf(keyA) }, nil)
+	endpoint := ag.base + "/mcp"
+	status := func(key string) int {
+		return rawPost(t, nil, endpoint, initBody, map[string]string{"Authorization": "Bearer " + key}).status
+	}
+	if got := status(keyA); got != http.StatusOK {
+		t.Fatalf("key A before reload: %d", got)
+	}
+	reload := func(yaml string) {
+		cfg, err := config.Parse([]byte(yaml), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ag.g.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := ag.g.st.Load().authn
+	reload(conf(keyA))
+	if ag.g.st.Load().authn != before {
+		t.Error("an unchanged auth section got a new authenticator")
+	}
+	reload(conf(keyB))
+	if got := status(keyA); got != http.StatusUnauthorized {
+		t.Errorf("key A after reload: %d, want 401", got)
+	}
+	if got := status(keyB); got != http.StatusOK {
+		t.Errorf("key B after reload: %d, want 200", got)
+	}
+}
