@@ -51,7 +51,7 @@ func TestClaimMapping(t *testing.T) {
 		"sub": "u-1", "preferred_username": "ada", "email": "ada@example.com",
 		"scope": "read write", "azp": "cli", "groups": []any{"a", "b", 3},
 		"realm_access": map[string]any{"roles": []any{"admin", "dev"}},
-		"level": float64(3), "active": true, "weird": map[string]any{"x": 1.0},
+		"level":        float64(3), "active": true, "weird": map[string]any{"x": 1.0},
 		"roles": "r1 r2", "scp": []any{"s1"}, "uid": "alt-subject", "tenant.id": "exact",
 	}
 	tests := []struct {
@@ -180,7 +180,9 @@ func TestTokenCache(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	c := newTokenCache(2)
 	key := func(s string) [sha256.Size]byte { return sha256.Sum256([]byte(s)) }
-	e := func(exp time.Duration) *entry { return &entry{exp: now.Add(exp), principal: &guard.Principal{Subject: "s"}} }
+	e := func(exp time.Duration) *entry {
+		return &entry{exp: now.Add(exp), principal: &guard.Principal{Subject: "s"}}
+	}
 	c.put(key("a"), e(time.Minute), now)
 	c.put(key("expired"), e(-time.Second), now)
 	if c.get(key("a"), now) == nil || c.get(key("expired"), now) != nil {
