@@ -34,6 +34,7 @@
 package approval
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,8 +75,16 @@ const (
 	// result; the call runs when the client retries with its answer.
 	ReasonRequested = "approval-requested"
 	// ReasonInvalidState: a requestState with the guard's prefix that it
-	// did not mint (or that was altered).
+	// did not mint (or that was altered, or minted before a restart).
 	ReasonInvalidState = "approval-invalid-state"
+	// ReasonMismatch: a requestState minted for another call (changed
+	// arguments, another caller, server, tool or policy version) came back
+	// with this one. The call does not run; calling again without the
+	// state asks about the call as it now is.
+	ReasonMismatch = "approval-mismatch"
+	// ReasonExpired: the answer to a modern client's approval request came
+	// back after the request expired.
+	ReasonExpired = "approval-expired"
 )
 
 // InputKey is the key of the guard's input request in an input_required
@@ -286,7 +295,9 @@ func required(ds []guard.Decision) (d guard.Decision, enforce bool, observe *gua
 // Wrap returns the handler that holds calls needing approval.
 func (m *Manager) Wrap(next guard.Handler) guard.Handler {
 	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
-		if c.Direction != guard.ToServer || len(c.Decisions) == 0 {
+		if len(c.Decisions) == 0 || listMethod(c.Method) {
+			// A list shows what the caller may possibly use; approval is
+			// asked when one of the listed things is called.
 			return next.Handle(ctx, c)
 		}
 		d, enforce, observed := required(c.Decisions)
@@ -308,6 +319,15 @@ func (m *Manager) Wrap(next guard.Handler) guard.Handler {
 	})
 }
 
+// listMethod reports whether method lists things rather than using one.
+func listMethod(method string) bool {
+	switch method {
+	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplatesList:
+		return true
+	}
+	return false
+}
+
 // held is one call being held, with what every route needs.
 type held struct {
 	c       *guard.Call
@@ -327,7 +347,7 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 	}
 	h.b, h.key, h.summary = b, b.Key(), summarize(canon)
 
-	if c.Era == mcp.EraModern {
+	if c.Era == mcp.EraModern && c.Direction == guard.ToServer {
 		if st, ok, _ := mcp.LookupString(c.Params, "requestState"); ok && strings.HasPrefix(st, StatePrefix) {
 			return m.resume(ctx, h, st)
 		}
@@ -337,7 +357,10 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 		return h.proceed(ctx, g, c.Params)
 	}
 
-	clientOK := canElicit(c.Client.Capabilities)
+	// A request towards the client (a server's sampling or elicitation)
+	// is not put to that same client for approval: only an approver can
+	// approve it.
+	clientOK := c.Direction == guard.ToServer && canElicit(c.Client.Capabilities)
 	asker := guard.AskerFrom(ctx)
 	if c.Era != mcp.EraModern && asker == nil {
 		clientOK = false
@@ -369,15 +392,20 @@ func (h *held) deny(reason, rule, msg string) error {
 }
 
 // proceed lets the call through under grant g, with params (the call's
-// own, or a copy without the guard's requestState and inputResponses).
+// own, or a copy without the guard's requestState and inputResponses, in
+// which case the decision says the guard modified the call).
 func (h *held) proceed(ctx context.Context, g Grant, params jsontext.Value) (*guard.Result, error) {
+	effect := guard.Allow
+	if !bytes.Equal(params, h.c.Params) {
+		effect = guard.Modify
+	}
 	h.c.Params = params
 	_ = h.c.Decide(guard.Decision{
 		Guard:   Name,
 		Rule:    g.ID,
 		Version: h.d.Version,
 		Reason:  ReasonGranted,
-		Effect:  guard.Allow,
+		Effect:  effect,
 		Mode:    guard.Enforce,
 		Message: "approved by " + g.Approver,
 	})

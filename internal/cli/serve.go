@@ -143,6 +143,11 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", handler)
 	mux.Handle("/mcp/", handler)
+	// The approvals endpoint refuses every request until it is given the
+	// authenticator of the listener (internal/authn): nil fails closed.
+	approvals := handler.Approvals(nil)
+	mux.Handle("/approvals", approvals)
+	mux.Handle("/approvals/", approvals)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 

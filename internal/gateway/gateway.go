@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/allowlist"
+	"github.com/sluicehq/sluice/internal/approval"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -56,7 +57,10 @@ type Gateway struct {
 	callSeq  atomic.Uint64
 	callBase string
 
-	bridge       *bridgeTable
+	bridge *bridgeTable
+	// approvals outlives configurations: calls held for approval and
+	// approvals granted survive a reload.
+	approvals    *approval.Manager
 	cursors      cursorKey
 	closingC     chan struct{}
 	shutdownOnce sync.Once
@@ -75,6 +79,10 @@ type state struct {
 	// maxTimeout is the longest call timeout of any server: the deadline a
 	// request gets before it is routed.
 	maxTimeout time.Duration
+	// hold is how long a call may wait for a human's approval before it is
+	// forwarded (zero when nothing can require approval); it adds to the
+	// request's deadline, and forward then times the upstream call alone.
+	hold time.Duration
 	sep        string
 }
 
@@ -106,6 +114,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
 	}
+	am, err := approval.New(approval.FromConfig(cfg.Approval), nil)
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	g.approvals = am
 	st, err := g.build(cfg)
 	if err != nil {
 		return nil, err
@@ -200,10 +213,19 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allowlist: %w", err)
 	}
-	st.guards = []guard.Guard{ag}
+	st.guards = []guard.Guard{ag, g.approvals}
 	chain, err := guard.Chain(guard.HandlerFunc(g.forward), st.guards...)
 	if err != nil {
 		return nil, err
+	}
+	if err := g.approvals.Configure(approval.FromConfig(cfg.Approval)); err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	if cfg.Policy != nil || cfg.Approval != nil {
+		st.hold = approval.DefaultTimeout
+		if cfg.Approval != nil && cfg.Approval.Timeout > 0 {
+			st.hold = time.Duration(cfg.Approval.Timeout)
+		}
 	}
 	st.chain = chain
 	return st, nil
@@ -321,6 +343,7 @@ func (g *Gateway) Close() error {
 	}
 	g.closed = true
 	g.shutdownOnce.Do(func() { close(g.closingC) })
+	g.approvals.Shutdown()
 	ups := g.upstreams
 	g.upstreams = map[string]*Upstream{}
 	sessions := g.sessions
@@ -338,9 +361,13 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-// BeginShutdown ends long-lived streams (GET streams, subscriptions) so
-// that an HTTP server's graceful shutdown only waits for calls in flight.
-func (g *Gateway) BeginShutdown() { g.shutdownOnce.Do(func() { close(g.closingC) }) }
+// BeginShutdown ends long-lived streams (GET streams, subscriptions) and
+// releases calls held for approval (as denials), so that an HTTP server's
+// graceful shutdown only waits for calls in flight.
+func (g *Gateway) BeginShutdown() {
+	g.shutdownOnce.Do(func() { close(g.closingC) })
+	g.approvals.Shutdown()
+}
 
 // closing is closed when the gateway shuts down.
 func (g *Gateway) closing() <-chan struct{} { return g.closingC }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/approval"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -557,4 +558,24 @@ func (s *Session) releaseStream() {
 	s.streamOpen = false
 	s.mu.Unlock()
 	s.touch()
+}
+
+// Approvals returns the approvals endpoint (/approvals, /approvals/{id};
+// see [approval.Manager.Handler]) behind the same Host and Origin checks as
+// /mcp. authenticate returns a request's verified principal; nil refuses
+// every request, so the endpoint is closed until an authenticator is
+// wired.
+func (h *HTTPHandler) Approvals(authenticate approval.Authenticator) http.Handler {
+	inner := h.g.approvals.Handler(authenticate)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.hostAllowed(r.Host) {
+			http.Error(w, "host not allowed", http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+			http.Error(w, "origin not allowed", http.StatusForbidden)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
 }
