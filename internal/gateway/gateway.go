@@ -83,7 +83,7 @@ type state struct {
 	// forwarded (zero when nothing can require approval); it adds to the
 	// request's deadline, and forward then times the upstream call alone.
 	hold time.Duration
-	sep        string
+	sep  string
 }
 
 // profile is a set of servers exposed at one path.
