@@ -25,10 +25,10 @@ type glob struct {
 type tokenKind uint8
 
 const (
-	tokLit tokenKind = iota
-	tokAny           // ?
-	tokStar          // *
-	tokClass         // [...]
+	tokLit   tokenKind = iota
+	tokAny             // ?
+	tokStar            // *
+	tokClass           // [...]
 )
 
 type token struct {
