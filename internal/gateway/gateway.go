@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/policy"
 	"github.com/sluicehq/sluice/internal/transport/upstream"
 )
 
@@ -214,6 +215,18 @@ func (g *Gateway) build(cfg *config.Config) (*state, error) {
 		return nil, fmt.Errorf("allowlist: %w", err)
 	}
 	st.guards = []guard.Guard{ag, g.approvals}
+	if cfg.Policy != nil {
+		// Installed after the others so that it can tell whether an
+		// approval guard will hold what needs approval.
+		pg, err := policy.New(cfg.Policy, policy.Options{
+			Approval: slices.ContainsFunc(st.guards, func(x guard.Guard) bool { return x.Name() == "approval" }),
+			Logger:   g.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		st.guards = append(st.guards, pg)
+	}
 	chain, err := guard.Chain(guard.HandlerFunc(g.forward), st.guards...)
 	if err != nil {
 		return nil, err

@@ -403,9 +403,13 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 }
 
 func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) *guard.Call {
+	principal := s.principal
+	if s.anonymous {
+		principal = nil // guards must not take the placeholder for an identity
+	}
 	return &guard.Call{
 		ID:        s.g.newCallID(),
-		Principal: s.principal,
+		Principal: principal,
 		Client:    s.client,
 		Transport: transportFrom(ctx),
 		Era:       s.era,

@@ -34,6 +34,7 @@ type Session struct {
 	version   string
 	profile   string
 	principal *guard.Principal
+	anonymous bool // principal is a placeholder: nobody authenticated
 
 	caps       jsontext.Value
 	clientInfo jsontext.Value
@@ -91,7 +92,9 @@ func (g *Gateway) NewSession(o SessionOptions) *Session {
 		ephemeral: o.Ephemeral,
 	}
 	if s.principal == nil {
+		// A name for keying upstream sessions; guards see no principal.
 		s.principal = &guard.Principal{Subject: "anonymous"}
+		s.anonymous = true
 	}
 	s.touch()
 	if !o.Ephemeral {
