@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -234,7 +235,7 @@ func printPending(w io.Writer, ps []approval.Pending) error {
 			args = string(r[:57]) + "..."
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Expires.Sub(now).Round(time.Second),
-			orDash(p.Principal), orDash(p.Server), p.Method, orDash(p.Tool), orDash(p.Rule), args)
+			cmp.Or(p.Principal, "(unauthenticated)"), orDash(p.Server), p.Method, orDash(p.Tool), orDash(p.Rule), args)
 	}
 	return tw.Flush()
 }
@@ -242,7 +243,10 @@ func printPending(w io.Writer, ps []approval.Pending) error {
 // printOne writes a waiting call in full.
 func printOne(w io.Writer, p approval.Pending) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	principal := orDash(p.Principal)
+	principal := p.Principal
+	if principal == "" {
+		principal = "(unauthenticated)"
+	}
 	if p.PrincipalName != "" {
 		principal += " (" + p.PrincipalName + ")"
 	}

@@ -28,23 +28,6 @@ import (
 	wire "github.com/sluicehq/sluice/internal/mcp"
 )
 
-// requireApproval stands in for the policy guard (built on another
-// branch): it marks tools/call of "delete" require-approval, enforced, as
-// a rule of a policy would.
-type requireApproval struct{}
-
-func (requireApproval) Name() string { return "policy" }
-
-func (requireApproval) Wrap(next guard.Handler) guard.Handler {
-	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
-		if c.Method == wire.MethodToolsCall && c.Name == "delete" {
-			_ = c.Decide(guard.Decision{Guard: "policy", Rule: "approve-deletes", Version: "test-1",
-				Reason: "policy-approval-required", Effect: guard.RequireApproval, Mode: guard.Enforce})
-		}
-		return next.Handle(ctx, c)
-	})
-}
-
 // approvers authenticates the approvals endpoint in these tests: bearer
 // tokens to principals (the authenticator of internal/authn in Sluice).
 var approvers = map[string]*guard.Principal{
@@ -60,22 +43,31 @@ func authenticate(r *http.Request) (*guard.Principal, error) {
 	return nil, errors.New("unknown token")
 }
 
+// approvalPolicy lets anyone read, and holds every delete for a human's
+// approval.
+const approvalPolicy = `policy:
+  rules:
+    - id: reads
+      effect: allow
+      target: {tools: [read]}
+    - id: approve-deletes
+      effect: require-approval
+      target: {tools: [delete]}
+`
+
 // startApproval runs a gateway in front of a legacy upstream with the
-// tools "read" and "delete", with the approval section given, and the
-// approvals endpoint mounted. It returns the base URL.
+// tools "read" and "delete", the policy above and the approval section
+// given, and the approvals endpoint mounted. It returns the base URL.
 func startApproval(t *testing.T, approvalYAML string) string {
 	t.Helper()
 	up := upstreamServer(t, "fs", false, "read", "delete")
-	cfg, err := config.Parse([]byte("servers:\n  fs: {url: \""+up+"\", era: legacy}\n"+approvalYAML), "test.yaml")
+	cfg, err := config.Parse([]byte("servers:\n  fs: {url: \""+up+"\", era: legacy}\n"+approvalPolicy+approvalYAML), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv()})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.AddGuardForTest(requireApproval{}); err != nil {
 		t.Fatal(err)
 	}
 	h := gateway.NewHTTPHandler(g, gateway.HTTPOptions{})
@@ -359,7 +351,10 @@ func TestApprovalThroughApprover(t *testing.T) {
 			default:
 			}
 			code, out := approve(t, base, sam, "show", id)
-			for _, want := range []string{"id:", id, "principal:", "anonymous", "server:", "fs", "rule:", "approve-deletes", "policy version:", "test-1", "digest:", "sha256:"} {
+			if !regexp.MustCompile(`policy version:\s+\S{16,}`).MatchString(out) {
+				t.Errorf("show: no policy version in\n%s", out)
+			}
+			for _, want := range []string{"id:", id, "principal:", "(unauthenticated)", "server:", "fs", "rule:", "approve-deletes", "digest:", "sha256:"} {
 				if code != 0 || !strings.Contains(out, want) {
 					t.Errorf("show: exit %d, output lacks %q:\n%s", code, want, out)
 				}
