@@ -11,26 +11,37 @@
 //
 // Who is asked depends on [Config.Via] and on what the client declared:
 //
-//   - the client, when it declared elicitation: a legacy client (2025-11-25
-//     and before) gets an elicitation/create request while the call waits
-//     (through the [guard.Asker] the gateway puts in the context); a modern
-//     client (2026-07-28) gets an input_required result with an
-//     elicitation/create input request and a requestState the guard mints
-//     and verifies (an HMAC over the approval ID, the expiry and the
-//     binding), and retries the call with its answer;
+//   - the client, when it declared form elicitation: a legacy client
+//     (2025-11-25 and before) gets an elicitation/create request while the
+//     call waits (through the [guard.Asker] the gateway puts in the
+//     context); a modern client (2026-07-28) gets an input_required result
+//     with an elicitation/create input request and a requestState the
+//     guard mints and verifies (an HMAC over the approval ID, the expiry
+//     and the binding), and retries the call with its answer;
 //   - an approver: the call is listed on the approvals endpoint
 //     ([Manager.Handler], used by `sluice approve`) and waits for a
 //     configured approver's decision. An approver may deny their own call
-//     but not approve it.
+//     but not approve it. The endpoint authenticates through an
+//     [Authenticator] the gateway supplies; without one it refuses every
+//     request, since anyone who can reach it could approve calls.
 //
 // Approval through the client trusts the client application to show the
 // form to its human: the agent's own software answers it. Where that is
-// not enough, configure via "approver".
+// not enough, configure via "approver". A request towards the client (a
+// server's sampling, say) that needs approval goes to an approver only.
 //
 // The guard acts only on calls carrying an enforce-mode decision with
 // effect [guard.RequireApproval] (recorded by the policy guard outside it);
 // an observe-mode one is recorded as "approval-would-be-required" and the
-// call passes. Every other call passes untouched.
+// call passes. Lists pass: they show what may possibly be used, and the
+// use itself is held. Every other call passes untouched.
+//
+// State lives in this process: granted approvals in a [Store] (by default
+// a bounded [MemoryStore]), held calls in the [Manager], and the key that
+// signs requestState values is drawn at start-up. A restart forgets
+// granted approvals and invalidates outstanding requestStates; replicas
+// would need a shared Store, a shared signing key and a shared table of
+// held calls.
 package approval
 
 import (
