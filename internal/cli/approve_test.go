@@ -7,8 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestApproveUsage checks the errors `sluice approve` gives before and
@@ -62,5 +66,76 @@ func TestApproveUsage(t *testing.T) {
 	want := struct{ auth, path, ctype, body string }{"Bearer secret-token", "/approvals/apr_1", "application/json", `{"decision":"deny","reason":"no"}`}
 	if got != want {
 		t.Errorf("last request %+v, want %+v", got, want)
+	}
+}
+
+// TestServeApproval runs `sluice serve` with a configuration whose policy
+// holds a tool for approval: a legacy client with elicitation is asked and
+// its approval lets the call run, while the approvals endpoint, which has
+// no authenticator in this version, refuses `sluice approve`.
+func TestServeApproval(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "fs", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "delete"}, func(_ context.Context, _ *mcp.CallToolRequest, in struct {
+		Path string `json:"path"`
+	}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "deleted " + in.Path}}}, nil, nil
+	})
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.yaml")
+	yaml := "listen: 127.0.0.1:0\nservers:\n  fs: {url: \"" + up.URL + "\"}\n" +
+		"policy:\n  rules:\n    - {id: approve-deletes, effect: require-approval, target: {tools: [delete]}}\n" +
+		"approval: {via: client-or-approver, approvers: [sam]}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"serve", "--config", path}, strings.NewReader(""), &stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	addrRE := regexp.MustCompile(`msg="sluice serving" addr=(http://127\.0\.0\.1:\d+)/mcp`)
+	var base string
+	for deadline := time.Now().Add(30 * time.Second); base == ""; time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", stderr.String())
+		}
+	}
+
+	var asked []string
+	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			asked = append(asked, req.Params.Message)
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
+		},
+	})
+	cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+	defer ccancel()
+	cs, err := c.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: "delete", Arguments: map[string]any{"path": "/tmp/x"}})
+	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "deleted /tmp/x" {
+		t.Fatalf("approved call: %v %+v", err, res)
+	}
+	if len(asked) != 1 || !strings.Contains(asked[0], `{"path":"/tmp/x"}`) {
+		t.Errorf("asked %q, want one question showing the arguments", asked)
+	}
+
+	tok := filepath.Join(dir, "tok")
+	_ = os.WriteFile(tok, []byte("anything"), 0o600)
+	var out bytes.Buffer
+	code := Main(ctx, []string{"approve", "list", "--url", base, "--token-file", tok}, strings.NewReader(""), &out, &out)
+	if code != 1 || !strings.Contains(out.String(), "needs authentication, and none is configured (HTTP 401)") {
+		t.Errorf("approve list against serve: exit %d, %s", code, out.String())
 	}
 }
