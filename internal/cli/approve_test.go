@@ -94,7 +94,9 @@ func TestServeApproval(t *testing.T) {
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"serve", "--config", path}, strings.NewReader(""), &stdout, &stderr) }()
+	go func() {
+		done <- Main(ctx, []string{"serve", "--config", path}, strings.NewReader(""), &stdout, &stderr)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-done
