@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,9 +112,14 @@ func TestServeApproval(t *testing.T) {
 		}
 	}
 
-	var asked []string
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
 	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
 		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			asked = append(asked, req.Params.Message)
 			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
 		},
@@ -129,9 +135,11 @@ func TestServeApproval(t *testing.T) {
 	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "deleted /tmp/x" {
 		t.Fatalf("approved call: %v %+v", err, res)
 	}
+	mu.Lock()
 	if len(asked) != 1 || !strings.Contains(asked[0], `{"path":"/tmp/x"}`) {
 		t.Errorf("asked %q, want one question showing the arguments", asked)
 	}
+	mu.Unlock()
 
 	tok := filepath.Join(dir, "tok")
 	_ = os.WriteFile(tok, []byte("anything"), 0o600)
