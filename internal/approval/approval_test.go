@@ -362,7 +362,7 @@ func TestApprover(t *testing.T) {
 	}
 
 	t.Run("approved", func(t *testing.T) {
-		m := newManager(t, Config{Via: ViaApprover, Approvers: []string{"group:secops"}, TTL: 100 * time.Millisecond})
+		m := newManager(t, Config{Via: ViaApprover, Approvers: []string{"group:secops"}, TTL: 500 * time.Millisecond})
 		up := &upstream{}
 		c := heldCall(mcp.EraLegacy, params, `{"elicitation":{}}`)
 		done := start(m, up, c)
@@ -395,7 +395,7 @@ func TestApprover(t *testing.T) {
 		if _, err := m.Wrap(up).Handle(ctx, c2); err != nil || lastDecision(c2).Reason != ReasonGranted {
 			t.Errorf("repeat: %v %+v", err, lastDecision(c2))
 		}
-		time.Sleep(120 * time.Millisecond)
+		time.Sleep(600 * time.Millisecond)
 		c3 := heldCall(mcp.EraLegacy, params, "")
 		done = start(m, up, c3)
 		p3 := waitPending(t, m)

@@ -184,7 +184,7 @@ func TestApprovalThroughClient(t *testing.T) {
 // TestApprovalExpires checks that a granted approval ends with its ttl:
 // the same call is then asked about again.
 func TestApprovalExpires(t *testing.T) {
-	base := startApproval(t, "approval: {via: client, ttl: 300ms}\n")
+	base := startApproval(t, "approval: {via: client, ttl: 1s}\n")
 	e := &elicitor{approve: []string{`"x"`}}
 	cs := connectWith(t, base+"/mcp", wire.Version20251125, &mcp.ClientOptions{ElicitationHandler: e.handle})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -194,7 +194,7 @@ func TestApprovalExpires(t *testing.T) {
 			t.Fatalf("call %d: %v, asked %d times, want %d", i, err, e.count(), want)
 		}
 	}
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	if _, err := callText(ctx, cs, "delete", "x"); err != nil || e.count() != 2 {
 		t.Errorf("after the ttl: %v, asked %d times, want 2", err, e.count())
 	}
@@ -225,7 +225,7 @@ func postModern(t *testing.T, base, params string) (int, string) {
 // expiry are refused (403 with their reason codes), and the upstream is
 // never called for them.
 func TestApprovalRequestState(t *testing.T) {
-	base := startApproval(t, "approval: {via: client, timeout: 300ms}\n")
+	base := startApproval(t, "approval: {via: client, timeout: 1s}\n")
 	const meta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 	const accept = `"inputResponses":{"sluice-approval":{"action":"accept","content":{"approve":true}}}`
 	ask := func(arg string) string {
@@ -249,7 +249,7 @@ func TestApprovalRequestState(t *testing.T) {
 	}{
 		{"changed argument", "y", func(s string) string { return s }, 0, 403, `"reason":"approval-mismatch"`},
 		{"forged state", "x", func(s string) string { return s[:len(s)-3] + "AAA" }, 0, 403, `"reason":"approval-invalid-state"`},
-		{"expired", "x", func(s string) string { return s }, 400 * time.Millisecond, 403, `"reason":"approval-expired"`},
+		{"expired", "x", func(s string) string { return s }, 1100 * time.Millisecond, 403, `"reason":"approval-expired"`},
 		{"approved", "x", func(s string) string { return s }, 0, 200, `"text":"fs:delete:x"`},
 	}
 	for _, tt := range tests {
