@@ -101,7 +101,7 @@ func (l *linter) condition(rp string, r *config.PolicyRule) {
 	native := ast.NativeRep()
 	info := native.SourceInfo()
 	celast.PreOrderVisit(native.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
-		variable, field, ok := fieldAccess(e)
+		variable, field, operand, ok := fieldAccess(e)
 		if !ok {
 			return
 		}
@@ -109,7 +109,7 @@ func (l *linter) condition(rp string, r *config.PolicyRule) {
 		if !fixed || slices.Contains(fields, field) {
 			return
 		}
-		loc := info.GetStartLocation(e.ID())
+		loc := info.GetStartLocation(operand)
 		l.add(wp, "%s.%s (line %d, column %d of the condition) does not exist: %s has %s",
 			variable, field, loc.Line(), loc.Column()+1, variable, strings.Join(fields, ", "))
 	}))
@@ -135,13 +135,14 @@ func (l *linter) condition(rp string, r *config.PolicyRule) {
 }
 
 // fieldAccess recognises variable.field, variable.?field, has(variable.field)
-// and variable["field"] on a top-level variable.
-func fieldAccess(e celast.Expr) (variable, field string, ok bool) {
+// and variable["field"] on a top-level variable, and returns the id of the
+// variable's node (where the access starts in the source).
+func fieldAccess(e celast.Expr) (variable, field string, operand int64, ok bool) {
 	switch e.Kind() {
 	case celast.SelectKind:
 		s := e.AsSelect()
-		if s.Operand().Kind() == celast.IdentKind {
-			return s.Operand().AsIdent(), s.FieldName(), true
+		if op := s.Operand(); op.Kind() == celast.IdentKind {
+			return op.AsIdent(), s.FieldName(), op.ID(), true
 		}
 	case celast.CallKind:
 		c := e.AsCall()
@@ -149,12 +150,12 @@ func fieldAccess(e celast.Expr) (variable, field string, ok bool) {
 			op, key := c.Args()[0], c.Args()[1]
 			if op.Kind() == celast.IdentKind && key.Kind() == celast.LiteralKind {
 				if s, isStr := key.AsLiteral().(types.String); isStr {
-					return op.AsIdent(), string(s), true
+					return op.AsIdent(), string(s), op.ID(), true
 				}
 			}
 		}
 	}
-	return "", "", false
+	return "", "", 0, false
 }
 
 // unreachableTarget finds targets that restrict names of some kinds and
