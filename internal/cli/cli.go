@@ -74,7 +74,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newStdio(), newValidate(), newVersion(), newDemoServer(), newApprove())
+	root.AddCommand(newServe(), newStdio(), newValidate(), newPolicy(), newApprove(), newVersion(), newDemoServer())
 	return root
 }
 

@@ -394,12 +394,14 @@ func first(s *[3]slot) (slot, bool) {
 // what is enforced. It returns none for a call the policy does not govern.
 // List methods are decided here as calls (a rule may name tools/list);
 // filtering their results is [Engine.Wrap]'s work.
-func (e *Engine) Decide(c *guard.Call) []guard.Decision {
+func (e *Engine) Decide(c *guard.Call) []guard.Decision { return e.decide(c, e.opts.Now()) }
+
+func (e *Engine) decide(c *guard.Call, now time.Time) []guard.Decision {
 	k := subjectKind(c.Method)
 	if c.Direction == guard.ToClient {
 		k = kindOther
 	}
-	a := &activation{e: e, c: c, k: k, name: c.Name, now: e.opts.Now()}
+	a := &activation{e: e, c: c, k: k, name: c.Name, now: now}
 	o := e.evaluate(a, e.candidates.get(e, c.Server, c.Method, k, c.Name))
 	return e.decisions(c, k, o)
 }

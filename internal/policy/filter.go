@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
@@ -75,6 +76,10 @@ type Visibility struct {
 // to conditions). Arguments are unknown, so a condition on them counts as
 // possibly true.
 func (e *Engine) Visible(c *guard.Call, list, name string, raw jsontext.Value) Visibility {
+	return e.visible(c, list, name, raw, e.opts.Now())
+}
+
+func (e *Engine) visible(c *guard.Call, list, name string, raw jsontext.Value, now time.Time) Visibility {
 	method, k := methodOf(list)
 	template := list == mcp.MethodResourceTemplatesList
 	var cands []int32
@@ -97,7 +102,7 @@ func (e *Engine) Visible(c *guard.Call, list, name string, raw jsontext.Value) V
 	} else {
 		cands = e.candidates.get(e, c.Server, method, k, name)
 	}
-	a := &activation{e: e, c: c, k: k, name: name, now: e.opts.Now()}
+	a := &activation{e: e, c: c, k: k, name: name, now: now}
 	if k == kindTool {
 		a.toolRaw = raw
 	}
