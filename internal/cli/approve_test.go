@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sluicehq/sluice/internal/testenv"
 )
 
 // TestApproveUsage checks the errors `sluice approve` gives before and
@@ -147,5 +153,79 @@ func TestServeApproval(t *testing.T) {
 	code := Main(ctx, []string{"approve", "list", "--url", base, "--token-file", tok}, strings.NewReader(""), &out, &out)
 	if code != 1 || !strings.Contains(out.String(), "needs authentication, and none is configured (HTTP 401)") {
 		t.Errorf("approve list against serve: exit %d, %s", code, out.String())
+	}
+}
+
+// TestStdioApproval runs `sluice stdio` the way a desktop client launches
+// it, in front of the built-in demo server, with a policy that holds
+// send_email for approval: the client's elicitation handler is asked over
+// stdio, and its answer lets the exact e-mail go or refuses it.
+func TestStdioApproval(t *testing.T) {
+	bin := testenv.Sluice(t)
+	path := filepath.Join(t.TempDir(), "sluice.yaml")
+	yaml := fmt.Sprintf("servers:\n  demo: {command: [%q, demo-server]}\n", bin) +
+		"policy:\n  rules:\n    - {id: demo, effect: allow, target: {servers: [demo]}}\n" +
+		"    - {id: mail, effect: require-approval, target: {tools: [send_email]}, when: '!args.to.endsWith(\"@example.com\")'}\n" +
+		"approval: {via: client}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		asked []string
+	)
+	c := mcp.NewClient(&mcp.Implementation{Name: "desktop", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, req.Params.Message)
+			if strings.Contains(req.Params.Message, `"to":"partner@other.test"`) {
+				return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}, nil
+			}
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "stdio", "--config", path)
+	cmd.Stderr = &stderr
+	cs, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: 5 * time.Second}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.Close()
+		if t.Failed() {
+			t.Logf("sluice stdio stderr:\n%s", stderr.String())
+		}
+	})
+	send := func(to string) (*mcp.CallToolResult, error) {
+		return cs.CallTool(ctx, &mcp.CallToolParams{Name: "send_email", Arguments: map[string]any{"to": to, "subject": "s", "body": "b"}})
+	}
+	for _, tc := range []struct {
+		to        string
+		wantAsked int
+		wantErr   string
+	}{
+		{"ann@example.com", 0, ""},
+		{"partner@other.test", 1, ""},
+		{"stranger@other.test", 2, "approval-denied"},
+	} {
+		res, err := send(tc.to)
+		mu.Lock()
+		n := len(asked)
+		mu.Unlock()
+		switch {
+		case n != tc.wantAsked:
+			t.Errorf("to %s: asked %d times, want %d", tc.to, n, tc.wantAsked)
+		case tc.wantErr == "" && (err != nil || res.IsError):
+			t.Errorf("to %s: %v %+v", tc.to, err, res)
+		case tc.wantErr != "":
+			var rpc *jsonrpc.Error
+			if !errors.As(err, &rpc) || !strings.Contains(string(rpc.Data), `"reason":"`+tc.wantErr+`"`) {
+				t.Errorf("to %s: err %v, want a denial with reason %s", tc.to, err, tc.wantErr)
+			}
+		}
 	}
 }
