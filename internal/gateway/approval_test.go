@@ -59,9 +59,14 @@ const approvalPolicy = `policy:
 // tools "read" and "delete", the policy above and the approval section
 // given, and the approvals endpoint mounted. It returns the base URL.
 func startApproval(t *testing.T, approvalYAML string) string {
+	return startApprovalEra(t, "legacy", approvalYAML)
+}
+
+// startApprovalEra is startApproval with an upstream of the given era.
+func startApprovalEra(t *testing.T, upEra, approvalYAML string) string {
 	t.Helper()
-	up := upstreamServer(t, "fs", false, "read", "delete")
-	cfg, err := config.Parse([]byte("servers:\n  fs: {url: \""+up+"\", era: legacy}\n"+approvalPolicy+approvalYAML), "test.yaml")
+	up := upstreamServer(t, "fs", upEra == "modern", "read", "delete")
+	cfg, err := config.Parse([]byte("servers:\n  fs: {url: \""+up+"\", era: "+upEra+"}\n"+approvalPolicy+approvalYAML), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,9 +154,15 @@ func connectWith(t *testing.T, url, version string, opts *mcp.ClientOptions) *mc
 // approval covers the exact call only: the same call passes again without
 // asking, a changed argument is asked about anew (and here declined).
 func TestApprovalThroughClient(t *testing.T) {
-	for _, era := range eras {
-		t.Run(era.name, func(t *testing.T) {
-			base := startApproval(t, "approval: {via: client}\n")
+	for _, tc := range []struct{ client, version, upEra string }{
+		{"legacy", wire.Version20251125, "legacy"},
+		{"modern", wire.Version20260728, "legacy"},
+		{"legacy", wire.Version20251125, "modern"},
+		{"modern", wire.Version20260728, "modern"},
+	} {
+		era := struct{ name, version string }{tc.client, tc.version}
+		t.Run(tc.client+" client, "+tc.upEra+" server", func(t *testing.T) {
+			base := startApprovalEra(t, tc.upEra, "approval: {via: client}\n")
 			e := &elicitor{approve: []string{`{"arg":"x"}`}}
 			cs := connectWith(t, base+"/mcp", era.version, &mcp.ClientOptions{ElicitationHandler: e.handle})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
