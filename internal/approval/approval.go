@@ -330,6 +330,16 @@ func (m *Manager) Wrap(next guard.Handler) guard.Handler {
 	})
 }
 
+// multiRound reports whether a modern client's request of method may be
+// answered with input_required (tools/call, prompts/get, resources/read).
+func multiRound(method string) bool {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet, mcp.MethodResourcesRead:
+		return true
+	}
+	return false
+}
+
 // listMethod reports whether method lists things rather than using one.
 func listMethod(method string) bool {
 	switch method {
@@ -373,7 +383,11 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 	// approve it.
 	clientOK := c.Direction == guard.ToServer && canElicit(c.Client.Capabilities)
 	asker := guard.AskerFrom(ctx)
-	if c.Era != mcp.EraModern && asker == nil {
+	switch {
+	case c.Era != mcp.EraModern && asker == nil:
+		clientOK = false
+	case c.Era == mcp.EraModern && !multiRound(c.Method):
+		// Only these requests may be answered input_required.
 		clientOK = false
 	}
 	useClient := clientOK && h.s.via != ViaApprover

@@ -224,6 +224,24 @@ func TestModernClient(t *testing.T) {
 	}
 }
 
+// TestModernOtherMethods checks that a modern client is not answered
+// input_required for a request that cannot take it: it goes to an
+// approver, or is refused when there is none.
+func TestModernOtherMethods(t *testing.T) {
+	m := newManager(t, Config{Timeout: 20 * time.Millisecond})
+	c := heldCall(mcp.EraModern, `{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"x"}}`, `{"elicitation":{}}`)
+	c.Method = mcp.MethodCompletionComplete
+	_, err := m.Wrap(&upstream{}).Handle(context.Background(), c)
+	if got := reasonOf(t, err); got != ReasonUnavailable {
+		t.Errorf("reason %q, want %q", got, ReasonUnavailable)
+	}
+	c = heldCall(mcp.EraModern, `{"uri":"file:///a"}`, `{"elicitation":{}}`)
+	c.Method, c.Name = mcp.MethodResourcesRead, "file:///a"
+	if _, err := m.Wrap(&upstream{}).Handle(context.Background(), c); err != nil || lastDecision(c).Reason != ReasonRequested {
+		t.Errorf("resources/read: %v %+v, want input_required", err, lastDecision(c))
+	}
+}
+
 // TestModernExpired checks that an answer after the request expired is
 // refused.
 func TestModernExpired(t *testing.T) {
