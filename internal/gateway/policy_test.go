@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sluicehq/sluice/internal/demo"
 	wire "github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -121,6 +123,85 @@ policy:
 				if got, err := callText(ctx, cs, "alpha__read", "ok"); err != nil || got != "alpha:read:ok" {
 					t.Errorf("after denying %s: read = %q, %v", d.tool, got, err)
 				}
+			}
+		})
+	}
+}
+
+// TestPolicyLists runs the policy over the demo server's tools, resources,
+// resource templates and prompts, enforced and observed.
+func TestPolicyLists(t *testing.T) {
+	up := serveHTTP(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return demo.NewServer() }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
+	const rules = `
+  rules:
+    - id: find
+      effect: allow
+      target: {tools: [find_customers]}
+      when: args.?limit.orValue(10) <= 5
+    - id: documents
+      effect: allow
+      target: {resources: ["demo://documents/*"]}
+    - id: restricted
+      effect: deny
+      target: {resources: ["demo://documents/board-minutes"]}
+`
+	for _, mode := range []string{"enforce", "observe"} {
+		t.Run(mode, func(t *testing.T) {
+			_, base := start(t, "servers:\n  demo: {url: \""+up+"\", era: legacy}\npolicy:\n  mode: "+mode+rules)
+			for _, era := range eras {
+				t.Run(era.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					defer cancel()
+					cs := connect(t, base+"/mcp", era.version)
+					tools := toolNames(t, cs)
+					res, err := cs.ListResources(ctx, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var uris []string
+					for _, r := range res.Resources {
+						uris = append(uris, r.URI)
+					}
+					tres, err := cs.ListResourceTemplates(ctx, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					prompts, err := cs.ListPrompts(ctx, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, readErr := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "demo://documents/board-minutes"})
+					_, bigErr := cs.CallTool(ctx, &mcp.CallToolParams{Name: "find_customers", Arguments: map[string]any{"query": "", "limit": 6}})
+					_, okErr := cs.CallTool(ctx, &mcp.CallToolParams{Name: "find_customers", Arguments: map[string]any{"query": "", "limit": 5}})
+					if okErr != nil {
+						t.Errorf("find_customers(limit 5): %v", okErr)
+					}
+					if mode == "observe" {
+						if len(tools) != 5 || len(prompts.Prompts) != 1 || !slices.Contains(uris, "demo://documents/board-minutes") || readErr != nil || bigErr != nil {
+							t.Errorf("observe mode changed something: tools %v, prompts %d, resources %v, read %v, call %v", tools, len(prompts.Prompts), uris, readErr, bigErr)
+						}
+						return
+					}
+					if diff := cmp.Diff([]string{"find_customers"}, tools); diff != "" {
+						t.Errorf("tools (-want +got):\n%s", diff)
+					}
+					if slices.Contains(uris, "demo://documents/board-minutes") || slices.Contains(uris, demo.OutboxURI) || !slices.Contains(uris, "demo://documents/handbook") {
+						t.Errorf("resources %v: want documents without board-minutes, no outbox", uris)
+					}
+					if len(tres.ResourceTemplates) != 1 || tres.ResourceTemplates[0].URITemplate != demo.DocumentURITemplate {
+						t.Errorf("templates %+v, want the document template", tres.ResourceTemplates)
+					}
+					if len(prompts.Prompts) != 0 {
+						t.Errorf("prompts %+v, want none", prompts.Prompts)
+					}
+					var rpc *jsonrpc.Error
+					if !errors.As(readErr, &rpc) || rpc.Code != wire.CodeDenied || !strings.Contains(string(rpc.Data), "policy-denied-by-rule") {
+						t.Errorf("read board-minutes: %v, want denied by rule", readErr)
+					}
+					if !errors.As(bigErr, &rpc) || rpc.Code != wire.CodeDenied || !strings.Contains(string(rpc.Data), "policy-no-matching-rule") {
+						t.Errorf("find_customers(limit 6): %v, want denied", bigErr)
+					}
+				})
 			}
 		})
 	}

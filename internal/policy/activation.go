@@ -10,6 +10,7 @@ import (
 	"weak"
 
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -17,6 +18,12 @@ import (
 	"github.com/sluicehq/sluice/internal/mcp"
 	"github.com/sluicehq/sluice/internal/policy/expr"
 )
+
+// adapter builds CEL values. Variables are handed to CEL as ready-made
+// CEL values, not Go maps, so that a condition reading principal.groups
+// in each of a hundred rules does not convert the principal a hundred
+// times.
+var adapter = types.DefaultTypeAdapter
 
 // activation gives a condition the variables of one call. Each variable is
 // built the first time a condition reads it and kept for the other rules of
@@ -32,7 +39,7 @@ type activation struct {
 	toolRaw jsontext.Value
 	now     time.Time
 
-	principal, client, request, tool, args, resource, prompt any
+	principal, client, request, tool, args, resource, prompt ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -42,16 +49,16 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case expr.Principal:
 		if a.principal == nil {
-			a.principal = principalValue(a.c.Principal)
+			a.principal = a.e.principals.get(a.c.Principal)
 		}
 		return a.principal, true
 	case expr.Client:
 		if a.client == nil {
-			a.client = map[string]any{"name": a.c.Client.Name, "version": a.c.Client.Version}
+			a.client = strMap("name", a.c.Client.Name, "version", a.c.Client.Version)
 		}
 		return a.client, true
 	case expr.Server:
-		return a.c.Server, true
+		return types.String(a.c.Server), true
 	case expr.Tool:
 		if a.tool == nil {
 			a.tool = a.toolValue()
@@ -68,7 +75,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			if a.k == kindResource {
 				uri = a.name
 			}
-			a.resource = map[string]any{"uri": uri}
+			a.resource = strMap("uri", uri)
 		}
 		return a.resource, true
 	case expr.Prompt:
@@ -77,25 +84,25 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			if a.k == kindPrompt {
 				n = a.name
 			}
-			a.prompt = map[string]any{"name": n}
+			a.prompt = strMap("name", n)
 		}
 		return a.prompt, true
 	case expr.Time:
-		return a.now, true
+		return types.Timestamp{Time: a.now}, true
 	case expr.Request:
 		if a.request == nil {
 			h := a.c.Transport.Headers
 			if h == nil {
 				h = map[string]string{}
 			}
-			a.request = map[string]any{
-				"method":      a.c.Method,
-				"direction":   a.c.Direction.String(),
-				"transport":   a.c.Transport.Kind,
-				"remote_addr": a.c.Transport.RemoteAddr,
-				"headers":     h,
-				"profile":     a.c.Profile,
-			}
+			a.request = types.NewRefValMap(adapter, map[ref.Val]ref.Val{
+				types.String("method"):      types.String(a.c.Method),
+				types.String("direction"):   types.String(a.c.Direction.String()),
+				types.String("transport"):   types.String(a.c.Transport.Kind),
+				types.String("remote_addr"): types.String(a.c.Transport.RemoteAddr),
+				types.String("headers"):     types.NewStringStringMap(adapter, h),
+				types.String("profile"):     types.String(a.c.Profile),
+			})
 		}
 		return a.request, true
 	}
@@ -105,14 +112,25 @@ func (a *activation) ResolveName(name string) (any, bool) {
 // Parent returns nil: an activation stands alone.
 func (a *activation) Parent() interpreter.Activation { return nil }
 
-func principalValue(p *guard.Principal) map[string]any {
-	if p == nil {
-		return map[string]any{
-			"subject": "", "name": "", "groups": []string{}, "scopes": []string{},
-			"client_id": "", "attributes": map[string]string{}, "authenticated": false,
-		}
+// strMap builds a map of string members from key, value pairs.
+func strMap(kv ...string) ref.Val {
+	m := make(map[ref.Val]ref.Val, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[types.String(kv[i])] = types.String(kv[i+1])
 	}
-	groups, scopes, attrs := p.Groups, p.Scopes, p.Attributes
+	return types.NewRefValMap(adapter, m)
+}
+
+// anonymous is the principal variable of a call nobody authenticated.
+var anonymous = principalValue(nil)
+
+func principalValue(p *guard.Principal) ref.Val {
+	var v guard.Principal
+	authenticated := p != nil
+	if p != nil {
+		v = *p
+	}
+	groups, scopes, attrs := v.Groups, v.Scopes, v.Attributes
 	if groups == nil {
 		groups = []string{}
 	}
@@ -122,13 +140,18 @@ func principalValue(p *guard.Principal) map[string]any {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	return map[string]any{
-		"subject": p.Subject, "name": p.Name, "groups": groups, "scopes": scopes,
-		"client_id": p.ClientID, "attributes": attrs, "authenticated": true,
-	}
+	return types.NewRefValMap(adapter, map[ref.Val]ref.Val{
+		types.String("subject"):       types.String(v.Subject),
+		types.String("name"):          types.String(v.Name),
+		types.String("groups"):        types.NewStringList(adapter, groups),
+		types.String("scopes"):        types.NewStringList(adapter, scopes),
+		types.String("client_id"):     types.String(v.ClientID),
+		types.String("attributes"):    types.NewStringStringMap(adapter, attrs),
+		types.String("authenticated"): types.Bool(authenticated),
+	})
 }
 
-func (a *activation) toolValue() map[string]any {
+func (a *activation) toolValue() ref.Val {
 	if a.k != kindTool {
 		return emptyTool("")
 	}
@@ -141,64 +164,92 @@ func (a *activation) toolValue() map[string]any {
 	return emptyTool(a.name)
 }
 
-func emptyTool(name string) map[string]any {
-	return map[string]any{"name": name, "description": "", "annotations": map[string]any{}, "input_schema": map[string]any{}}
+func emptyTool(name string) ref.Val {
+	return toolValue(name, "", types.NewRefValMap(adapter, map[ref.Val]ref.Val{}), types.NewRefValMap(adapter, map[ref.Val]ref.Val{}))
+}
+
+func toolValue(name, description string, annotations, schema ref.Val) ref.Val {
+	return types.NewRefValMap(adapter, map[ref.Val]ref.Val{
+		types.String("name"):         types.String(name),
+		types.String("description"):  types.String(description),
+		types.String("annotations"):  annotations,
+		types.String("input_schema"): schema,
+	})
 }
 
 // parseTool builds the tool variable from a tool definition. Members that
 // are missing or of the wrong type are left empty rather than failing: a
 // condition on a malformed definition sees no annotations.
-func parseTool(name string, raw jsontext.Value) map[string]any {
-	t := emptyTool(name)
+func parseTool(name string, raw jsontext.Value) ref.Val {
 	if raw.Kind() != '{' {
-		return t
+		return emptyTool(name)
 	}
-	if v, ok, _ := mcp.LookupString(raw, "description"); ok {
-		t["description"] = v
-	}
-	for key, member := range map[string]string{"annotations": "annotations", "input_schema": "inputSchema"} {
-		v, ok, err := mcp.Lookup(raw, member)
-		if err != nil || !ok || v.Kind() != '{' {
-			continue
+	desc, _, _ := mcp.LookupString(raw, "description")
+	member := func(key string) ref.Val {
+		v, ok, err := mcp.Lookup(raw, key)
+		if err == nil && ok && v.Kind() == '{' {
+			if m, err := decodeJSON(v); err == nil {
+				return m
+			}
 		}
-		if m, err := decodeJSON(v); err == nil {
-			t[key] = m
-		}
+		return types.NewRefValMap(adapter, map[ref.Val]ref.Val{})
 	}
-	return t
+	return toolValue(name, desc, member("annotations"), member("inputSchema"))
 }
 
-// toolCache keeps the parsed form of each tool definition the gateway hands
-// out, keyed by its pointer, for as long as the definition is in use.
-type toolCache struct{ m sync.Map } // weak.Pointer[guard.Tool] -> map[string]any
+// weakCache keeps a value derived from each *K the gateway hands out (a
+// tool definition, a session's principal), keyed by the pointer, for as
+// long as the pointer is in use.
+type weakCache[K any] struct {
+	m     sync.Map // weak.Pointer[K] -> ref.Val
+	build func(*K) ref.Val
+}
 
-func (tc *toolCache) get(t *guard.Tool) map[string]any {
-	k := weak.Make(t)
-	if v, ok := tc.m.Load(k); ok {
-		return v.(map[string]any)
+func (wc *weakCache[K]) get(p *K) ref.Val {
+	k := weak.Make(p)
+	if v, ok := wc.m.Load(k); ok {
+		return v.(ref.Val)
 	}
-	v := parseTool(t.Name, t.Raw)
-	if _, loaded := tc.m.LoadOrStore(k, v); !loaded {
-		runtime.AddCleanup(t, func(k weak.Pointer[guard.Tool]) { tc.m.Delete(k) }, k)
+	v := wc.build(p)
+	if _, loaded := wc.m.LoadOrStore(k, v); !loaded {
+		runtime.AddCleanup(p, func(k weak.Pointer[K]) { wc.m.Delete(k) }, k)
 	}
 	return v
 }
 
+// toolCache caches the tool variable per definition: the gateway hands
+// guards the same *guard.Tool until the server's tool list changes.
+type toolCache struct{ weakCache[guard.Tool] }
+
+// principalCache caches the principal variable per principal: a session
+// keeps one *guard.Principal for all its calls. A principal is not changed
+// once it is on a call.
+type principalCache struct{ weakCache[guard.Principal] }
+
+func (pc *principalCache) get(p *guard.Principal) ref.Val {
+	if p == nil {
+		return anonymous
+	}
+	return pc.weakCache.get(p)
+}
+
 var errArgsNotObject = errors.New("arguments are not a JSON object")
+
+var emptyArgs = types.NewRefValMap(adapter, map[ref.Val]ref.Val{})
 
 // argsValue decodes the arguments of a tools/call or prompts/get; other
 // calls have none. Arguments that cannot be decoded make every condition
 // that reads them fail (which denies the call if a deny rule reads them).
-func argsValue(c *guard.Call, k kind) any {
+func argsValue(c *guard.Call, k kind) ref.Val {
 	if k != kindTool && k != kindPrompt {
-		return map[string]any{}
+		return emptyArgs
 	}
 	v, ok, err := mcp.Lookup(c.Params, "arguments")
 	switch {
 	case err != nil:
 		return types.WrapErr(err)
 	case !ok || v.Kind() == 'n':
-		return map[string]any{}
+		return emptyArgs
 	case v.Kind() != '{':
 		return types.WrapErr(errArgsNotObject)
 	}
@@ -213,22 +264,36 @@ func argsValue(c *guard.Call, k kind) any {
 // messages more tightly before they get here.
 const maxDepth = 256
 
-var errTooDeep = errors.New("arguments nested too deeply")
+var (
+	errTooDeep      = errors.New("arguments nested too deeply")
+	errDuplicateKey = errors.New("duplicate member name")
+)
 
-// decodeJSON decodes a JSON value into maps, lists, strings, booleans,
-// nil, int64 (integers that fit) and float64 (other numbers). Duplicate
-// member names and invalid UTF-8 are errors, so a condition never sees a
-// different value from the one the server will read.
-func decodeJSON(v jsontext.Value) (any, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(v))
-	out, err := decodeValue(dec, 0)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+// decodeJSON decodes a JSON value into CEL values: maps, lists, strings,
+// booleans, null, int (integers that fit in 64 bits) and double (other
+// numbers). Duplicate member names and invalid UTF-8 are errors, so a
+// condition never sees a different value from the one the server will read.
+func decodeJSON(v jsontext.Value) (ref.Val, error) {
+	d := decoders.Get().(*pooledDecoder)
+	d.r.Reset(v)
+	d.dec.Reset(&d.r)
+	out, err := decodeValue(&d.dec, 0)
+	d.r.Reset(nil)
+	d.dec.Reset(&d.r)
+	decoders.Put(d)
+	return out, err
 }
 
-func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
+// pooledDecoder is a decoder kept between calls: setting one up costs more
+// than decoding the arguments of a typical call.
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
+
+func decodeValue(dec *jsontext.Decoder, depth int) (ref.Val, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
@@ -238,37 +303,44 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 	}
 	switch tok.Kind() {
 	case 'n':
-		return nil, nil
+		return types.NullValue, nil
 	case 't', 'f':
-		return tok.Bool(), nil
+		return types.Bool(tok.Bool()), nil
 	case '"':
-		return tok.String(), nil
+		return types.String(tok.String()), nil
 	case '0':
 		raw := tok.String()
 		if i, err := strconv.ParseInt(raw, 10, 64); err == nil {
-			return i, nil
+			return types.Int(i), nil
 		}
-		return tok.Float()
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil, err
+		}
+		return types.Double(f), nil // out of range: ±Inf, which compares as expected
 	case '{':
-		m := map[string]any{}
+		m := map[ref.Val]ref.Val{}
 		for dec.PeekKind() != '}' {
 			tok, err := dec.ReadToken()
 			if err != nil {
 				return nil, err
 			}
-			k := tok.String() // before the next read voids tok
+			k := types.String(tok.String()) // before the next read voids tok
 			v, err := decodeValue(dec, depth+1)
 			if err != nil {
 				return nil, err
+			}
+			if _, dup := m[k]; dup {
+				return nil, errDuplicateKey
 			}
 			m[k] = v
 		}
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err
 		}
-		return m, nil
+		return types.NewRefValMap(adapter, m), nil
 	case '[':
-		l := []any{}
+		l := []ref.Val{}
 		for dec.PeekKind() != ']' {
 			v, err := decodeValue(dec, depth+1)
 			if err != nil {
@@ -279,7 +351,7 @@ func decodeValue(dec *jsontext.Decoder, depth int) (any, error) {
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err
 		}
-		return l, nil
+		return types.NewRefValList(adapter, l), nil
 	}
 	return nil, errors.New("unexpected JSON token")
 }

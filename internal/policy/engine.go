@@ -113,6 +113,7 @@ type Engine struct {
 	opts    Options
 
 	tools      toolCache
+	principals principalCache
 	candidates candidateCache
 }
 
@@ -147,6 +148,8 @@ func New(p *config.Policy, opts Options) (*Engine, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{version: Version(p), opts: opts}
+	e.tools.build = func(t *guard.Tool) ref.Val { return parseTool(t.Name, t.Raw) }
+	e.principals.build = principalValue
 	var errs []error
 	switch p.Mode {
 	case "", config.ModeEnforce:
