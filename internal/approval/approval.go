@@ -11,29 +11,41 @@
 //
 // Who is asked depends on [Config.Via] and on what the client declared:
 //
-//   - the client, when it declared elicitation: a legacy client (2025-11-25
-//     and before) gets an elicitation/create request while the call waits
-//     (through the [guard.Asker] the gateway puts in the context); a modern
-//     client (2026-07-28) gets an input_required result with an
-//     elicitation/create input request and a requestState the guard mints
-//     and verifies (an HMAC over the approval ID, the expiry and the
-//     binding), and retries the call with its answer;
+//   - the client, when it declared form elicitation: a legacy client
+//     (2025-11-25 and before) gets an elicitation/create request while the
+//     call waits (through the [guard.Asker] the gateway puts in the
+//     context); a modern client (2026-07-28) gets an input_required result
+//     with an elicitation/create input request and a requestState the
+//     guard mints and verifies (an HMAC over the approval ID, the expiry
+//     and the binding), and retries the call with its answer;
 //   - an approver: the call is listed on the approvals endpoint
 //     ([Manager.Handler], used by `sluice approve`) and waits for a
 //     configured approver's decision. An approver may deny their own call
-//     but not approve it.
+//     but not approve it. The endpoint authenticates through an
+//     [Authenticator] the gateway supplies; without one it refuses every
+//     request, since anyone who can reach it could approve calls.
 //
 // Approval through the client trusts the client application to show the
 // form to its human: the agent's own software answers it. Where that is
-// not enough, configure via "approver".
+// not enough, configure via "approver". A request towards the client (a
+// server's sampling, say) that needs approval goes to an approver only.
 //
 // The guard acts only on calls carrying an enforce-mode decision with
 // effect [guard.RequireApproval] (recorded by the policy guard outside it);
 // an observe-mode one is recorded as "approval-would-be-required" and the
-// call passes. Every other call passes untouched.
+// call passes. Lists pass: they show what may possibly be used, and the
+// use itself is held. Every other call passes untouched.
+//
+// State lives in this process: granted approvals in a [Store] (by default
+// a bounded [MemoryStore]), held calls in the [Manager], and the key that
+// signs requestState values is drawn at start-up. A restart forgets
+// granted approvals and invalidates outstanding requestStates; replicas
+// would need a shared Store, a shared signing key and a shared table of
+// held calls.
 package approval
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,8 +86,16 @@ const (
 	// result; the call runs when the client retries with its answer.
 	ReasonRequested = "approval-requested"
 	// ReasonInvalidState: a requestState with the guard's prefix that it
-	// did not mint (or that was altered).
+	// did not mint (or that was altered, or minted before a restart).
 	ReasonInvalidState = "approval-invalid-state"
+	// ReasonMismatch: a requestState minted for another call (changed
+	// arguments, another caller, server, tool or policy version) came back
+	// with this one. The call does not run; calling again without the
+	// state asks about the call as it now is.
+	ReasonMismatch = "approval-mismatch"
+	// ReasonExpired: the answer to a modern client's approval request came
+	// back after the request expired.
+	ReasonExpired = "approval-expired"
 )
 
 // InputKey is the key of the guard's input request in an input_required
@@ -286,7 +306,9 @@ func required(ds []guard.Decision) (d guard.Decision, enforce bool, observe *gua
 // Wrap returns the handler that holds calls needing approval.
 func (m *Manager) Wrap(next guard.Handler) guard.Handler {
 	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
-		if c.Direction != guard.ToServer || len(c.Decisions) == 0 {
+		if len(c.Decisions) == 0 || listMethod(c.Method) {
+			// A list shows what the caller may possibly use; approval is
+			// asked when one of the listed things is called.
 			return next.Handle(ctx, c)
 		}
 		d, enforce, observed := required(c.Decisions)
@@ -308,6 +330,25 @@ func (m *Manager) Wrap(next guard.Handler) guard.Handler {
 	})
 }
 
+// multiRound reports whether a modern client's request of method may be
+// answered with input_required (tools/call, prompts/get, resources/read).
+func multiRound(method string) bool {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet, mcp.MethodResourcesRead:
+		return true
+	}
+	return false
+}
+
+// listMethod reports whether method lists things rather than using one.
+func listMethod(method string) bool {
+	switch method {
+	case mcp.MethodToolsList, mcp.MethodPromptsList, mcp.MethodResourcesList, mcp.MethodResourceTemplatesList:
+		return true
+	}
+	return false
+}
+
 // held is one call being held, with what every route needs.
 type held struct {
 	c       *guard.Call
@@ -327,7 +368,7 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 	}
 	h.b, h.key, h.summary = b, b.Key(), summarize(canon)
 
-	if c.Era == mcp.EraModern {
+	if c.Era == mcp.EraModern && c.Direction == guard.ToServer {
 		if st, ok, _ := mcp.LookupString(c.Params, "requestState"); ok && strings.HasPrefix(st, StatePrefix) {
 			return m.resume(ctx, h, st)
 		}
@@ -337,9 +378,16 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 		return h.proceed(ctx, g, c.Params)
 	}
 
-	clientOK := canElicit(c.Client.Capabilities)
+	// A request towards the client (a server's sampling or elicitation)
+	// is not put to that same client for approval: only an approver can
+	// approve it.
+	clientOK := c.Direction == guard.ToServer && canElicit(c.Client.Capabilities)
 	asker := guard.AskerFrom(ctx)
-	if c.Era != mcp.EraModern && asker == nil {
+	switch {
+	case c.Era != mcp.EraModern && asker == nil:
+		clientOK = false
+	case c.Era == mcp.EraModern && !multiRound(c.Method):
+		// Only these requests may be answered input_required.
 		clientOK = false
 	}
 	useClient := clientOK && h.s.via != ViaApprover
@@ -369,15 +417,20 @@ func (h *held) deny(reason, rule, msg string) error {
 }
 
 // proceed lets the call through under grant g, with params (the call's
-// own, or a copy without the guard's requestState and inputResponses).
+// own, or a copy without the guard's requestState and inputResponses, in
+// which case the decision says the guard modified the call).
 func (h *held) proceed(ctx context.Context, g Grant, params jsontext.Value) (*guard.Result, error) {
+	effect := guard.Allow
+	if !bytes.Equal(params, h.c.Params) {
+		effect = guard.Modify
+	}
 	h.c.Params = params
 	_ = h.c.Decide(guard.Decision{
 		Guard:   Name,
 		Rule:    g.ID,
 		Version: h.d.Version,
 		Reason:  ReasonGranted,
-		Effect:  guard.Allow,
+		Effect:  effect,
 		Mode:    guard.Enforce,
 		Message: "approved by " + g.Approver,
 	})

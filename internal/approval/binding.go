@@ -26,7 +26,9 @@ type Binding struct {
 	Server  string
 	Method  string
 	Name    string // upstream-local tool or prompt name, or resource URI
-	// Digest is "sha256:<hex>" of the canonical params.arguments.
+	// Digest is "sha256:<hex>" of the canonical arguments: params.arguments
+	// of tools/call and prompts/get, the whole params without _meta,
+	// requestState and inputResponses for other methods.
 	Digest string
 	// Version is the policy's content hash; Rule the rule that asked.
 	Version string
@@ -57,7 +59,7 @@ func bind(c *guard.Call, d guard.Decision) (Binding, jsontext.Value, error) {
 	if c.Principal != nil {
 		b.Subject = c.Principal.Subject
 	}
-	canon, err := canonicalArguments(c.Params)
+	canon, err := canonicalArguments(c.Method, c.Params)
 	if err != nil {
 		return Binding{}, nil, err
 	}
@@ -66,21 +68,40 @@ func bind(c *guard.Call, d guard.Decision) (Binding, jsontext.Value, error) {
 	return b, canon, nil
 }
 
-// canonicalArguments returns params.arguments in canonical form: members
+// canonicalArguments returns what a human approves of a call, in
+// canonical form: params.arguments for tools/call and prompts/get (absent
+// arguments are "null", distinct from "{}"), and for other methods the
+// params without the members that change between two sendings of the same
+// call (_meta, requestState, inputResponses). Canonical means members
 // sorted (RFC 8785 order), no white space, strings in their minimal
 // escaping. Numbers keep their exact text: RFC 8785 would map them to
 // doubles, which makes 9007199254740993 and 9007199254740992 the same
 // digest; here two spellings of one number only cost a second approval.
-// Absent arguments are "null", distinct from "{}".
-func canonicalArguments(params jsontext.Value) (jsontext.Value, error) {
-	args, ok, err := mcp.Lookup(params, "arguments")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errArguments, err)
+func canonicalArguments(method string, params jsontext.Value) (jsontext.Value, error) {
+	var v jsontext.Value
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet:
+		args, ok, err := mcp.Lookup(params, "arguments")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errArguments, err)
+		}
+		if !ok {
+			return jsontext.Value("null"), nil
+		}
+		v = jsontext.Value(bytes.Clone(args))
+	default:
+		if len(params) == 0 {
+			return jsontext.Value("null"), nil
+		}
+		v = jsontext.Value(bytes.Clone(params))
+		for _, k := range [...]string{"_meta", "requestState", "inputResponses"} {
+			out, err := mcp.DeleteMember(v, k)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", errArguments, err)
+			}
+			v = out
+		}
 	}
-	if !ok {
-		return jsontext.Value("null"), nil
-	}
-	v := jsontext.Value(bytes.Clone(args))
 	if err := v.Canonicalize(jsontext.CanonicalizeRawInts(false), jsontext.CanonicalizeRawFloats(false)); err != nil {
 		return nil, fmt.Errorf("%w: %w", errArguments, err)
 	}
@@ -91,15 +112,18 @@ func canonicalArguments(params jsontext.Value) (jsontext.Value, error) {
 const maxSummary = 600
 
 // summarize returns the canonical arguments as text a human can read
-// safely: control, format (bidi overrides, zero-width) and other
-// non-graphic characters are shown as \u escapes, so what is displayed is
-// what will be sent, and the text is cut at maxSummary bytes with a note
-// of how much was left out.
-func summarize(canon jsontext.Value) string {
+// safely (see [escapeText]), cut at maxSummary bytes.
+func summarize(canon jsontext.Value) string { return escapeText(string(canon), maxSummary) }
+
+// escapeText returns s as text a human can read safely: control, format
+// (bidi overrides, zero-width) and other non-graphic characters, and bytes
+// that are not UTF-8, are shown as \u escapes, so what is displayed is
+// what will be sent and nothing can steer a terminal, and the text is cut
+// at about max bytes with a note of how much was left out.
+func escapeText(s string, max int) string {
 	var b strings.Builder
-	s := string(canon)
 	for i, r := range s {
-		if b.Len() >= maxSummary {
+		if b.Len() >= max {
 			fmt.Fprintf(&b, "… (%d more bytes)", len(s)-i)
 			break
 		}

@@ -32,16 +32,16 @@ func (h *held) describe(id string) string {
 	}
 	var b strings.Builder
 	b.WriteString("Sluice holds this call until a human approves it.\n")
-	b.WriteString("Call: " + sanitize(c.Method, 64) + " " + sanitize(name, 200))
+	b.WriteString("Call: " + escapeText(c.Method, 64) + " " + escapeText(name, 200))
 	if c.Server != "" {
-		b.WriteString(" (server " + sanitize(c.Server, 64) + ")")
+		b.WriteString(" (server " + escapeText(c.Server, 64) + ")")
 	}
 	b.WriteString("\nArguments: " + h.summary)
 	if h.b.Subject != "" {
-		b.WriteString("\nCaller: " + sanitize(h.b.Subject, 200))
+		b.WriteString("\nCaller: " + escapeText(h.b.Subject, 200))
 	}
 	if h.d.Rule != "" {
-		b.WriteString("\nRule: " + sanitize(h.d.Rule, 200))
+		b.WriteString("\nRule: " + escapeText(h.d.Rule, 200))
 	}
 	b.WriteString("\nApproval: " + id)
 	return b.String()
@@ -122,12 +122,13 @@ func (m *Manager) resume(ctx context.Context, h *held, state string) (*guard.Res
 		return nil, h.deny(ReasonInvalidState, "", "the approval state of this call is not valid")
 	}
 	if cl.key != h.key {
-		// Not the call that was asked about (changed arguments, another
-		// caller or policy): ask about this one.
-		return m.askModern(h)
+		// The state was minted for another call: the arguments (or the
+		// caller, server, tool or policy) changed after the human was
+		// asked. What they answered does not apply to this call.
+		return nil, h.deny(ReasonMismatch, cl.id, "the approval was asked for a different call (the arguments changed); call again without requestState to ask about this one")
 	}
 	if !time.Now().Before(cl.expires) {
-		return nil, h.deny(ReasonTimeout, cl.id, "no one approved the call in time")
+		return nil, h.deny(ReasonExpired, cl.id, "the approval request expired before it was answered")
 	}
 	resp, ok, err := mcp.LookupPath(h.c.Params, "inputResponses", InputKey)
 	if err != nil || !ok {

@@ -60,12 +60,23 @@ const maxDecisionBody = 8 << 10
 
 type principalKey struct{}
 
+// Authenticator returns the verified principal of an HTTP request, or an
+// error (or nil) when the request is not authenticated. The gateway wires
+// the one of internal/authn.
+type Authenticator func(r *http.Request) (*guard.Principal, error)
+
+// errNoAuthenticator is the answer to every request when no
+// [Authenticator] is configured.
+const errNoAuthenticator = "the approvals endpoint needs authentication, and none is configured"
+
 // Handler returns the approvals endpoint, serving the paths /approvals and
 // /approvals/{id} as they are (mount it at both, without stripping the
-// prefix). authorize authenticates a request and returns its principal;
-// an error or a nil principal is answered 401 without detail. Only
-// configured approvers get further.
-func (m *Manager) Handler(authorize func(r *http.Request) (*guard.Principal, error)) http.Handler {
+// prefix). authenticate returns a request's principal; an error or a nil
+// principal is answered 401 without detail. Only configured approvers get
+// further. With a nil authenticate the endpoint fails closed: every
+// request is answered 401, since anyone who can reach it could otherwise
+// approve calls.
+func (m *Manager) Handler(authenticate Authenticator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /approvals", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, ListResponse{Approvals: m.List()})
@@ -82,7 +93,12 @@ func (m *Manager) Handler(authorize func(r *http.Request) (*guard.Principal, err
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		p, err := authorize(r)
+		if authenticate == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			writeJSON(w, http.StatusUnauthorized, ErrorResponse{errNoAuthenticator})
+			return
+		}
+		p, err := authenticate(r)
 		if err != nil || p == nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 			writeJSON(w, http.StatusUnauthorized, ErrorResponse{"authentication required"})

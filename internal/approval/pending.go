@@ -115,20 +115,20 @@ func (m *Manager) enqueue(h *held) (*pending, bool) {
 		waiters: 1,
 		info: Pending{
 			ID:            newID(),
-			Principal:     h.b.Subject,
+			Principal:     escapeText(h.b.Subject, 200),
 			Server:        h.b.Server,
-			Method:        h.b.Method,
-			Tool:          h.b.Name,
+			Method:        escapeText(h.b.Method, 100),
+			Tool:          escapeText(h.b.Name, 300),
 			Arguments:     h.summary,
 			Digest:        h.b.Digest,
-			Rule:          h.b.Rule,
+			Rule:          escapeText(h.b.Rule, 200),
 			PolicyVersion: h.b.Version,
 			Created:       now,
 			Expires:       now.Add(h.s.timeout),
 		},
 	}
 	if h.c.Principal != nil {
-		p.info.PrincipalName = h.c.Principal.Name
+		p.info.PrincipalName = escapeText(h.c.Principal.Name, 200)
 	}
 	m.pending[p.info.ID] = p
 	m.byKey[h.key] = p

@@ -157,6 +157,11 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	mux.Handle("/mcp/", handler)
 	mux.Handle(authn.WellKnownPath, handler)
 	mux.Handle(authn.WellKnownPath+"/", handler)
+	// Approvers authenticate as callers of /mcp do; without auth configured
+	// the endpoint refuses everyone.
+	approvals := handler.Approvals(handler.Authenticate)
+	mux.Handle("/approvals", approvals)
+	mux.Handle("/approvals/", approvals)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 

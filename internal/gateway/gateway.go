@@ -24,10 +24,12 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/allowlist"
+	"github.com/sluicehq/sluice/internal/approval"
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/policy"
 	"github.com/sluicehq/sluice/internal/transport/upstream"
 )
 
@@ -59,7 +61,10 @@ type Gateway struct {
 	callSeq  atomic.Uint64
 	callBase string
 
-	bridge       *bridgeTable
+	bridge *bridgeTable
+	// approvals outlives configurations: calls held for approval and
+	// approvals granted survive a reload.
+	approvals    *approval.Manager
 	cursors      cursorKey
 	closingC     chan struct{}
 	shutdownOnce sync.Once
@@ -84,6 +89,10 @@ type state struct {
 	// resourceHost is the host of auth.resource, accepted in Host headers
 	// besides the loopback names and http.allowed_hosts.
 	resourceHost string
+	// hold is how long a call may wait for a human's approval before it is
+	// forwarded (zero when nothing can require approval); it adds to the
+	// request's deadline, and forward then times the upstream call alone.
+	hold time.Duration
 }
 
 // profile is a set of servers exposed at one path.
@@ -114,6 +123,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
 	}
+	am, err := approval.New(approval.FromConfig(cfg.Approval), nil)
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	g.approvals = am
 	st, err := g.build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -208,7 +222,19 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allowlist: %w", err)
 	}
-	st.guards = []guard.Guard{ag}
+	st.guards = []guard.Guard{ag, g.approvals}
+	if cfg.Policy != nil {
+		// Installed after the others so that it can tell whether an
+		// approval guard will hold what needs approval.
+		pg, err := policy.New(cfg.Policy, policy.Options{
+			Approval: slices.ContainsFunc(st.guards, func(x guard.Guard) bool { return x.Name() == "approval" }),
+			Logger:   g.log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		st.guards = append(st.guards, pg)
+	}
 	if cfg.Auth != nil {
 		if err := g.buildAuthn(st, prev); err != nil {
 			return nil, err
@@ -219,6 +245,16 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 	if err != nil {
 		st.closeAuthn(prev)
 		return nil, err
+	}
+	if err := g.approvals.Configure(approval.FromConfig(cfg.Approval)); err != nil {
+		st.closeAuthn(prev)
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	if cfg.Policy != nil || cfg.Approval != nil {
+		st.hold = approval.DefaultTimeout
+		if cfg.Approval != nil && cfg.Approval.Timeout > 0 {
+			st.hold = time.Duration(cfg.Approval.Timeout)
+		}
 	}
 	st.chain = chain
 	return st, nil
@@ -366,6 +402,7 @@ func (g *Gateway) Close() error {
 	}
 	g.closed = true
 	g.shutdownOnce.Do(func() { close(g.closingC) })
+	g.approvals.Shutdown()
 	ups := g.upstreams
 	g.upstreams = map[string]*Upstream{}
 	sessions := g.sessions
@@ -384,9 +421,13 @@ func (g *Gateway) Close() error {
 	return nil
 }
 
-// BeginShutdown ends long-lived streams (GET streams, subscriptions) so
-// that an HTTP server's graceful shutdown only waits for calls in flight.
-func (g *Gateway) BeginShutdown() { g.shutdownOnce.Do(func() { close(g.closingC) }) }
+// BeginShutdown ends long-lived streams (GET streams, subscriptions) and
+// releases calls held for approval (as denials), so that an HTTP server's
+// graceful shutdown only waits for calls in flight.
+func (g *Gateway) BeginShutdown() {
+	g.shutdownOnce.Do(func() { close(g.closingC) })
+	g.approvals.Shutdown()
+}
 
 // closing is closed when the gateway shuts down.
 func (g *Gateway) closing() <-chan struct{} { return g.closingC }

@@ -61,12 +61,16 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	if m.Method == mcp.MethodSubscriptionsListen {
 		ctx, cancel = context.WithCancel(ctx)
 	} else {
-		ctx, cancel = context.WithTimeout(ctx, state.maxTimeout)
+		ctx, cancel = context.WithTimeout(ctx, state.maxTimeout+state.hold)
 	}
 	defer cancel()
 	defer s.track(m.ID, cancel)()
 	cc := &callCtx{sess: s, stream: st, st: state}
 	ctx = withCallCtx(ctx, cc)
+	if s.era == mcp.EraLegacy {
+		// Guards may ask a legacy client while its call waits (approval).
+		ctx = guard.WithAsker(ctx, clientAsker{s: s, stream: st})
+	}
 	cc.ctx = ctx
 
 	var (
@@ -399,9 +403,13 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 }
 
 func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) *guard.Call {
+	principal := s.callPrincipal(ctx)
+	if principal == anonymous {
+		principal = nil // guards must not take the placeholder for an identity
+	}
 	return &guard.Call{
 		ID:        s.g.newCallID(),
-		Principal: s.callPrincipal(ctx),
+		Principal: principal,
 		Client:    s.client,
 		Transport: transportFrom(ctx),
 		Era:       s.era,
@@ -642,7 +650,7 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 	if timeout <= 0 {
 		timeout = cc.st.timeout
 	}
-	if timeout < cc.st.maxTimeout && c.Method != mcp.MethodSubscriptionsListen {
+	if (timeout < cc.st.maxTimeout || cc.st.hold > 0) && c.Method != mcp.MethodSubscriptionsListen {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -695,6 +703,33 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 		return &guard.Result{Result: stripResultType(resp.Result), Error: resp.Error}, nil
 	}
 	return &guard.Result{Result: resp.Result, Error: resp.Error}, nil
+}
+
+// clientAsker asks a legacy client on behalf of a guard, on the stream of
+// the request being held.
+type clientAsker struct {
+	s      *Session
+	stream Stream
+}
+
+// Ask sends method to the client if it declared the capability the method
+// needs, and returns its result; an error answer is an error.
+func (a clientAsker) Ask(ctx context.Context, method string, params jsontext.Value) (jsontext.Value, error) {
+	need := requiredCapability(method)
+	if need == "" {
+		return nil, errors.New("cannot ask the client " + method)
+	}
+	if _, ok, _ := mcp.Lookup(a.s.caps, need); !ok {
+		return nil, errors.New("the client did not declare " + need)
+	}
+	m, err := a.s.ask(ctx, a.stream, method, params)
+	if err != nil {
+		return nil, err
+	}
+	if m.Error != nil {
+		return nil, m.Error
+	}
+	return m.Result, nil
 }
 
 // relay passes what an upstream sent in relation to a call to the client.

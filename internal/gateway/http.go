@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/approval"
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -606,4 +607,36 @@ func (s *Session) releaseStream() {
 	s.streamOpen = false
 	s.mu.Unlock()
 	s.touch()
+}
+
+// Authenticate returns the verified principal of r under the current
+// configuration's authentication, for endpoints beside /mcp (the approvals
+// endpoint). Without authentication configured it refuses every request:
+// such endpoints have no anonymous mode.
+func (h *HTTPHandler) Authenticate(r *http.Request) (*guard.Principal, error) {
+	st := h.g.st.Load()
+	if st.authn == nil {
+		return nil, errors.New("authentication is not configured")
+	}
+	return st.authn.Authenticate(r)
+}
+
+// Approvals returns the approvals endpoint (/approvals, /approvals/{id};
+// see [approval.Manager.Handler]) behind the same Host and Origin checks as
+// /mcp. authenticate returns a request's verified principal; nil refuses
+// every request, so the endpoint is closed until an authenticator is
+// wired.
+func (h *HTTPHandler) Approvals(authenticate approval.Authenticator) http.Handler {
+	inner := h.g.approvals.Handler(authenticate)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.hostAllowed(h.g.st.Load(), r.Host) {
+			http.Error(w, "host not allowed", http.StatusForbidden)
+			return
+		}
+		if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+			http.Error(w, "origin not allowed", http.StatusForbidden)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
 }

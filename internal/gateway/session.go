@@ -93,7 +93,8 @@ func (g *Gateway) NewSession(o SessionOptions) *Session {
 	if s.principal == nil && g.st.Load().authn == nil {
 		// Without authentication every caller is the same nobody. With it,
 		// a session without a principal stays without one, and the authn
-		// guard refuses its calls.
+		// guard refuses its calls. Guards never see the placeholder: see
+		// newCall.
 		s.principal = anonymous
 	}
 	s.touch()

@@ -48,8 +48,14 @@ type Case struct {
 	// Name names the subtest.
 	Name string
 	// Call is the call to make. Each run works on a copy with its own Params
-	// bytes and no earlier Decisions; an empty ID becomes "guardtest-<Name>".
+	// bytes and no earlier Decisions but Prior; an empty ID becomes
+	// "guardtest-<Name>".
 	Call guard.Call
+	// Prior are decisions that guards outside this one recorded before it
+	// runs (a policy's require-approval, for the approval guard). They are
+	// on the call when it reaches the guard and are exempt from the house
+	// rules, which apply to what the guard itself records.
+	Prior []guard.Decision
 	// Next is what the next handler returns if the guard calls it; nil means
 	// a successful empty result ({}).
 	Next *guard.Result
@@ -183,6 +189,7 @@ func terminal(ctx context.Context, c *guard.Call) (*guard.Result, error) {
 // outcome is what one call through a guard produced.
 type outcome struct {
 	call     *guard.Call    // the call after the guard ran
+	prior    int            // how many decisions the call had before
 	params   jsontext.Value // the Params slice the guard was given
 	origPar  jsontext.Value // a private copy of it
 	p        *probe
@@ -193,7 +200,7 @@ type outcome struct {
 
 // do runs one call through h and waits for it at most waitTimeout.
 func do(ctx context.Context, h guard.Handler, c *guard.Call, p *probe) outcome {
-	o := outcome{call: c, params: c.Params, origPar: bytes.Clone(c.Params), p: p}
+	o := outcome{call: c, prior: len(c.Decisions), params: c.Params, origPar: bytes.Clone(c.Params), p: p}
 	ctx = context.WithValue(ctx, probeKey{}, p)
 	type ret struct {
 		res *guard.Result
@@ -241,7 +248,7 @@ func houseRules(name string, o outcome) []string {
 
 	var mine []guard.Decision
 	enforcedDeny, modified, allObserve := false, false, true
-	for _, d := range o.call.Decisions {
+	for _, d := range o.call.Decisions[o.prior:] {
 		if d.Guard != name {
 			add("decision %+v recorded under another guard's name (want %q)", d, name)
 			continue
@@ -387,7 +394,7 @@ func checkPing(g guard.Guard) []string {
 func caseCall(tc Case) *guard.Call {
 	c := tc.Call
 	c.Params = bytes.Clone(tc.Call.Params)
-	c.Decisions = nil
+	c.Decisions = slices.Clone(tc.Prior)
 	c.Findings = slices.Clone(tc.Call.Findings)
 	c.Labels = slices.Clone(tc.Call.Labels)
 	if c.ID == "" {

@@ -3,12 +3,15 @@ package guardtest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -299,5 +302,37 @@ func TestCaseExpectations(t *testing.T) {
 				t.Errorf("problems do not mention %q:\n%s", tt.want, strings.Join(probs, "\n"))
 			}
 		})
+	}
+}
+
+// seer is a guard that remembers the decisions a call carried when it
+// arrived, and otherwise passes it on.
+type seer struct {
+	mu  sync.Mutex
+	saw []guard.Decision
+}
+
+func (s *seer) Name() string { return "approval" }
+
+func (s *seer) Wrap(next guard.Handler) guard.Handler {
+	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
+		s.mu.Lock()
+		s.saw = slices.Clone(c.Decisions)
+		s.mu.Unlock()
+		return next.Handle(ctx, c)
+	})
+}
+
+// TestPriorDecisions checks that a case's Prior decisions reach the guard
+// on the call and are not held against it: they are other guards'.
+func TestPriorDecisions(t *testing.T) {
+	prior := []guard.Decision{{Guard: "policy", Rule: "r", Reason: "policy-approval-required", Effect: guard.RequireApproval, Mode: guard.Enforce}}
+	s := &seer{}
+	tc := Case{Name: "x", Call: guard.Call{Method: mcp.MethodToolsCall, Name: "t", Params: jsontext.Value(`{"name":"t"}`)}, Prior: prior}
+	if probs := checkCase(s.Name(), s.Wrap(guard.HandlerFunc(terminal)), tc); len(probs) > 0 {
+		t.Errorf("problems: %s", strings.Join(probs, "\n"))
+	}
+	if diff := cmp.Diff(prior, s.saw); diff != "" {
+		t.Errorf("decisions the guard saw (-want +got):\n%s", diff)
 	}
 }

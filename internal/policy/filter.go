@@ -1,0 +1,294 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/sluicehq/sluice/internal/guard"
+	"github.com/sluicehq/sluice/internal/mcp"
+)
+
+// Wrap returns the handler that applies the policy around next: calls are
+// decided before they go on, list results are filtered on their way back.
+func (e *Engine) Wrap(next guard.Handler) guard.Handler {
+	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
+		for _, d := range e.Decide(c) {
+			if err := c.Decide(d); err != nil {
+				return nil, err
+			}
+		}
+		if c.Direction != guard.ToServer || listMember(c.Method) == "" {
+			return next.Handle(ctx, c)
+		}
+		res, err := next.Handle(ctx, c)
+		if err != nil || res == nil || res.Error != nil || res.Result == nil {
+			return res, err
+		}
+		return e.filterList(c, res), nil
+	})
+}
+
+// listMember returns the array member of a list method's result and the
+// member of each item that names it.
+func listMember(method string) string {
+	m, _ := listKeys(method)
+	return m
+}
+
+func listKeys(method string) (member, key string) {
+	switch method {
+	case mcp.MethodToolsList:
+		return "tools", "name"
+	case mcp.MethodPromptsList:
+		return "prompts", "name"
+	case mcp.MethodResourcesList:
+		return "resources", "uri"
+	case mcp.MethodResourceTemplatesList:
+		return "resourceTemplates", "uriTemplate"
+	}
+	return "", ""
+}
+
+// Visibility is whether a list item is shown.
+type Visibility struct {
+	// Visible under the rules as enforced.
+	Visible bool
+	// WouldBeVisible were every rule enforced.
+	WouldBeVisible bool
+	// Rule names the rule that hides the item (or [DefaultRule]).
+	Rule string
+}
+
+// Visible decides whether an item of the result of list method (tools/list,
+// ...) is shown to the caller of c: whether the caller may possibly use it.
+// name is the item's tool or prompt name or resource URI; for
+// resources/templates/list it is the URI template. raw is the item as
+// listed (a tool's definition: its annotations and input schema are known
+// to conditions). Arguments are unknown, so a condition on them counts as
+// possibly true.
+func (e *Engine) Visible(c *guard.Call, list, name string, raw jsontext.Value) Visibility {
+	return e.visible(c, list, name, raw, e.opts.Now())
+}
+
+func (e *Engine) visible(c *guard.Call, list, name string, raw jsontext.Value, now time.Time) Visibility {
+	method, k := methodOf(list)
+	template := list == mcp.MethodResourceTemplatesList
+	var cands []int32
+	var maybeTarget []bool
+	if template {
+		prefix := name
+		if i := strings.IndexByte(prefix, '{'); i >= 0 {
+			prefix = prefix[:i]
+		}
+		for i, r := range e.rules {
+			switch r.target.match(c.Server, method, k, prefix, false) {
+			case yes:
+				cands = append(cands, int32(i))
+				maybeTarget = append(maybeTarget, false)
+			case maybe:
+				cands = append(cands, int32(i))
+				maybeTarget = append(maybeTarget, true)
+			}
+		}
+	} else {
+		cands = e.candidates.get(e, c.Server, method, k, name)
+	}
+	a := &activation{e: e, c: c, k: k, name: name, now: now}
+	if k == kindTool {
+		a.toolRaw = raw
+	}
+	unknowns := []*cel.AttributePatternType{cel.AttributePattern("args")}
+	if template {
+		unknowns = append(unknowns, cel.AttributePattern("resource"))
+	}
+	pa, err := cel.PartialVars(a, unknowns...)
+	if err != nil {
+		// Cannot happen with an activation; show the item, the call is
+		// still checked.
+		return Visibility{Visible: true, WouldBeVisible: true}
+	}
+	// For each set (every rule; enforced rules only): whether some allow
+	// or require-approval rule may apply, and the first deny rule that
+	// certainly applies.
+	var possible [2]bool
+	var denied [2]*rule
+	for j, i := range cands {
+		r := e.rules[i]
+		v := yes
+		if r.partial != nil {
+			v = partialVerdict(r, pa)
+		}
+		if maybeTarget != nil && maybeTarget[j] && v == yes {
+			v = maybe
+		}
+		for set := range 2 {
+			if set == 1 && r.mode != guard.Enforce {
+				continue
+			}
+			switch {
+			case v == no:
+			case r.effect == guard.Deny:
+				if v == yes && denied[set] == nil {
+					denied[set] = r
+				}
+			default:
+				possible[set] = true
+			}
+		}
+	}
+	vis := Visibility{
+		WouldBeVisible: denied[0] == nil && possible[0],
+		Visible:        denied[1] == nil && (possible[1] || e.mode == guard.Observe),
+	}
+	switch {
+	case denied[1] != nil:
+		vis.Rule = denied[1].id
+	case denied[0] != nil && vis.Visible:
+		vis.Rule = denied[0].id
+	default:
+		vis.Rule = DefaultRule
+	}
+	return vis
+}
+
+// partialVerdict evaluates r's condition with unknowns: maybe when the
+// outcome depends on them. A condition that fails counts as applying for a
+// deny rule (fail closed) and as not applying for an allow rule, as on a
+// call.
+func partialVerdict(r *rule, pa cel.PartialActivation) tri {
+	out, _, err := r.partial.Eval(pa)
+	if err == nil && types.IsUnknown(out) {
+		return maybe
+	}
+	switch toVerdict(out, err) {
+	case vYes:
+		return yes
+	case vNo:
+		return no
+	}
+	if r.effect == guard.Allow {
+		return no
+	}
+	return yes
+}
+
+// filterList drops from a list result the items the caller may not use.
+func (e *Engine) filterList(c *guard.Call, res *guard.Result) *guard.Result {
+	member, key := listKeys(c.Method)
+	var hidden, wouldHide int
+	var rules []string
+	out, err := filterItems(res.Result, member, key, func(name string, raw jsontext.Value) bool {
+		v := e.Visible(c, c.Method, name, raw)
+		if !v.Visible {
+			hidden++
+		}
+		if !v.WouldBeVisible {
+			wouldHide++
+		}
+		if (!v.Visible || !v.WouldBeVisible) && !slices.Contains(rules, v.Rule) {
+			rules = append(rules, v.Rule)
+		}
+		return v.Visible
+	})
+	if err != nil {
+		// A list the guard cannot read cannot be judged item by item:
+		// enforced, it is replaced by an empty list (not an error, so the
+		// session goes on); observed, it passes.
+		_ = c.Decide(guard.Decision{
+			Guard: Name, Version: e.version, Rule: DefaultRule,
+			Reason: ReasonListUnparsed, Effect: guard.Modify, Mode: e.mode,
+			Message: "the " + c.Method + " result is not a valid list",
+		})
+		if e.mode == guard.Observe {
+			return res
+		}
+		return &guard.Result{Result: jsontext.Value(`{"` + member + `":[]}`)}
+	}
+	slices.Sort(rules)
+	what := strings.TrimSuffix(member, "s")
+	if wouldHide > hidden {
+		_ = c.Decide(guard.Decision{
+			Guard: Name, Version: e.version, Rule: strings.Join(rules, " "),
+			Reason: ReasonListFiltered, Effect: guard.Modify, Mode: guard.Observe,
+			Message: fmt.Sprintf("%d %s(s) would be hidden", wouldHide, what),
+		})
+	}
+	if hidden == 0 {
+		return res
+	}
+	_ = c.Decide(guard.Decision{
+		Guard: Name, Version: e.version, Rule: strings.Join(rules, " "),
+		Reason: ReasonListFiltered, Effect: guard.Modify, Mode: guard.Enforce,
+		Message: fmt.Sprintf("%d %s(s) hidden", hidden, what),
+	})
+	return &guard.Result{Result: out}
+}
+
+var (
+	errNoList     = errors.New("result has no list array")
+	errItemNoName = errors.New("an item has no string name")
+)
+
+// filterItems returns result with the items of its member array for which
+// keep is false removed. It works on the bytes: every other member and
+// every kept item is copied verbatim.
+func filterItems(result jsontext.Value, member, key string, keep func(name string, raw jsontext.Value) bool) (jsontext.Value, error) {
+	arr, ok, err := mcp.Lookup(result, member)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || arr.Kind() != '[' {
+		return nil, errNoList
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(arr))
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	kept := make([]byte, 0, len(arr))
+	kept = append(kept, '[')
+	n, dropped := 0, 0
+	for dec.PeekKind() != ']' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		end := dec.InputOffset()
+		item := arr[end-int64(len(v)) : end]
+		if item.Kind() != '{' {
+			return nil, errItemNoName
+		}
+		name, ok, err := mcp.LookupString(item, key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errItemNoName
+		}
+		if !keep(name, item) {
+			dropped++
+			continue
+		}
+		if n > 0 {
+			kept = append(kept, ',')
+		}
+		kept = append(kept, item...)
+		n++
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	if dropped == 0 {
+		return result, nil
+	}
+	kept = append(kept, ']')
+	return mcp.SetMember(result, member, kept)
+}
