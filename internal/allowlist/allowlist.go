@@ -332,6 +332,15 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 	})
 }
 
+// CheckMethod applies the method filters to a call the gateway answers
+// without sending it through the chain (logging/setLevel,
+// subscriptions/listen, a subscription it turns into one). It records the
+// decision on c and returns a [*guard.DeniedError] when the method is
+// refused in enforce mode.
+func (g *Guard) CheckMethod(c *guard.Call) error {
+	return g.checkMethod(c, c.Method, c.Direction == guard.ToClient)
+}
+
 // checkMethod applies the method filters to a request with the given
 // method: the profile's in both directions, the server's to requests
 // towards the client.

@@ -77,6 +77,14 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 		return errResp(m.ID, mcp.CodeMethodNotFound, "method not found: "+m.Method)
 	}
 	switch m.Method {
+	case mcp.MethodLoggingSetLevel, mcp.MethodSubscriptionsListen, mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsubscribe:
+		// Answered (at least partly) without the guard chain: the method
+		// filters are applied here.
+		if err := state.allow.CheckMethod(s.newCall(ctx, state, p, "", m.Method, "", m.Params)); err != nil {
+			return mcp.NewErrorResponse(m.ID, g.rpcError(err, m.Method))
+		}
+	}
+	switch m.Method {
 	case mcp.MethodInitialize:
 		res, err = s.initialize(ctx, p, m.Params)
 	case mcp.MethodDiscover:
