@@ -369,6 +369,7 @@ func (g *Gateway) Close() error {
 	for _, s := range sessions {
 		s.close()
 	}
+	g.bridge.closeAll()
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Add(1)

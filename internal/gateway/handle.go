@@ -28,6 +28,9 @@ type callCtx struct {
 	// ctx is the context of the client's request, for work done on its
 	// behalf outside the chain (relaying a server's requests).
 	ctx context.Context
+	// parked is the upstream call this request left waiting for input
+	// (bridged for a modern client), if any.
+	parked *parkedCall
 }
 
 type callCtxKey struct{}
@@ -459,6 +462,9 @@ func (s *Session) run(ctx context.Context, st *state, p *profile, server, method
 func (s *Session) runCall(ctx context.Context, st *state, c *guard.Call) (jsontext.Value, error) {
 	res, err := st.chain.Handle(ctx, c)
 	if err != nil {
+		if cc := callCtxFrom(ctx); cc != nil && cc.parked != nil {
+			s.g.bridge.abandon(cc.parked)
+		}
 		return nil, err
 	}
 	if res.Error != nil {
