@@ -42,6 +42,7 @@ const maxSchemaCache = 4096
 // compiled is the outcome of compiling one tool's input schema: a schema,
 // or the reason it could not be compiled.
 type compiled struct {
+	once   sync.Once
 	schema *jsonschema.Schema
 	err    error
 }
@@ -53,44 +54,41 @@ type schemaCache struct {
 	m  map[*guard.Tool]*compiled
 }
 
-// get returns the compiled input schema of t, compiling it on first use.
-// The second result reports whether this call compiled it (so that a
-// schema that cannot be compiled is logged once, not on every call).
+// get returns the compiled input schema of t, compiling it on first use;
+// concurrent first calls wait for one compilation. The second result
+// reports whether this call compiled it (so that a schema that cannot be
+// compiled is logged once, not on every call).
 func (sc *schemaCache) get(t *guard.Tool) (*compiled, bool) {
 	sc.mu.Lock()
 	c, ok := sc.m[t]
+	if !ok {
+		if sc.m == nil || len(sc.m) >= maxSchemaCache {
+			sc.m = map[*guard.Tool]*compiled{}
+		}
+		c = &compiled{}
+		sc.m[t] = c
+	}
 	sc.mu.Unlock()
-	if ok {
-		return c, false
-	}
-	// Compiled outside the lock: two calls may race to compile the same
-	// schema, which costs time but gives equal results.
-	c = compileTool(t)
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if prev, ok := sc.m[t]; ok {
-		return prev, false
-	}
-	if sc.m == nil || len(sc.m) >= maxSchemaCache {
-		sc.m = map[*guard.Tool]*compiled{}
-	}
-	sc.m[t] = c
-	return c, true
+	fresh := false
+	c.once.Do(func() {
+		c.schema, c.err = compileTool(t)
+		fresh = true
+	})
+	return c, fresh
 }
 
 var errNoInputSchema = errors.New(`the tool has no "inputSchema" object`)
 
 // compileTool compiles the inputSchema of a tool definition.
-func compileTool(t *guard.Tool) *compiled {
+func compileTool(t *guard.Tool) (*jsonschema.Schema, error) {
 	raw, ok, err := mcp.Lookup(t.Raw, "inputSchema")
 	switch {
 	case err != nil:
-		return &compiled{err: err}
+		return nil, err
 	case !ok || raw.Kind() != '{':
-		return &compiled{err: errNoInputSchema}
+		return nil, errNoInputSchema
 	}
-	s, err := compileSchema(raw)
-	return &compiled{schema: s, err: err}
+	return compileSchema(raw)
 }
 
 // compileSchema compiles a JSON Schema. A schema without "$schema" is read
