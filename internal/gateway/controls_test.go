@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sluicehq/sluice/internal/config"
 	wire "github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -281,4 +282,35 @@ func TestRateLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRateLimitSurvivesReload checks that a reload keeps the buckets: a
+// caller who spent the burst cannot get a fresh one by waiting for the
+// configuration to change.
+func TestRateLimitSurvivesReload(t *testing.T) {
+	var writes atomic.Int32
+	yaml := controlsConfig(controlsUpstream(t, &writes))
+	yaml = strings.Replace(yaml, "rate: 5/s", "rate: 1/h", 1)
+	g, base := start(t, yaml)
+	cs := connect(t, base+"/mcp", wire.Version20251125)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 3 {
+		_, err := callText(ctx, cs, "echo", "x")
+		if i < 2 && err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if i == 2 {
+			denial(t, err, "ratelimit-exceeded")
+		}
+	}
+	cfg, err := config.Parse([]byte(yaml), "reload.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = callText(ctx, cs, "echo", "x")
+	denial(t, err, "ratelimit-exceeded")
 }
