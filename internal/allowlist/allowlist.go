@@ -13,7 +13,7 @@
 // filter and its profile's; a server or profile without a filter lets every
 // tool through. The glob syntax is described at [glob].
 //
-// The guard acts on two methods:
+// The tool filters act on two methods:
 //
 //   - tools/call of an unreachable tool is denied with reason
 //     "allowlist-tool-denied" (a deny glob matched; the decision's Rule is the
@@ -55,8 +55,8 @@
 //     pattern Go's RE2 cannot compile) is denied with
 //     "allowlist-schema-invalid", or, with [Config.AllowInvalidSchemas],
 //     let through with the same reason code and effect Allow and a warning
-//     logged once per tool definition. Calls are never let through
-//     silently unchecked.
+//     logged once per tool definition. Short of turning validation off
+//     ([Config.SkipArguments]), no call passes silently unchecked.
 //
 // A tools/list result that is not a valid list (not an object, no "tools"
 // array, a tool without a string "name", a member name that differs from
