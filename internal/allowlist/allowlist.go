@@ -1,6 +1,8 @@
-// Package allowlist is the guard that decides which tools are reachable at
-// all, before any finer policy runs: allow and deny lists of globs per
-// upstream server and per profile.
+// Package allowlist is the guard that decides what is reachable at all,
+// before any finer policy runs: allow and deny lists of globs over tools
+// and JSON-RPC methods per upstream server and per profile, and the strict
+// API controls (a tools/call must name a tool its server lists, with
+// arguments valid against that tool's input schema).
 //
 // A server's [Filter] matches the tool names the server itself uses
 // (upstream-local, "read_file"); a profile's matches the names clients of
@@ -11,7 +13,7 @@
 // filter and its profile's; a server or profile without a filter lets every
 // tool through. The glob syntax is described at [glob].
 //
-// The guard acts on two methods:
+// The tool filters act on two methods:
 //
 //   - tools/call of an unreachable tool is denied with reason
 //     "allowlist-tool-denied" (a deny glob matched; the decision's Rule is the
@@ -25,6 +27,36 @@
 //
 // In [guard.Observe] mode the same decisions are recorded but nothing is
 // blocked or dropped.
+//
+// Method filters ([Config.ServerMethods], [Config.ProfileMethods]) are the
+// same kind of glob lists over JSON-RPC method names. A profile's filter
+// applies to the requests its callers send ("resources/*",
+// "completion/complete") and to requests servers send towards them; a
+// server's filter applies to the requests that server sends towards
+// clients ("sampling/createMessage", "elicitation/create", "roots/list"),
+// whether they arrive as requests of their own (legacy servers, calls with
+// [guard.ToClient]) or as the inputRequests of an input_required result
+// (2026-07-28). A refused method is denied with "allowlist-method-denied" or
+// "allowlist-method-not-allowed", the Rule naming the glob or the list
+// ("servers.<name>.methods.allow"). Methods every session needs
+// (initialize, ping, server/discover, notifications) are never filtered.
+//
+// The strict controls run on every tools/call towards a server, in the
+// mode of [Config.StrictMode]:
+//
+//   - a tool its server did not list ([guard.Call.Tool] is nil) is denied
+//     with "allowlist-tool-unknown";
+//   - the arguments are validated against the tool's input schema (JSON
+//     Schema, draft 2020-12 unless the schema says otherwise); a mismatch
+//     is denied with "allowlist-arguments-invalid" and a message naming
+//     each offending field ("arguments.path: got number, want string");
+//   - an input schema that cannot be compiled (not valid against its
+//     meta-schema, a "$ref" outside itself, which Sluice never loads, a
+//     pattern Go's RE2 cannot compile) is denied with
+//     "allowlist-schema-invalid", or, with [Config.AllowInvalidSchemas],
+//     let through with the same reason code and effect Allow and a warning
+//     logged once per tool definition. Short of turning validation off
+//     ([Config.SkipArguments]), no call passes silently unchecked.
 //
 // A tools/list result that is not a valid list (not an object, no "tools"
 // array, a tool without a string "name", a member name that differs from
@@ -41,12 +73,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -60,6 +94,12 @@ const (
 	ReasonToolNotAllowed = "allowlist-tool-not-allowed"
 	ReasonListFiltered   = "allowlist-list-filtered"
 	ReasonListUnparsed   = "allowlist-list-unparsed"
+
+	ReasonMethodDenied     = "allowlist-method-denied"
+	ReasonMethodNotAllowed = "allowlist-method-not-allowed"
+	ReasonToolUnknown      = "allowlist-tool-unknown"
+	ReasonArgumentsInvalid = "allowlist-arguments-invalid"
+	ReasonSchemaInvalid    = "allowlist-schema-invalid"
 )
 
 // Filter is a pair of glob lists. Deny wins over Allow; an empty Allow
@@ -77,8 +117,30 @@ type Config struct {
 	// Profiles maps a profile name to a filter over the names clients of the
 	// profile see (the call's Prefix followed by the local name).
 	Profiles map[string]Filter
-	// Mode is guard.Enforce or guard.Observe; empty means Enforce.
+	// Mode is guard.Enforce or guard.Observe; empty means Enforce. It
+	// applies to the tool filters.
 	Mode guard.Mode
+
+	// ServerMethods maps a server name to a filter over the methods of the
+	// requests that server sends towards clients.
+	ServerMethods map[string]Filter
+	// ProfileMethods maps a profile name to a filter over the methods its
+	// callers may use and servers may send towards them.
+	ProfileMethods map[string]Filter
+	// StrictMode is the mode of the method filters and the strict controls
+	// on tools/call (unknown tools, argument validation); empty means
+	// Enforce.
+	StrictMode guard.Mode
+	// SkipArguments turns argument validation off; unknown tools are still
+	// refused.
+	SkipArguments bool
+	// AllowInvalidSchemas lets calls to a tool whose input schema cannot be
+	// compiled through unchecked, recorded and logged, instead of denying
+	// them.
+	AllowInvalidSchemas bool
+	// Logger receives the warning about a schema that cannot be compiled;
+	// nil discards it.
+	Logger *slog.Logger
 }
 
 // Guard is the allow-list guard. It is immutable after [New] and safe for
@@ -87,6 +149,14 @@ type Guard struct {
 	servers  map[string]*filter
 	profiles map[string]*filter
 	mode     guard.Mode
+
+	serverMethods  map[string]*filter
+	profileMethods map[string]*filter
+	strict         guard.Mode
+	skipArgs       bool
+	allowInvalid   bool
+	log            *slog.Logger
+	schemas        schemaCache
 }
 
 var _ guard.Guard = (*Guard)(nil)
@@ -101,17 +171,30 @@ type filter struct {
 // New compiles cfg. It reports every invalid glob with its place in the
 // configuration ("servers.fs.deny[1]"), not only the first.
 func New(cfg Config) (*Guard, error) {
-	g := &Guard{servers: map[string]*filter{}, profiles: map[string]*filter{}, mode: cfg.Mode}
+	g := &Guard{
+		servers: map[string]*filter{}, profiles: map[string]*filter{}, mode: cfg.Mode,
+		serverMethods: map[string]*filter{}, profileMethods: map[string]*filter{}, strict: cfg.StrictMode,
+		skipArgs: cfg.SkipArguments, allowInvalid: cfg.AllowInvalidSchemas, log: cfg.Logger,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
 	var errs []error
-	if g.mode == "" {
-		g.mode = guard.Enforce
+	for _, m := range []struct {
+		key string
+		in  guard.Mode
+		out *guard.Mode
+	}{{"mode", cfg.Mode, &g.mode}, {"strict_mode", cfg.StrictMode, &g.strict}} {
+		if m.in == "" {
+			*m.out = guard.Enforce
+		}
+		if !m.out.Valid() {
+			errs = append(errs, fmt.Errorf("%s: unknown mode %q (want %q or %q)", m.key, m.in, guard.Enforce, guard.Observe))
+		}
 	}
-	if !g.mode.Valid() {
-		errs = append(errs, fmt.Errorf("mode: unknown mode %q (want %q or %q)", cfg.Mode, guard.Enforce, guard.Observe))
-	}
-	compile := func(kind string, in map[string]Filter, out map[string]*filter) {
+	compile := func(kind string, in map[string]Filter, out map[string]*filter, suffix string) {
 		for _, name := range slices.Sorted(maps.Keys(in)) {
-			f := &filter{path: kind + "." + name}
+			f := &filter{path: kind + "." + name + suffix}
 			for _, list := range []struct {
 				key  string
 				pats []string
@@ -131,8 +214,10 @@ func New(cfg Config) (*Guard, error) {
 			}
 		}
 	}
-	compile("servers", cfg.Servers, g.servers)
-	compile("profiles", cfg.Profiles, g.profiles)
+	compile("servers", cfg.Servers, g.servers, "")
+	compile("profiles", cfg.Profiles, g.profiles, "")
+	compile("servers", cfg.ServerMethods, g.serverMethods, ".methods")
+	compile("profiles", cfg.ProfileMethods, g.profileMethods, ".methods")
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -199,9 +284,15 @@ func (f *filter) allowed(name string) bool {
 	return false
 }
 
-// Wrap returns the handler that applies the lists around next.
+// Wrap returns the handler that applies the lists and controls around next.
 func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
+		if err := g.checkMethod(c, c.Method, c.Direction == guard.ToClient); err != nil {
+			return nil, err
+		}
+		if c.Direction != guard.ToServer {
+			return next.Handle(ctx, c)
+		}
 		switch c.Method {
 		case mcp.MethodToolsCall:
 			if v, ok := g.check(c, c.Name); !ok {
@@ -217,6 +308,9 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 					return nil, err
 				}
 			}
+			if err := g.checkTool(c); err != nil {
+				return nil, err
+			}
 		case mcp.MethodToolsList:
 			if g.servers[c.Server] == nil && g.profiles[c.Profile] == nil {
 				break
@@ -227,7 +321,143 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			}
 			return g.filterList(c, res), nil
 		}
-		return next.Handle(ctx, c)
+		res, err := next.Handle(ctx, c)
+		if err != nil || res == nil || res.Error != nil {
+			return res, err
+		}
+		if err := g.checkInputRequests(c, res.Result); err != nil {
+			return nil, err
+		}
+		return res, nil
+	})
+}
+
+// CheckMethod applies the method filters to a call the gateway answers
+// without sending it through the chain (logging/setLevel,
+// subscriptions/listen, a subscription it turns into one). It records the
+// decision on c and returns a [*guard.DeniedError] when the method is
+// refused in enforce mode.
+func (g *Guard) CheckMethod(c *guard.Call) error {
+	return g.checkMethod(c, c.Method, c.Direction == guard.ToClient)
+}
+
+// checkMethod applies the method filters to a request with the given
+// method: the profile's in both directions, the server's to requests
+// towards the client.
+func (g *Guard) checkMethod(c *guard.Call, method string, toClient bool) error {
+	if config.MethodAlwaysAllowed(method) {
+		return nil
+	}
+	pf := g.profileMethods[c.Profile]
+	var sf *filter
+	if toClient {
+		sf = g.serverMethods[c.Server]
+	}
+	if pf == nil && sf == nil {
+		return nil
+	}
+	var v verdict
+	if gl, hit := sf.denied(method); hit {
+		v = verdict{ReasonMethodDenied, gl}
+	} else if gl, hit := pf.denied(method); hit {
+		v = verdict{ReasonMethodDenied, gl}
+	} else if !sf.allowed(method) {
+		v = verdict{ReasonMethodNotAllowed, sf.path + ".allow"}
+	} else if !pf.allowed(method) {
+		v = verdict{ReasonMethodNotAllowed, pf.path + ".allow"}
+	} else {
+		return nil
+	}
+	msg := fmt.Sprintf("method %q is not available", method)
+	if toClient {
+		msg = fmt.Sprintf("server %q may not send %q requests to this client", c.Server, method)
+	}
+	return c.Decide(guard.Decision{
+		Guard:   Name,
+		Rule:    v.rule,
+		Reason:  v.reason,
+		Effect:  guard.Deny,
+		Mode:    g.strict,
+		Message: msg,
+	})
+}
+
+// checkInputRequests applies the method filters to the requests a
+// 2026-07-28 server makes of the client inside an input_required result:
+// they are the modern form of the requests legacy servers send as
+// requests of their own, and are filtered the same way.
+func (g *Guard) checkInputRequests(c *guard.Call, result jsontext.Value) error {
+	if len(g.serverMethods) == 0 && len(g.profileMethods) == 0 {
+		return nil
+	}
+	if !bytes.Contains(result, []byte(`"inputRequests"`)) {
+		return nil
+	}
+	reqs, ok, err := mcp.Lookup(result, "inputRequests")
+	if err != nil || !ok || reqs.Kind() != '{' {
+		return nil
+	}
+	return mcp.EachMember(reqs, func(_ string, v jsontext.Value) error {
+		method, ok, _ := mcp.LookupString(v, "method")
+		if !ok {
+			return nil
+		}
+		return g.checkMethod(c, method, true)
+	})
+}
+
+// checkTool applies the strict controls to a tools/call: the tool must be
+// one its server listed, and its arguments must be valid against its input
+// schema.
+func (g *Guard) checkTool(c *guard.Call) error {
+	exposed := c.ExposedName(c.Name)
+	if c.Tool == nil {
+		return c.Decide(guard.Decision{
+			Guard:   Name,
+			Reason:  ReasonToolUnknown,
+			Effect:  guard.Deny,
+			Mode:    g.strict,
+			Message: fmt.Sprintf("unknown tool %q: its server does not list it", exposed),
+		})
+	}
+	if g.skipArgs {
+		return nil
+	}
+	cs, fresh := g.schemas.get(c.Tool)
+	if cs.err != nil {
+		if fresh {
+			calls := "denied"
+			if g.allowInvalid {
+				calls = "let through unchecked"
+			}
+			g.log.Warn("tool input schema cannot be compiled", "server", c.Server, "tool", c.Name, "err", cs.err, "calls", calls)
+		}
+		d := guard.Decision{
+			Guard:   Name,
+			Reason:  ReasonSchemaInvalid,
+			Effect:  guard.Deny,
+			Mode:    g.strict,
+			Message: fmt.Sprintf("tool %q cannot be called: its input schema is not valid", exposed),
+		}
+		if g.allowInvalid {
+			d.Effect = guard.Allow
+			d.Message = fmt.Sprintf("the input schema of tool %q is not valid; arguments were not checked", exposed)
+		}
+		return c.Decide(d)
+	}
+	problems, err := validateArguments(cs.schema, c.Params)
+	if err != nil {
+		problems = "arguments: " + err.Error()
+	}
+	if problems == "" {
+		return nil
+	}
+	return c.Decide(guard.Decision{
+		Guard:   Name,
+		Reason:  ReasonArgumentsInvalid,
+		Effect:  guard.Deny,
+		Mode:    g.strict,
+		Message: fmt.Sprintf("invalid arguments for tool %q: %s", exposed, problems),
 	})
 }
 

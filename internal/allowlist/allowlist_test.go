@@ -84,7 +84,14 @@ func call(server, profile, prefix, name string) *guard.Call {
 	return &guard.Call{
 		ID: "c1", Method: mcp.MethodToolsCall, Server: server, Profile: profile, Prefix: prefix, Name: name,
 		Params: jsontext.Value(`{"name":"` + prefix + name + `","arguments":{}}`),
+		Tool:   anyTool(name),
 	}
+}
+
+// anyTool is a listed tool that takes any arguments.
+func anyTool(name string) *guard.Tool {
+	raw, _ := jsontext.AppendQuote([]byte(`{"name":`), name)
+	return &guard.Tool{Name: name, Raw: append(raw, `,"inputSchema":{"type":"object"}}`...)}
 }
 
 func TestToolsCall(t *testing.T) {
@@ -420,6 +427,7 @@ func TestConformance(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			cfg := cfg
 			cfg.Mode = mode
+			cfg.StrictMode = mode
 			enforce := mode == guard.Enforce
 			pick := func(enforced, observed string) jsontext.Value {
 				if enforce {
@@ -436,21 +444,21 @@ func TestConformance(t *testing.T) {
 			},
 				guardtest.Case{
 					Name: "call-allowed",
-					Call: guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "read_a", Params: jsontext.Value(`{"name":"fs__read_a"}`)},
+					Call: guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "read_a", Params: jsontext.Value(`{"name":"fs__read_a"}`), Tool: anyTool("read_a")},
 				},
 				guardtest.Case{
 					Name:       "call-denied",
-					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "write_secret", Params: jsontext.Value(`{"name":"fs__write_secret"}`)},
+					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "write_secret", Params: jsontext.Value(`{"name":"fs__write_secret"}`), Tool: anyTool("write_secret")},
 					WantReason: allowlist.ReasonToolDenied, WantEffect: guard.Deny, WantDenied: enforce, WantNextSkipped: enforce,
 				},
 				guardtest.Case{
 					Name:       "call-not-allowed",
-					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "chmod", Params: jsontext.Value(`{"name":"fs__chmod"}`)},
+					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Prefix: "fs__", Name: "chmod", Params: jsontext.Value(`{"name":"fs__chmod"}`), Tool: anyTool("chmod")},
 					WantReason: allowlist.ReasonToolNotAllowed, WantEffect: guard.Deny, WantDenied: enforce, WantNextSkipped: enforce,
 				},
 				guardtest.Case{
 					Name:       "call-denied-by-profile",
-					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Profile: "ro", Prefix: "fs__", Name: "write_a", Params: jsontext.Value(`{"name":"fs__write_a"}`)},
+					Call:       guard.Call{Method: mcp.MethodToolsCall, Server: "fs", Profile: "ro", Prefix: "fs__", Name: "write_a", Params: jsontext.Value(`{"name":"fs__write_a"}`), Tool: anyTool("write_a")},
 					WantReason: allowlist.ReasonToolDenied, WantEffect: guard.Deny, WantDenied: enforce, WantNextSkipped: enforce,
 				},
 				guardtest.Case{

@@ -66,6 +66,7 @@ type Config struct {
 	Auth       *Auth        `yaml:"auth,omitempty"`        // who is calling
 	Policy     *Policy      `yaml:"policy,omitempty"`      // who may call what
 	RateLimits []*RateLimit `yaml:"rate_limits,omitempty"` // how often
+	Controls   Controls     `yaml:"controls,omitempty"`    // strict API controls
 	Approval   *Approval    `yaml:"approval,omitempty"`    // how held calls are approved
 
 	// Source says where the configuration came from: the file name given to

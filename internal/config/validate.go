@@ -68,6 +68,7 @@ func (c *Config) validate() []*Problem {
 	v.policy()
 	v.rateLimits()
 	v.methods()
+	v.controls()
 	v.approval()
 	sortProblems(v.problems)
 	return v.problems

@@ -155,3 +155,23 @@ func (v *validator) globSyntax(p, g string) bool {
 // hasGlobMeta reports whether g has glob metacharacters, as opposed to naming
 // one thing literally.
 func hasGlobMeta(g string) bool { return strings.ContainsAny(g, `*?[\`) }
+
+// controls checks the settings of the strict API controls.
+func (v *validator) controls() {
+	c := v.c.Controls
+	switch c.Mode {
+	case "", ModeObserve, ModeEnforce:
+	default:
+		v.add("controls.mode", "must be observe or enforce, not %q", truncate(c.Mode, 20))
+	}
+	switch c.Arguments {
+	case "", ArgumentsValidate, ArgumentsOff:
+	default:
+		v.add("controls.arguments", "must be validate or off, not %q", truncate(c.Arguments, 20))
+	}
+	switch c.InvalidSchema {
+	case "", InvalidSchemaDeny, InvalidSchemaAllow:
+	default:
+		v.add("controls.invalid_schema", "must be deny or allow, not %q", truncate(c.InvalidSchema, 20))
+	}
+}

@@ -267,3 +267,30 @@ func FuzzParseRate(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateControls(t *testing.T) {
+	const servers = "servers:\n  fs: {command: [x]}\n"
+	runValidate(t, []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{name: "defaults", yaml: servers},
+		{name: "valid", yaml: servers + "controls: {mode: observe, arguments: off, invalid_schema: allow}\n"},
+		{name: "valid-explicit-defaults", yaml: servers + "controls: {mode: enforce, arguments: validate, invalid_schema: deny}\n"},
+		{
+			name: "invalid",
+			yaml: servers + "controls:\n  mode: audit\n  arguments: strict\n  invalid_schema: warn\n",
+			want: []string{
+				`v.yaml:4: controls.mode: must be observe or enforce, not "audit"`,
+				`v.yaml:5: controls.arguments: must be validate or off, not "strict"`,
+				`v.yaml:6: controls.invalid_schema: must be deny or allow, not "warn"`,
+			},
+		},
+		{
+			name: "unknown-key",
+			yaml: servers + "controls: {unknown_tools: allow}\n",
+			want: []string{`v.yaml:3: controls: unknown key "unknown_tools"`},
+		},
+	})
+}

@@ -115,6 +115,27 @@ func (t *bridgeTable) take(tok string) *parkedCall {
 	return pc
 }
 
+// abandon ends a parked call whose input_required result never reached
+// the client (a guard refused it): no retry can come for it.
+func (t *bridgeTable) abandon(pc *parkedCall) {
+	t.drop(pc)
+	pc.cancel()
+}
+
+// closeAll ends every parked call (the gateway is closing).
+func (t *bridgeTable) closeAll() {
+	t.mu.Lock()
+	pcs := make([]*parkedCall, 0, len(t.m))
+	for k, pc := range t.m {
+		pcs = append(pcs, pc)
+		delete(t.m, k)
+	}
+	t.mu.Unlock()
+	for _, pc := range pcs {
+		pc.cancel()
+	}
+}
+
 func (t *bridgeTable) drop(pc *parkedCall) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -227,6 +248,7 @@ func (g *Gateway) bridgeWait(ctx context.Context, cc *callCtx, pc *parkedCall) (
 	pending := len(pc.waiting)
 	pc.mu.Unlock()
 	if pending > 0 {
+		cc.parked = pc
 		return g.inputRequired(pc), nil
 	}
 	for {
@@ -259,6 +281,7 @@ func (g *Gateway) bridgeWait(ctx context.Context, cc *callCtx, pc *parkedCall) (
 					}
 				}
 				timer.Stop()
+				cc.parked = pc
 				return g.inputRequired(pc), nil
 			}
 			pc.cancel()

@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 	"github.com/sluicehq/sluice/internal/policy"
+	"github.com/sluicehq/sluice/internal/ratelimit"
 	"github.com/sluicehq/sluice/internal/transport/upstream"
 )
 
@@ -69,6 +70,9 @@ type Gateway struct {
 	closingC     chan struct{}
 	shutdownOnce sync.Once
 	progress     progressTable
+	// limiter holds the rate limit buckets; it outlives reloads so that a
+	// reload does not refill them.
+	limiter ratelimit.Limiter
 }
 
 // state is everything derived from one configuration; it is replaced whole
@@ -78,8 +82,11 @@ type state struct {
 	profiles map[string]*profile
 	chain    guard.Handler
 	guards   []guard.Guard
-	limits   mcp.Limits
-	timeout  time.Duration
+	// allow is the allowlist guard of the chain; the gateway asks it about
+	// methods it answers without the chain.
+	allow   *allowlist.Guard
+	limits  mcp.Limits
+	timeout time.Duration
 	// maxTimeout is the longest call timeout of any server: the deadline a
 	// request gets before it is routed.
 	maxTimeout time.Duration
@@ -122,6 +129,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		bridge:    newBridgeTable(),
 		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
+		limiter:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
 	}
 	am, err := approval.New(approval.FromConfig(cfg.Approval), nil)
 	if err != nil {
@@ -218,11 +226,20 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 			}
 		}
 	}
+	addStrictControls(&al, cfg, g.log)
 	ag, err := allowlist.New(al)
 	if err != nil {
 		return nil, fmt.Errorf("allowlist: %w", err)
 	}
+	st.allow = ag
 	st.guards = []guard.Guard{ag, g.approvals}
+	if len(cfg.RateLimits) > 0 {
+		rg, err := ratelimit.New(cfg.RateLimits, ratelimit.Options{Limiter: g.limiter})
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit: %w", err)
+		}
+		st.guards = append(st.guards, rg)
+	}
 	if cfg.Policy != nil {
 		// Installed after the others so that it can tell whether an
 		// approval guard will hold what needs approval.
@@ -286,6 +303,29 @@ func (st *state) closeAuthn(other *state) {
 	if st.authn != nil && (other == nil || other.authn != st.authn) {
 		_ = st.authn.Close()
 	}
+}
+
+// addStrictControls configures the method filters and the strict controls
+// on tools/call of the allowlist guard from cfg.
+func addStrictControls(al *allowlist.Config, cfg *config.Config, log *slog.Logger) {
+	al.ServerMethods, al.ProfileMethods = map[string]allowlist.Filter{}, map[string]allowlist.Filter{}
+	for name, s := range cfg.Servers {
+		if len(s.Methods.Allow)+len(s.Methods.Deny) > 0 {
+			al.ServerMethods[name] = allowlist.Filter{Allow: s.Methods.Allow, Deny: s.Methods.Deny}
+		}
+	}
+	for name, p := range cfg.Profiles {
+		if len(p.Methods.Allow)+len(p.Methods.Deny) > 0 {
+			al.ProfileMethods[name] = allowlist.Filter{Allow: p.Methods.Allow, Deny: p.Methods.Deny}
+			if name == "default" {
+				al.ProfileMethods[""] = al.ProfileMethods[name]
+			}
+		}
+	}
+	al.StrictMode = guard.Mode(cfg.Controls.Mode)
+	al.SkipArguments = cfg.Controls.Arguments == config.ArgumentsOff
+	al.AllowInvalidSchemas = cfg.Controls.InvalidSchema == config.InvalidSchemaAllow
+	al.Logger = log
 }
 
 // Reload swaps in a new configuration without dropping sessions. Servers
@@ -412,6 +452,7 @@ func (g *Gateway) Close() error {
 		s.close()
 	}
 	g.st.Load().closeAuthn(nil)
+	g.bridge.closeAll()
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Add(1)

@@ -28,6 +28,9 @@ type callCtx struct {
 	// ctx is the context of the client's request, for work done on its
 	// behalf outside the chain (relaying a server's requests).
 	ctx context.Context
+	// parked is the upstream call this request left waiting for input
+	// (bridged for a modern client), if any.
+	parked *parkedCall
 }
 
 type callCtxKey struct{}
@@ -79,6 +82,14 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	)
 	if s.era == mcp.EraModern && removedInModern(m.Method) {
 		return errResp(m.ID, mcp.CodeMethodNotFound, "method not found: "+m.Method)
+	}
+	switch m.Method {
+	case mcp.MethodLoggingSetLevel, mcp.MethodSubscriptionsListen, mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsubscribe:
+		// Answered (at least partly) without the guard chain: the method
+		// filters are applied here.
+		if err := state.allow.CheckMethod(s.newCall(ctx, state, p, "", m.Method, "", m.Params)); err != nil {
+			return mcp.NewErrorResponse(m.ID, g.rpcError(err, m.Method))
+		}
 	}
 	switch m.Method {
 	case mcp.MethodInitialize:
@@ -459,6 +470,9 @@ func (s *Session) run(ctx context.Context, st *state, p *profile, server, method
 func (s *Session) runCall(ctx context.Context, st *state, c *guard.Call) (jsontext.Value, error) {
 	res, err := st.chain.Handle(ctx, c)
 	if err != nil {
+		if cc := callCtxFrom(ctx); cc != nil && cc.parked != nil {
+			s.g.bridge.abandon(cc.parked)
+		}
 		return nil, err
 	}
 	if res.Error != nil {

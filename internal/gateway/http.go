@@ -268,9 +268,15 @@ func (h *HTTPHandler) postLegacy(w http.ResponseWriter, r *http.Request, profile
 	sw.finish(resp, h.denialStatus(w, resp))
 }
 
-// denialStatus gives a denied request the HTTP status its denial means: 403,
-// or 429 with Retry-After for a rate limit. Anything else is 200: JSON-RPC
-// errors travel in the body.
+// denialStatus gives a denied request the HTTP status its denial means:
+// 403, except for a rate limit, which answers 200 with a Retry-After
+// header next to the JSON-RPC error (whose data carries retryAfterMs).
+// Anything else is 200: JSON-RPC errors travel in the body.
+//
+// A rate limit does not answer 429 because MCP clients treat a 429 as a
+// transport failure and drop its body: the go-sdk (v1.8.0) reports only
+// "Too Many Requests", so the agent would never learn how long to wait,
+// nor that Sluice, not the server, refused the call.
 func (h *HTTPHandler) denialStatus(w http.ResponseWriter, resp *mcp.Message) int {
 	if resp.Error == nil || resp.Error.Code != mcp.CodeDenied {
 		return http.StatusOK
@@ -278,7 +284,7 @@ func (h *HTTPHandler) denialStatus(w http.ResponseWriter, resp *mcp.Message) int
 	if v, ok, _ := mcp.Lookup(resp.Error.Data, "retryAfterMs"); ok && v.Kind() == '0' {
 		if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil && ms > 0 {
 			w.Header().Set("Retry-After", strconv.FormatInt((ms+999)/1000, 10))
-			return http.StatusTooManyRequests
+			return http.StatusOK
 		}
 	}
 	return http.StatusForbidden

@@ -77,15 +77,25 @@ type toolCatalog struct {
 	bindings map[string][]paramBinding // tool -> x-mcp-header bindings
 }
 
-// rememberTools records a server's tools as listed.
+// rememberTools records a server's tools as listed. A tool whose definition
+// is byte for byte the one listed before keeps its *guard.Tool, so guards
+// that cache what they derive from it (compiled schemas) keep their work
+// until the definition changes.
 func (u *Upstream) rememberTools(items []jsontext.Value) {
+	u.infoMu.Lock()
+	prev := u.catalog
+	u.infoMu.Unlock()
 	c := &toolCatalog{tools: make(map[string]*guard.Tool, len(items)), bindings: map[string][]paramBinding{}}
 	for _, it := range items {
 		name, ok, _ := mcp.LookupString(it, "name")
 		if !ok {
 			continue
 		}
-		c.tools[name] = &guard.Tool{Name: name, Raw: it}
+		if old := prev.lookup(name); old != nil && bytes.Equal(old.Raw, it) {
+			c.tools[name] = old
+		} else {
+			c.tools[name] = &guard.Tool{Name: name, Raw: it}
+		}
 		if schema, ok, _ := mcp.Lookup(it, "inputSchema"); ok {
 			if b := headerBindings(schema); len(b) > 0 {
 				c.bindings[name] = b
@@ -95,6 +105,13 @@ func (u *Upstream) rememberTools(items []jsontext.Value) {
 	u.infoMu.Lock()
 	u.catalog = c
 	u.infoMu.Unlock()
+}
+
+func (c *toolCatalog) lookup(name string) *guard.Tool {
+	if c == nil {
+		return nil
+	}
+	return c.tools[name]
 }
 
 // forgetTools drops the catalog after the server said its tools changed;

@@ -4,11 +4,13 @@
 //
 // A limit ([config.RateLimit]) has a rate ("10/s", "600/m") and a burst, and
 // keeps one bucket per distinct key. The key is made of the limit's id and,
-// as its per says, the principal's subject (callers without a verified
-// identity share the subject ""), the server and the tool; a tool is one
-// server's tool, so per "tool" also keys by server. For calls other than
-// tools/call, the "tool" part is the method and the name the call carries
-// (a prompt name, a resource URI).
+// as its per says, the principal's subject, the server and the tool; a tool
+// is one server's tool, so per "tool" also keys by server. For calls other
+// than tools/call, the "tool" part is the method and the name the call
+// carries (a prompt name, a resource URI). Callers without a verified
+// identity (no authentication configured, a nil [guard.Call.Principal])
+// share one anonymous bucket per limit, kept apart from every subject, so
+// a per-principal limit still bounds them all together.
 //
 // A limit's target selects calls with globs in the syntax of [path.Match],
 // except that "*" and "?" also match "/" (so "file:///*" covers every file
@@ -222,10 +224,20 @@ func (g *Guard) charge(ctx context.Context, c *guard.Call, l *limit, now time.Ti
 			Effect:     guard.Deny,
 			Mode:       l.mode,
 			Message:    "rate limit exceeded; retry in " + roundUp(v.RetryAfter).String(),
-			RetryAfter: v.RetryAfter,
+			RetryAfter: ceilMillis(v.RetryAfter),
 		})
 	}
 	return nil
+}
+
+// ceilMillis rounds d up to whole milliseconds, the unit of retryAfterMs
+// in the agent's error: a wait shorter than a millisecond must not read as
+// no wait at all.
+func ceilMillis(d time.Duration) time.Duration {
+	if r := d % time.Millisecond; r != 0 {
+		d += time.Millisecond - r
+	}
+	return d
 }
 
 // roundUp rounds d up to a duration that reads well: milliseconds below a
@@ -296,11 +308,13 @@ func (l *limit) key(c *guard.Call) string {
 	var buf [128]byte
 	b := appendPart(buf[:0], l.id)
 	if l.byPrincipal {
-		subject := ""
-		if c.Principal != nil {
-			subject = c.Principal.Subject
+		// A flag byte keeps the anonymous bucket apart from a subject "".
+		if c.Principal == nil {
+			b = append(b, 0)
+		} else {
+			b = append(b, 1)
+			b = appendPart(b, c.Principal.Subject)
 		}
-		b = appendPart(b, subject)
 	}
 	if l.byServer {
 		b = appendPart(b, c.Server)
