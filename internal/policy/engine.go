@@ -16,6 +16,9 @@
 //     (sampling, elicitation, completion, logging, ...) are decided only by
 //     rules that name their method in target.methods; when none applies,
 //     the policy has nothing to say and the call passes.
+//   - A resource URI with dot segments ("..", also percent-encoded) or a
+//     backslash is refused before any rule ("policy-uri-not-canonical"):
+//     globs match strings, servers resolve paths.
 //   - A condition that cannot be evaluated (a missing argument, a value of
 //     the wrong type, arguments that are not a JSON object) fails closed: a
 //     deny or require-approval rule applies ("policy-condition-error"), an
