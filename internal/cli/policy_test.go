@@ -242,3 +242,31 @@ func TestPolicyLint(t *testing.T) {
 		t.Errorf("lint without --config: %+v", r)
 	}
 }
+
+// TestValidateReportsConditions: `sluice validate` reports a condition that
+// does not compile at its line, along with every other problem.
+func TestValidateReportsConditions(t *testing.T) {
+	cfg := writeFile(t, t.TempDir(), "bad.yaml", `servers:
+  fs: {command: [fs-server]}
+policy:
+  rules:
+    - id: a
+      effect: allow
+      when: |
+        principal.authenticated &&
+          args.path.startsWith("/data/") &&
+          princpal.subject == "x"
+    - id: a
+      effect: maybe
+`)
+	r := runMain(t, context.Background(), nil, "validate", cfg)
+	want := []string{
+		cfg + `:10: policy.rules[0].when: condition does not compile: line 3, column 3 of the condition: undeclared reference to 'princpal' (did you mean 'principal'?)`,
+		cfg + `:11: policy.rules[1].id: "a" is also the id of policy.rules[0]`,
+		cfg + `:12: policy.rules[1].effect: must be allow, deny or require-approval, not "maybe"`,
+		"sluice: " + cfg + " is not valid",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(r.Stderr), "\n")); r.Code != 1 || diff != "" {
+		t.Errorf("exit %d, stderr (-want +got):\n%s", r.Code, diff)
+	}
+}

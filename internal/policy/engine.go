@@ -16,6 +16,9 @@
 //     (sampling, elicitation, completion, logging, ...) are decided only by
 //     rules that name their method in target.methods; when none applies,
 //     the policy has nothing to say and the call passes.
+//   - A resource URI with dot segments ("..", also percent-encoded) or a
+//     backslash is refused before any rule ("policy-uri-not-canonical"):
+//     globs match strings, servers resolve paths.
 //   - A condition that cannot be evaluated (a missing argument, a value of
 //     the wrong type, arguments that are not a JSON object) fails closed: a
 //     deny or require-approval rule applies ("policy-condition-error"), an
@@ -48,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -80,7 +84,41 @@ const (
 	ReasonApprovalUnavailable = "policy-approval-unavailable"
 	ReasonListFiltered        = "policy-list-filtered"
 	ReasonListUnparsed        = "policy-list-unparsed"
+	ReasonURINotCanonical     = "policy-uri-not-canonical"
 )
+
+// canonicalURI reports whether a resource URI has no dot segments ("..",
+// "."), raw or percent-encoded, and no backslash, anywhere (a server may
+// not know a query from a path): a glob such as
+// "file:///data/*" matches "file:///data/../etc/passwd" as a string, while
+// a server may resolve it to a path outside /data. Such URIs are refused
+// rather than judged.
+func canonicalURI(u string) bool {
+	if strings.ContainsRune(u, '\\') {
+		return false
+	}
+	for seg := range strings.SplitSeq(u, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+		if strings.IndexByte(seg, '%') < 0 {
+			continue
+		}
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			return false
+		}
+		for part := range strings.FieldsFuncSeq(dec, func(r rune) bool { return r == '/' || r == '\\' }) {
+			if part == "." || part == ".." {
+				return false
+			}
+		}
+		if dec == "." || dec == ".." || strings.ContainsRune(dec, '\\') {
+			return false
+		}
+	}
+	return true
+}
 
 // DefaultRule is the Rule of a decision no rule made: the default denial.
 const DefaultRule = "(default)"
@@ -403,6 +441,13 @@ func (e *Engine) decide(c *guard.Call, now time.Time) []guard.Decision {
 	k := subjectKind(c.Method)
 	if c.Direction == guard.ToClient {
 		k = kindOther
+	}
+	if k == kindResource && !canonicalURI(c.Name) {
+		d := guard.Decision{
+			Guard: Name, Version: e.version, Rule: DefaultRule, Reason: ReasonURINotCanonical,
+			Effect: guard.Deny, Mode: e.mode, Message: denyMessage(c, k, guard.Deny),
+		}
+		return []guard.Decision{d}
 	}
 	a := &activation{e: e, c: c, k: k, name: c.Name, now: now}
 	o := e.evaluate(a, e.candidates.get(e, c.Server, c.Method, k, c.Name))
