@@ -313,6 +313,7 @@ func (l *limit) key(c *guard.Call) string {
 			b = append(b, 0)
 		} else {
 			b = append(b, 1)
+			b = appendPart(b, c.Principal.Issuer)
 			b = appendPart(b, c.Principal.Subject)
 		}
 	}
