@@ -519,6 +519,11 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 			params = us.withClientMeta(params, info.version, sess)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The client gave up before its request could leave: there is
+		// nothing to send and nothing to cancel upstream.
+		return nil, err
+	}
 	id := us.newID()
 	fl := &inflight{sess: sess, related: related, seq: inflightSeq.Add(1)}
 	key := string(id)
