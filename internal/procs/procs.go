@@ -101,31 +101,43 @@ func Adapt(ctx context.Context, cfg Config) {
 	t := newTuner(cfg)
 	cfg.set(1)
 	defer cfg.set(0)
-	tick := time.NewTicker(cfg.Interval)
-	defer tick.Stop()
+	timer := time.NewTimer(cfg.Interval)
+	defer timer.Stop()
 	lastCPU, _ := cfg.cpu()
 	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
+		case now := <-timer.C:
 			cpu, ok := cfg.cpu()
 			if !ok {
 				return
 			}
-			wall := now.Sub(last)
-			if wall <= 0 {
-				continue
+			next := cfg.Interval
+			if wall := now.Sub(last); wall > 0 {
+				used := float64(cpu-lastCPU) / float64(wall)
+				lastCPU, last = cpu, now
+				if n, change := t.step(used, wall); change {
+					cfg.set(n)
+				}
+				if t.one && used < idleUse {
+					// An idle gateway (a laptop running sluice stdio)
+					// should not wake twenty times a second.
+					next = idleInterval * cfg.Interval
+				}
 			}
-			used := float64(cpu-lastCPU) / float64(wall)
-			lastCPU, last = cpu, now
-			if n, change := t.step(used, wall); change {
-				cfg.set(n)
-			}
+			timer.Reset(next)
 		}
 	}
 }
+
+// An idle process (under idleUse of a core) is sampled idleInterval times
+// less often.
+const (
+	idleUse      = 0.02
+	idleInterval = 10
+)
 
 // tuner decides; it holds no clock of its own, so that tests can drive it.
 type tuner struct {
