@@ -28,6 +28,9 @@ type callCtx struct {
 	// ctx is the context of the client's request, for work done on its
 	// behalf outside the chain (relaying a server's requests).
 	ctx context.Context
+	// start is when the request reached the gateway; logs of abandoned
+	// calls say how long it had been inside Sluice.
+	start time.Time
 }
 
 type callCtxKey struct{}
@@ -65,7 +68,7 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	}
 	defer cancel()
 	defer s.track(m.ID, cancel)()
-	cc := &callCtx{sess: s, stream: st, st: state}
+	cc := &callCtx{sess: s, stream: st, st: state, start: time.Now()}
 	ctx = withCallCtx(ctx, cc)
 	cc.ctx = ctx
 
