@@ -89,8 +89,9 @@ type fastValue struct {
 const maxRequired = 64
 
 // annotations are the keywords that do not affect validation, in every
-// draft the fast path handles. "format" is added for 2020-12, where the
-// library does not assert it by default; "$defs" and "definitions" hold
+// draft the fast path handles. "format" is added for 2019-09 and 2020-12,
+// where the library does not assert it by default (it does for older
+// drafts); "$defs" and "definitions" hold
 // schemas that only a "$ref" would reach, and "$ref" is not handled.
 var annotations = map[string]bool{
 	"title": true, "description": true, "default": true, "examples": true,
@@ -105,7 +106,7 @@ var annotations = map[string]bool{
 func compileFast(doc any, s *jsonschema.Schema) *fastSchema {
 	var draft int
 	switch s.DraftVersion {
-	case 6, 7, 2020:
+	case 6, 7, 2019, 2020:
 		draft = s.DraftVersion
 	default:
 		return nil
@@ -138,7 +139,7 @@ func compileFastNode(doc any, draft int, root bool) (*fastSchema, bool) {
 			case "$schema", "$id":
 				ok = root
 			case "format":
-				ok = draft >= 2020
+				ok = draft >= 2019
 			case "type":
 				ok = fs.compileType(val)
 			case "enum":
