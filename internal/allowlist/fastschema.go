@@ -30,8 +30,8 @@ import (
 // as duplicate member names, invalid UTF-8 or a number with a huge
 // exponent) the library validates the call as before and builds the
 // message. So the verdict is always the library's, provided the fast path
-// never accepts what the library rejects; FuzzSchemaFastPath checks that
-// the two agree in both directions.
+// never accepts what the library rejects; FuzzSchemaFastPath and
+// TestFastPathRandom check that the two agree in both directions.
 //
 // Each keyword is evaluated exactly as the library evaluates it, not as
 // the specification might suggest where the two differ: patterns are Go

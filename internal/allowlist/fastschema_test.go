@@ -39,12 +39,22 @@ var fastSchemas = []string{
 	`{"type":"number","minimum":0.1,"maximum":0.30000000000000004}`,
 	`{"type":"object","required":["a","b"]}`,
 	`{"$schema":"https://json-schema.org/draft/2019-09/schema","type":"object","properties":{"u":{"type":"string","format":"uri"}}}`,
+	// As the go-sdk infers them from Go types.
+	`{"type":"object","required":["path"],"properties":{"path":{"type":"string","description":"file to read"},"tags":{"type":["null","array"],"items":{"type":"string"}},"limit":{"type":"integer"}},"additionalProperties":false}`,
+	// As pydantic (FastMCP) writes them, without optional fields.
+	`{"properties":{"a":{"title":"A","type":"integer"},"b":{"default":1,"title":"B","type":"integer"}},"required":["a"],"title":"addArguments","type":"object"}`,
+	// As zod-to-json-schema writes them (the TypeScript SDK, zod 3).
+	`{"type":"object","properties":{"owner":{"type":"string","minLength":1},"perPage":{"type":"number","exclusiveMinimum":0,"maximum":100},"state":{"type":"string","enum":["open","closed","all"]}},"required":["owner"],"additionalProperties":false,"$schema":"http://json-schema.org/draft-07/schema#"}`,
+	// An argument a 2026-07-28 client mirrors in a header.
+	`{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"}}}`,
 }
 
 // slowSchemas are schemas the fast path must leave to the library.
 var slowSchemas = []string{
 	`{"type":"object","properties":{"a":{"$ref":"#/$defs/x"}},"$defs":{"x":{"type":"string"}}}`,
 	`{"anyOf":[{"type":"string"},{"type":"null"}]}`,
+	// pydantic's optional field.
+	`{"properties":{"q":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Q"}},"title":"searchArguments","type":"object"}`,
 	`{"type":"object","patternProperties":{"^x":{"type":"integer"}}}`,
 	`{"type":"number","multipleOf":0.1}`,
 	`{"type":"array","uniqueItems":true}`,
@@ -396,4 +406,29 @@ func randValue(r *rand.Rand, depth int) string {
 		es = append(es, randValue(r, depth-1))
 	}
 	return "[" + strings.Join(es, ",") + "]"
+}
+
+// TestFastPathAllocs checks that validating the arguments of a call on
+// the fast path allocates nothing.
+func TestFastPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	for _, tc := range []struct{ schema, params string }{
+		{readSchema, `{"name":"read","arguments":{"path":"/a/b\u00e9","mode":"r","opts":{"depth":2.0,"tags":["x","y"]},"big":-12345678901234567890.5e1}}`},
+		{echoSchema, `{"name":"echo","arguments":{"text":"hello"}}`},
+	} {
+		s, fs, err := compileSchema(jsontext.Value(tc.schema))
+		if err != nil || fs == nil {
+			t.Fatalf("fast path does not claim %s (err %v)", tc.schema, err)
+		}
+		cs := &compiled{schema: s, fast: fs}
+		params := jsontext.Value(tc.params)
+		if msg, err := validateArguments(cs, params); msg != "" || err != nil {
+			t.Fatalf("validateArguments(%s) = %q, %v", tc.params, msg, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = validateArguments(cs, params) }); n != 0 {
+			t.Errorf("%s: %v allocations per call, want 0", tc.params, n)
+		}
+	}
 }
