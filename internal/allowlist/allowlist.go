@@ -446,7 +446,7 @@ func (g *Guard) checkTool(c *guard.Call) error {
 		}
 		return c.Decide(d)
 	}
-	problems, err := validateArguments(cs.schema, c.Params)
+	problems, err := validateArguments(cs, c.Params)
 	if err != nil {
 		problems = "arguments: " + err.Error()
 	}
