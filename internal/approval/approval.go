@@ -375,6 +375,9 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 	}
 	// A store that fails cannot confirm a grant: ask instead.
 	if g, ok, err := m.store.Get(ctx, h.key, time.Now()); err == nil && ok {
+		if g.Denied {
+			return nil, h.deny(ReasonDenied, g.ID, deniedMessage(g.Reason)+" (a moment ago; change the call or wait before asking again)")
+		}
 		return h.proceed(ctx, g, c.Params)
 	}
 

@@ -458,6 +458,29 @@ func TestApprover(t *testing.T) {
 		if !errors.As(err, &de) || de.Decision.Reason != ReasonDenied || de.Decision.Message != "the call was denied by an approver: not today" {
 			t.Errorf("err %v", err)
 		}
+
+		// The same exact call again (an agent retrying, a client repeating
+		// a request answered 403) is refused at once under the same
+		// denial, without listing it for the approvers again.
+		up := &upstream{}
+		_, err = m.Wrap(up).Handle(ctx, heldCall(mcp.EraLegacy, params, ""))
+		if !errors.As(err, &de) || de.Decision.Reason != ReasonDenied || de.Decision.Rule != p.ID ||
+			!strings.HasPrefix(de.Decision.Message, "the call was denied by an approver: not today") {
+			t.Errorf("repeat: %v (rule %q)", err, de.Decision.Rule)
+		}
+		if n := len(m.List()); n != 0 || up.calls.Load() != 0 {
+			t.Errorf("repeat listed %d calls and reached the server %d times", n, up.calls.Load())
+		}
+		// Other arguments are another call: the approvers are asked.
+		done = start(m, &upstream{}, heldCall(mcp.EraLegacy, `{"name":"delete","arguments":{"path":"/tmp/b"}}`, ""))
+		p2 := waitPending(t, m)
+		if p2.ID == p.ID {
+			t.Error("a call with other arguments reused the denial")
+		}
+		if err := m.Decide(ctx, p2.ID, alice, false, ""); err != nil {
+			t.Fatal(err)
+		}
+		<-done
 	})
 	t.Run("timeout", func(t *testing.T) {
 		m := newManager(t, Config{Approvers: []string{"sam"}, Timeout: 30 * time.Millisecond})

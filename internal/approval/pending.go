@@ -84,11 +84,7 @@ func (m *Manager) waitApprover(ctx context.Context, h *held) (*guard.Result, err
 	case o.timeout:
 		return nil, h.deny(ReasonTimeout, p.info.ID, "no one approved the call in time")
 	case !o.approve:
-		msg := "the call was denied by an approver"
-		if o.reason != "" {
-			msg += ": " + o.reason
-		}
-		return nil, h.deny(ReasonDenied, p.info.ID, msg)
+		return nil, h.deny(ReasonDenied, p.info.ID, deniedMessage(o.reason))
 	}
 	return h.proceed(ctx, o.grant, h.c.Params)
 }
@@ -224,6 +220,19 @@ func (m *Manager) Decide(ctx context.Context, id string, approver *guard.Princip
 		// Should the store fail, the waiting call still proceeds; only a
 		// repeat of it will be held again.
 		_ = m.store.Put(ctx, p.key, o.grant)
+	} else {
+		// The approvers said no to this exact call: the same call sent
+		// again at once is refused without asking them again.
+		_ = m.store.Put(ctx, p.key, Grant{ID: id, Approver: approver.Subject, Expires: time.Now().Add(DeniedFor), Denied: true, Reason: o.reason})
 	}
 	return nil
+}
+
+// deniedMessage is what the agent is told of an approver's denial.
+func deniedMessage(reason string) string {
+	msg := "the call was denied by an approver"
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return msg
 }

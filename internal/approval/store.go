@@ -15,7 +15,17 @@ type Grant struct {
 	// at the calling client approved.
 	Approver string
 	Expires  time.Time
+	// Denied marks an approver's denial, kept for [DeniedFor] so that the
+	// same exact call, sent again at once (an agent retrying, or a client
+	// that repeats a request answered 403), is refused without asking the
+	// approvers again. Reason is the approver's reason.
+	Denied bool
+	Reason string
 }
+
+// DeniedFor is how long an approver's denial refuses the same exact call.
+// A call with changed arguments is a different call and is asked about.
+const DeniedFor = time.Minute
 
 // Store keeps granted approvals by [Binding.Key]. The in-memory store
 // [New] uses by default serves one process; a store shared by replicas
