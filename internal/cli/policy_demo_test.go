@@ -356,6 +356,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 		key       string
 		tools     []string
 		resources []string
+		templates []string
 		prompts   []string
 	}{
 		{
@@ -365,6 +366,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			// The restricted documents are denied outright, so they are
 			// not listed.
 			resources: docs("contract-northwind", "escalations-may", "handbook", "pricing-q3", "product-faq", "runbook-deploy"),
+			templates: []string{demo.DocumentURITemplate},
 			prompts:   []string{},
 		},
 		{
@@ -372,6 +374,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			key:       supportKey,
 			tools:     []string{"find_customers", "get_customer", "send_email"},
 			resources: []string{demo.OutboxURI},
+			templates: []string{},
 			prompts:   []string{"summarize_customer"},
 		},
 		{
@@ -379,6 +382,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			key:       supervisorKey,
 			tools:     []string{},
 			resources: []string{},
+			templates: []string{},
 			prompts:   []string{},
 		},
 	}
@@ -387,7 +391,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cs, _ := d.connect(t, tt.key, version, nil)
-			got := struct{ Tools, Resources, Prompts []string }{[]string{}, []string{}, []string{}}
+			got := struct{ Tools, Resources, Templates, Prompts []string }{[]string{}, []string{}, []string{}, []string{}}
 			for tool, err := range cs.Tools(ctx, nil) {
 				if err != nil {
 					t.Fatalf("tools/list: %v", err)
@@ -400,6 +404,12 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 				}
 				got.Resources = append(got.Resources, r.URI)
 			}
+			for rt, err := range cs.ResourceTemplates(ctx, nil) {
+				if err != nil {
+					t.Fatalf("resources/templates/list: %v", err)
+				}
+				got.Templates = append(got.Templates, rt.URITemplate)
+			}
 			for p, err := range cs.Prompts(ctx, nil) {
 				if err != nil {
 					t.Fatalf("prompts/list: %v", err)
@@ -409,7 +419,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			slices.Sort(got.Tools)
 			slices.Sort(got.Resources)
 			slices.Sort(got.Prompts)
-			want := struct{ Tools, Resources, Prompts []string }{tt.tools, tt.resources, tt.prompts}
+			want := struct{ Tools, Resources, Templates, Prompts []string }{tt.tools, tt.resources, tt.templates, tt.prompts}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("what the %s sees (-want +got):\n%s", tt.who, diff)
 			}
@@ -499,7 +509,7 @@ func testDemoLimits(t *testing.T, d *policyDemo, version string) {
 		m := d.mark()
 		res, err := r.cs.CallTool(ctx, &mcp.CallToolParams{Name: r.tool, Arguments: r.args})
 		if err == nil {
-			t.Errorf("%s %s(%v) passed with %+v, want it refused", r.who, r.tool, r.args, res)
+			t.Errorf("%s %s(%v) passed (isError %v), want it refused", r.who, r.tool, r.args, res.IsError)
 			continue
 		}
 		code, msg, reason := denial(t, err)
@@ -849,4 +859,3 @@ func TestWithPath(t *testing.T) {
 		})
 	}
 }
-
