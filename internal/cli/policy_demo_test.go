@@ -494,6 +494,15 @@ func testDemoLimits(t *testing.T, d *policyDemo, version string) {
 			`sluice: calling tool "find_customers" is not allowed by policy`, "policy-no-matching-rule"},
 		{"analyst", analyst, analystStatus, analystProbe, "read_document", map[string]any{"id": "board-minutes"},
 			"sluice: this document is restricted", "policy-restricted-document"},
+		// The demo server finds documents ignoring case and surrounding
+		// space (and so would many servers): other spellings of a
+		// restricted id are not allowed either.
+		{"analyst", analyst, analystStatus, analystProbe, "read_document", map[string]any{"id": "Board-Minutes"},
+			`sluice: calling tool "read_document" is not allowed by policy`, "policy-no-matching-rule"},
+		{"analyst", analyst, analystStatus, analystProbe, "read_document", map[string]any{"id": " incident-2031"},
+			`sluice: calling tool "read_document" is not allowed by policy`, "policy-no-matching-rule"},
+		{"analyst", analyst, analystStatus, analystProbe, "read_document", map[string]any{"id": "board-minuteſ"},
+			`sluice: calling tool "read_document" is not allowed by policy`, "policy-no-matching-rule"},
 		{"analyst", analyst, analystStatus, analystProbe, "send_email", map[string]any{"to": "ada.whitfield@example.com", "subject": "s", "body": "b"},
 			`sluice: calling tool "send_email" is not allowed by policy`, "policy-no-matching-rule"},
 		{"support", support, supportStatus, supportProbe, "get_customer", map[string]any{"id": "C-1001 OR 1=1"},
@@ -529,11 +538,22 @@ func testDemoLimits(t *testing.T, d *policyDemo, version string) {
 		}
 	}
 
-	// The restricted document is refused as a resource too.
+	// The restricted document is refused as a resource too, however it is
+	// spelled.
 	m := d.mark()
-	_, err := analyst.ReadResource(ctx, &mcp.ReadResourceParams{URI: "demo://documents/board-minutes"})
-	if _, msg, reason := denial(t, err); msg != "sluice: this document is restricted" || reason != "policy-restricted-document" {
-		t.Errorf("read demo://documents/board-minutes: %q reason %q", msg, reason)
+	for _, r := range []struct{ uri, msg, reason string }{
+		{"demo://documents/board-minutes", "sluice: this document is restricted", "policy-restricted-document"},
+		{"demo://documents/Board-Minutes", `sluice: reading resource "demo://documents/Board-Minutes" is not allowed by policy`, "policy-no-matching-rule"},
+		{"demo://documents/INCIDENT-2031", `sluice: reading resource "demo://documents/INCIDENT-2031" is not allowed by policy`, "policy-no-matching-rule"},
+	} {
+		_, err := analyst.ReadResource(ctx, &mcp.ReadResourceParams{URI: r.uri})
+		if err == nil {
+			t.Errorf("read %s passed, want it refused", r.uri)
+			continue
+		}
+		if code, msg, reason := denial(t, err); code != wire.CodeDenied || msg != r.msg || reason != r.reason {
+			t.Errorf("read %s: %d %q reason %q, want %d %q reason %q", r.uri, code, msg, reason, wire.CodeDenied, r.msg, r.reason)
+		}
 	}
 	if _, err := analyst.ReadResource(ctx, &mcp.ReadResourceParams{URI: "demo://documents/handbook"}); err != nil {
 		t.Fatalf("read demo://documents/handbook: %v", err)
