@@ -321,13 +321,23 @@ func sendEmail(ctx context.Context, cs *mcp.ClientSession, to string) (*mcp.Call
 
 // TestPolicyDemoServe runs `sluice serve --config examples/policy-demo.yaml`,
 // the file as shipped, and drives it with go-sdk clients of both eras
-// holding the demo's API keys: the analyst and the support agent see
-// different tools, resources and prompts; argument limits pass at the
-// bound and are refused past it with the rule's reason code, before the
-// call reaches the demo server; missing and wrong keys get 401 with a
-// challenge; and the support agent's e-mail to an outside address waits
-// for a human, either the supervisor with `sluice approve` or, when the
-// agent's client declares elicitation, the human at the client.
+// holding the demo's API keys. It proves that:
+//   - the analyst, the support agent and the supervisor each list exactly
+//     the tools, resources, templates and prompts the policy lets them use;
+//   - argument limits pass at the bound and are refused past it (and a
+//     restricted document however its id is spelled), with a -32050 error
+//     carrying the rule's reason code and message and an HTTP 403, and the
+//     refused calls never reach the demo server (its own log says so);
+//   - no key, an unknown key or the stored hash as a key get 401 with a
+//     bearer challenge, and a legacy session stays its owner's;
+//   - the support agent's e-mail to an outside address waits until the
+//     supervisor grants it with the real `sluice approve list|show|grant`,
+//     then goes out (the outbox shows it) and goes out again on the same
+//     approval; one the supervisor denies is refused with approval-denied
+//     and never sent;
+//   - when the agent's client declares elicitation, the human at the client
+//     is asked instead (elicitation/create in the legacy era,
+//     input_required in the modern one) and the answer decides.
 func TestPolicyDemoServe(t *testing.T) {
 	d := startPolicyDemo(t)
 	for _, era := range demoEras {
@@ -335,6 +345,9 @@ func TestPolicyDemoServe(t *testing.T) {
 			t.Run("lists", func(t *testing.T) { testDemoLists(t, d, era.version) })
 			t.Run("argument limits", func(t *testing.T) { testDemoLimits(t, d, era.version) })
 			t.Run("authentication", func(t *testing.T) { testDemoAuthn(t, d, era.version) })
+			if era.version == wire.Version20251125 {
+				t.Run("session binding", func(t *testing.T) { testDemoSessionBinding(t, d) })
+			}
 			t.Run("approval by the supervisor", func(t *testing.T) { testDemoApprover(t, d, era.name, era.version) })
 			t.Run("approval through the client", func(t *testing.T) { testDemoClientApproval(t, d, era.name, era.version) })
 		})
@@ -637,6 +650,37 @@ func testDemoAuthn(t *testing.T, d *policyDemo, version string) {
 	}
 }
 
+// testDemoSessionBinding checks that a legacy session belongs to the
+// principal that opened it: another principal presenting its session id is
+// told it does not exist, and the session goes on for its owner.
+func testDemoSessionBinding(t *testing.T, d *policyDemo) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	support, _ := d.connect(t, supportKey, wire.Version20251125, nil)
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"send_email","arguments":{"to":"ada.whitfield@example.com","subject":"s","body":"b"}}}`
+	req, err := http.NewRequest(http.MethodPost, d.base+"/mcp", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", wire.Version20251125)
+	req.Header.Set("Mcp-Session-Id", support.ID())
+	req.Header.Set("Authorization", "Bearer "+analystKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the analyst in the support agent's session: HTTP %d %s, want 404", resp.StatusCode, raw)
+	}
+	if _, err := support.CallTool(ctx, &mcp.CallToolParams{Name: "get_customer", Arguments: map[string]any{"id": "C-1003"}}); err != nil {
+		t.Errorf("the support agent's session after the attempt: %v", err)
+	}
+}
+
 // approvalRowRE matches a row of `sluice approve list`.
 var approvalRowRE = regexp.MustCompile(`(?m)^(apr_[0-9a-f]{16})\s+\S+\s+(\S+)\s+demo\s+tools/call\s+send_email\s+email-outside-customers\s`)
 
@@ -731,10 +775,15 @@ func testDemoApprover(t *testing.T, d *policyDemo, eraName, version string) {
 	if o.err != nil || o.res.IsError {
 		t.Fatalf("the granted e-mail: %v %+v", o.err, o.res)
 	}
-	if diff := cmp.Diff([]string{customer, partner}, outbox(ctx, t, support)); diff != "" {
+	// The approval covers the same exact call until its ttl ends: it goes
+	// out again without waiting.
+	if res, err := sendEmail(ctx, support, partner); err != nil || res.IsError {
+		t.Fatalf("the same e-mail again: %v %+v", err, res)
+	}
+	if diff := cmp.Diff([]string{customer, partner, partner}, outbox(ctx, t, support)); diff != "" {
 		t.Errorf("outbox after the grant (-want +got):\n%s", diff)
 	}
-	want := []string{mailLine(customer), mailLine(partner), readOutbox}
+	want := []string{mailLine(customer), mailLine(partner), mailLine(partner), readOutbox}
 	if diff := cmp.Diff(want, d.awaitReached(t, m, readOutbox)); diff != "" {
 		t.Errorf("what reached the demo server (-want +got):\n%s", diff)
 	}
@@ -753,7 +802,7 @@ func testDemoApprover(t *testing.T, d *policyDemo, eraName, version string) {
 	if code, msg, reason := denial(t, o.err); code != wire.CodeDenied || reason != "approval-denied" || !strings.Contains(msg, "not a customer") {
 		t.Errorf("the denied e-mail: %d %q reason %q, want %d, approval-denied, with the supervisor's reason", code, msg, reason, wire.CodeDenied)
 	}
-	if diff := cmp.Diff([]string{customer, partner}, outbox(ctx, t, support)); diff != "" {
+	if diff := cmp.Diff([]string{customer, partner, partner}, outbox(ctx, t, support)); diff != "" {
 		t.Errorf("outbox after the denial (-want +got):\n%s", diff)
 	}
 	if got := d.awaitReached(t, m, readOutbox); !slices.Equal(got, []string{readOutbox}) {
