@@ -590,6 +590,12 @@ func testDemoAuthn(t *testing.T, d *policyDemo, version string) {
 	} else {
 		body = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}`
 	}
+	// The health check stays open.
+	if resp, err := http.Get(d.base + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz without a key: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	tests := []struct {
 		name      string
 		auth      string // Authorization header, if any
