@@ -324,6 +324,7 @@ func sendEmail(ctx context.Context, cs *mcp.ClientSession, to string) (*mcp.Call
 // holding the demo's API keys. It proves that:
 //   - the analyst, the support agent and the supervisor each list exactly
 //     the tools, resources, templates and prompts the policy lets them use;
+//   - the supervisor may not complete customer ids, the support agent may;
 //   - argument limits pass at the bound and are refused past it (and a
 //     restricted document however its id is spelled), with a -32050 error
 //     carrying the rule's reason code and message and an HTTP 403, and the
@@ -344,6 +345,7 @@ func TestPolicyDemoServe(t *testing.T) {
 		t.Run(era.name, func(t *testing.T) {
 			t.Run("lists", func(t *testing.T) { testDemoLists(t, d, era.version) })
 			t.Run("argument limits", func(t *testing.T) { testDemoLimits(t, d, era.version) })
+			t.Run("completions", func(t *testing.T) { testDemoCompletions(t, d, era.version) })
 			t.Run("authentication", func(t *testing.T) { testDemoAuthn(t, d, era.version) })
 			if era.version == wire.Version20251125 {
 				t.Run("session binding", func(t *testing.T) { testDemoSessionBinding(t, d) })
@@ -437,6 +439,38 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 				t.Errorf("what the %s sees (-want +got):\n%s", tt.who, diff)
 			}
 		})
+	}
+}
+
+// testDemoCompletions checks that the support agent completes customer ids
+// and the supervisor, who may use nothing, is refused rather than shown
+// the customer directory's ids.
+func testDemoCompletions(t *testing.T, d *policyDemo, version string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	params := &mcp.CompleteParams{
+		Ref:      &mcp.CompleteReference{Type: "ref/prompt", Name: "summarize_customer"},
+		Argument: mcp.CompleteParamsArgument{Name: "customer_id", Value: "c-100"},
+	}
+	support, _ := d.connect(t, supportKey, version, nil)
+	res, err := support.Complete(ctx, params)
+	if err != nil {
+		t.Fatalf("support completes: %v", err)
+	}
+	want := []string{"C-1001", "C-1002", "C-1003", "C-1004", "C-1005", "C-1006", "C-1007", "C-1008", "C-1009"}
+	if diff := cmp.Diff(want, res.Completion.Values); diff != "" {
+		t.Errorf("support's completion (-want +got):\n%s", diff)
+	}
+	supervisor, status := d.connect(t, supervisorKey, version, nil)
+	res, err = supervisor.Complete(ctx, params)
+	if err == nil {
+		t.Fatalf("the supervisor completed customer ids: %v", res.Completion.Values)
+	}
+	if code, _, reason := denial(t, err); code != wire.CodeDenied || reason != "policy-denied-by-rule" {
+		t.Errorf("the supervisor's completion: %d reason %q, want %d policy-denied-by-rule", code, reason, wire.CodeDenied)
+	}
+	if got := status.last(); got != http.StatusForbidden {
+		t.Errorf("the supervisor's completion: HTTP %d, want 403", got)
 	}
 }
 
