@@ -299,6 +299,11 @@ func TestIdleSessions(t *testing.T) {
 	if diff := cmp.Diff(idleReport{Target: url, IdleSessions: n, OpenSeconds: rep.OpenSeconds}, rep); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
+	// The server runs its initialized handler after it has accepted the
+	// notification, so the last ones may still be on their way.
+	for deadline := time.Now().Add(10 * time.Second); initialized.Load() < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := initialized.Load(); got != n {
 		t.Errorf("server saw %d initialized sessions, want %d", got, n)
 	}

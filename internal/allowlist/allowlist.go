@@ -11,7 +11,7 @@
 // In each filter a deny glob beats an allow glob, and an empty allow list
 // allows every name. A tool is reachable only if it passes both its server's
 // filter and its profile's; a server or profile without a filter lets every
-// tool through. The glob syntax is described at [glob].
+// tool through. The glob syntax is that of package [glob].
 //
 // The tool filters act on two methods:
 //
@@ -81,6 +81,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/glob"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -164,8 +165,8 @@ var _ guard.Guard = (*Guard)(nil)
 // filter is a compiled Filter; path names it in Rule and error messages.
 type filter struct {
 	path  string
-	allow []glob
-	deny  []glob
+	allow []glob.Pattern
+	deny  []glob.Pattern
 }
 
 // New compiles cfg. It reports every invalid glob with its place in the
@@ -198,10 +199,10 @@ func New(cfg Config) (*Guard, error) {
 			for _, list := range []struct {
 				key  string
 				pats []string
-				dst  *[]glob
+				dst  *[]glob.Pattern
 			}{{"allow", in[name].Allow, &f.allow}, {"deny", in[name].Deny, &f.deny}} {
 				for i, p := range list.pats {
-					gl, err := compileGlob(p)
+					gl, err := glob.Compile(p)
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s.%s[%d]: %w", f.path, list.key, i, err))
 						continue
@@ -264,8 +265,8 @@ func (f *filter) denied(name string) (string, bool) {
 		return "", false
 	}
 	for _, gl := range f.deny {
-		if gl.match(name) {
-			return gl.pattern, true
+		if gl.Match(name) {
+			return gl.String(), true
 		}
 	}
 	return "", false
@@ -277,7 +278,7 @@ func (f *filter) allowed(name string) bool {
 		return true
 	}
 	for _, gl := range f.allow {
-		if gl.match(name) {
+		if gl.Match(name) {
 			return true
 		}
 	}
@@ -445,7 +446,7 @@ func (g *Guard) checkTool(c *guard.Call) error {
 		}
 		return c.Decide(d)
 	}
-	problems, err := validateArguments(cs.schema, c.Params)
+	problems, err := validateArguments(cs, c.Params)
 	if err != nil {
 		problems = "arguments: " + err.Error()
 	}

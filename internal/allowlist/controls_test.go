@@ -72,6 +72,13 @@ func TestArguments(t *testing.T) {
 		{name: "draft-07", tool: tool("read", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"n":{"type":"integer"}}}`), args: `{"n":"1"}`, want: `arguments.n: got string, want integer`},
 		{name: "defs-ref", tool: tool("read", `{"type":"object","properties":{"n":{"$ref":"#/$defs/pos"}},"$defs":{"pos":{"type":"integer","minimum":1}}}`), args: `{"n":0}`, want: `arguments.n: must be at least 1`},
 		{name: "empty-schema-object", tool: tool("read", `{"type":"object"}`), args: `{"anything":[1,2]}`},
+		{name: "integer-zero-fraction", args: `{"path":"/a","opts":{"depth":5.0}}`},
+		{name: "integer-fraction", args: `{"path":"/a","opts":{"depth":4.5}}`, want: `arguments.opts.depth: got number, want integer`},
+		{name: "big-integer-zero-fraction", args: `{"path":"/a","big":9007199254740993.000}`},
+		{name: "big-integer-exponent-over", args: `{"path":"/a","big":9.007199254740994e15}`, want: `arguments.big: must be at most 9007199254740993`},
+		{name: "escaped-names", args: `{"p\u0061th":"/a","\u0078":1}`, want: `arguments.x: is not allowed`},
+		{name: "duplicate-member", args: `{"path":"/a","path":5}`, want: `arguments.path: got number, want string`},
+		{name: "invalid-utf8", args: "{\"path\":\"/a\",\"mode\":\"\xff\"}", want: `arguments.mode: value must be one of 'r', 'w'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

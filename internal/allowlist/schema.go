@@ -44,6 +44,7 @@ const maxSchemaCache = 4096
 type compiled struct {
 	once   sync.Once
 	schema *jsonschema.Schema
+	fast   *fastSchema // nil when the schema is left to the library
 	err    error
 }
 
@@ -71,7 +72,7 @@ func (sc *schemaCache) get(t *guard.Tool) (*compiled, bool) {
 	sc.mu.Unlock()
 	fresh := false
 	c.once.Do(func() {
-		c.schema, c.err = compileTool(t)
+		c.schema, c.fast, c.err = compileTool(t)
 		fresh = true
 	})
 	return c, fresh
@@ -79,14 +80,15 @@ func (sc *schemaCache) get(t *guard.Tool) (*compiled, bool) {
 
 var errNoInputSchema = errors.New(`the tool has no "inputSchema" object`)
 
-// compileTool compiles the inputSchema of a tool definition.
-func compileTool(t *guard.Tool) (*jsonschema.Schema, error) {
+// compileTool compiles the inputSchema of a tool definition, and its fast
+// path when it has one.
+func compileTool(t *guard.Tool) (*jsonschema.Schema, *fastSchema, error) {
 	raw, ok, err := mcp.Lookup(t.Raw, "inputSchema")
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case !ok || raw.Kind() != '{':
-		return nil, errNoInputSchema
+		return nil, nil, errNoInputSchema
 	}
 	return compileSchema(raw)
 }
@@ -98,18 +100,25 @@ func compileTool(t *guard.Tool) (*jsonschema.Schema, error) {
 // upstream server chose. Meta-schemas of the known drafts are built in.
 // Patterns are Go regular expressions (RE2): an ECMA-262 feature RE2 lacks
 // (look-around, back-references) makes the schema fail to compile.
-func compileSchema(raw jsontext.Value) (*jsonschema.Schema, error) {
+//
+// The fast path ([compileFast]) is compiled from the same document, after
+// the library accepted it.
+func compileSchema(raw jsontext.Value) (*jsonschema.Schema, *fastSchema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.UseLoader(jsonschema.SchemeURLLoader{})
 	if err := c.AddResource(schemaURL, doc); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c.Compile(schemaURL)
+	s, err := c.Compile(schemaURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, compileFast(doc, s), nil
 }
 
 // printer renders the library's messages.
@@ -125,7 +134,10 @@ const maxProblemLen = 160
 // schema and returns "" or a message naming each offending field, such as
 // `arguments.path: got number, want string`. Absent arguments are checked
 // as an empty object, so that required properties are reported.
-func validateArguments(s *jsonschema.Schema, params jsontext.Value) (string, error) {
+//
+// Arguments the fast path accepts are valid; anything else is validated
+// by the library, which decides and words the message.
+func validateArguments(cs *compiled, params jsontext.Value) (string, error) {
 	args, ok, err := mcp.Lookup(params, "arguments")
 	if err != nil {
 		return "", err
@@ -133,6 +145,14 @@ func validateArguments(s *jsonschema.Schema, params jsontext.Value) (string, err
 	if !ok {
 		args = jsontext.Value(`{}`)
 	}
+	if cs.fast != nil && validFast(cs.fast, args) {
+		return "", nil
+	}
+	return validateSlow(cs.schema, args)
+}
+
+// validateSlow validates arguments with the library.
+func validateSlow(s *jsonschema.Schema, args jsontext.Value) (string, error) {
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
 	if err != nil {
 		return "", err

@@ -379,6 +379,24 @@ func TestApprover(t *testing.T) {
 		return Pending{}
 	}
 
+	t.Run("same-subject-other-issuer", func(t *testing.T) {
+		// The caller's subject from another authorization server is
+		// another person: approving is not self-approval.
+		m := newManager(t, Config{Via: ViaApprover, Approvers: []string{"group:secops"}})
+		up := &upstream{}
+		done := start(m, up, heldCall(mcp.EraLegacy, params, `{"elicitation":{}}`))
+		p := waitPending(t, m)
+		self := &guard.Principal{Subject: alice.Subject, Groups: []string{"secops"}}
+		if err := m.Decide(ctx, p.ID, self, true, ""); !errors.Is(err, ErrSelfApproval) {
+			t.Errorf("same issuer and subject: %v, want self-approval refused", err)
+		}
+		other := &guard.Principal{Issuer: "https://other.example", Subject: alice.Subject, Groups: []string{"secops"}}
+		if err := m.Decide(ctx, p.ID, other, true, ""); err != nil {
+			t.Errorf("same subject, other issuer: %v", err)
+		}
+		<-done
+	})
+
 	t.Run("approved", func(t *testing.T) {
 		m := newManager(t, Config{Via: ViaApprover, Approvers: []string{"group:secops"}, TTL: 500 * time.Millisecond})
 		up := &upstream{}
@@ -396,6 +414,7 @@ func TestApprover(t *testing.T) {
 		if err := m.Decide(ctx, p.ID, alice, true, ""); !errors.Is(err, ErrSelfApproval) {
 			t.Errorf("self approval: %v", err)
 		}
+
 		if err := m.Decide(ctx, p.ID, sec, true, ""); err != nil {
 			t.Fatal(err)
 		}

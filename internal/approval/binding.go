@@ -22,6 +22,7 @@ import (
 // argument changes Digest and so needs a new approval, and a new policy
 // (Version) invalidates every approval given under the old one.
 type Binding struct {
+	Issuer  string // who vouched for Subject (see [guard.Principal.Issuer])
 	Subject string // the caller's verified subject ("" when unauthenticated)
 	Server  string
 	Method  string
@@ -40,7 +41,7 @@ type Binding struct {
 func (b Binding) Key() string {
 	h := sha256.New()
 	var n [4]byte
-	for _, f := range [...]string{b.Subject, b.Server, b.Method, b.Name, b.Digest, b.Version, b.Rule} {
+	for _, f := range [...]string{b.Issuer, b.Subject, b.Server, b.Method, b.Name, b.Digest, b.Version, b.Rule} {
 		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
 		h.Write(n[:])
 		h.Write([]byte(f))
@@ -57,7 +58,7 @@ var errArguments = errors.New("arguments are not canonical JSON")
 func bind(c *guard.Call, d guard.Decision) (Binding, jsontext.Value, error) {
 	b := Binding{Server: c.Server, Method: c.Method, Name: c.Name, Version: d.Version, Rule: d.Rule}
 	if c.Principal != nil {
-		b.Subject = c.Principal.Subject
+		b.Issuer, b.Subject = c.Principal.Issuer, c.Principal.Subject
 	}
 	canon, err := canonicalArguments(c.Method, c.Params)
 	if err != nil {

@@ -90,11 +90,16 @@ func TestBindingFields(t *testing.T) {
 	change := map[string]func(c *guard.Call, d *guard.Decision){
 		"subject":   func(c *guard.Call, _ *guard.Decision) { c.Principal = &guard.Principal{Subject: "bob"} },
 		"no caller": func(c *guard.Call, _ *guard.Decision) { c.Principal = nil },
-		"server":    func(c *guard.Call, _ *guard.Decision) { c.Server = "fs2" },
-		"method":    func(c *guard.Call, _ *guard.Decision) { c.Method = mcp.MethodPromptsGet },
-		"name":      func(c *guard.Call, _ *guard.Decision) { c.Name = "delete2" },
-		"version":   func(_ *guard.Call, d *guard.Decision) { d.Version = "v2" },
-		"rule":      func(_ *guard.Call, d *guard.Decision) { d.Rule = "other" },
+		// The same subject from another authorization server is another
+		// person.
+		"issuer": func(c *guard.Call, _ *guard.Decision) {
+			c.Principal = &guard.Principal{Issuer: "https://other.example", Subject: "alice", Name: "Alice"}
+		},
+		"server":  func(c *guard.Call, _ *guard.Decision) { c.Server = "fs2" },
+		"method":  func(c *guard.Call, _ *guard.Decision) { c.Method = mcp.MethodPromptsGet },
+		"name":    func(c *guard.Call, _ *guard.Decision) { c.Name = "delete2" },
+		"version": func(_ *guard.Call, d *guard.Decision) { d.Version = "v2" },
+		"rule":    func(_ *guard.Call, d *guard.Decision) { d.Rule = "other" },
 	}
 	for name, f := range change {
 		t.Run(name, func(t *testing.T) {

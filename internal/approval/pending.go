@@ -42,6 +42,7 @@ type Pending struct {
 type pending struct {
 	info     Pending
 	key      string
+	issuer   string
 	subject  string
 	done     chan struct{} // closed once outcome is set
 	outcome  outcome
@@ -110,6 +111,7 @@ func (m *Manager) enqueue(h *held) (*pending, bool) {
 	now := time.Now()
 	p := &pending{
 		key:     h.key,
+		issuer:  h.b.Issuer,
 		subject: h.b.Subject,
 		done:    make(chan struct{}),
 		waiters: 1,
@@ -208,7 +210,7 @@ func (m *Manager) Decide(ctx context.Context, id string, approver *guard.Princip
 	if p == nil {
 		return ErrNotFound
 	}
-	if approve && p.subject != "" && p.subject == approver.Subject {
+	if approve && p.subject != "" && p.subject == approver.Subject && p.issuer == approver.Issuer {
 		return ErrSelfApproval
 	}
 	o := outcome{approve: approve, approver: approver.Subject, reason: sanitize(reason, 200)}

@@ -63,7 +63,7 @@ func (a *Authenticator) loadAPIKeys(auth *config.Auth) error {
 			continue
 		}
 		// The key names the agent or job that holds it: its client id.
-		ak := &apiKey{id: k.ID, principal: principalFromSpec(&k.Principal, k.ID)}
+		ak := &apiKey{id: k.ID, principal: principalFromSpec(&k.Principal, IssuerAPIKey, k.ID)}
 		if k.Expires != "" {
 			t, err := time.Parse(time.RFC3339, k.Expires)
 			if err != nil {

@@ -364,17 +364,27 @@ func StdioPrincipal(auth *config.Auth) *guard.Principal {
 
 func stdioPrincipal(spec *config.PrincipalSpec) *guard.Principal {
 	if spec != nil {
-		return principalFromSpec(spec, "")
+		return principalFromSpec(spec, IssuerStdio, "")
 	}
 	name := "local"
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		name = u.Username
 	}
-	return &guard.Principal{Subject: name, Name: name}
+	return &guard.Principal{Issuer: IssuerStdio, Subject: name, Name: name}
 }
 
-func principalFromSpec(s *config.PrincipalSpec, clientID string) *guard.Principal {
+// Issuers of principals that no OAuth authorization server vouched for
+// ([guard.Principal.Issuer]); OAuth issuers are URLs, so these never
+// collide with one.
+const (
+	IssuerAPIKey = "api-key"
+	IssuerMTLS   = "mtls"
+	IssuerStdio  = "stdio"
+)
+
+func principalFromSpec(s *config.PrincipalSpec, iss, clientID string) *guard.Principal {
 	p := &guard.Principal{
+		Issuer:   iss,
 		Subject:  s.Subject,
 		Name:     s.Name,
 		Groups:   append([]string(nil), s.Groups...),

@@ -60,22 +60,22 @@ func TestClaimMapping(t *testing.T) {
 		want *guard.Principal
 	}{
 		{"defaults", config.ClaimMapping{}, &guard.Principal{
-			Subject: "u-1", Name: "ada", Groups: []string{"a", "b"}, Scopes: []string{"read", "write"}, ClientID: "cli",
+			Issuer: "https://login.example.com", Subject: "u-1", Name: "ada", Groups: []string{"a", "b"}, Scopes: []string{"read", "write"}, ClientID: "cli",
 		}},
 		{"mapped", config.ClaimMapping{
 			Subject: "uid", Name: "email", Groups: "realm_access.roles", Scopes: "scp", ClientID: "azp",
 			Attributes: map[string]string{"level": "level", "active": "active", "weird": "weird", "roles": "realm_access.roles", "tenant": "tenant.id", "missing": "nope.nope"},
 		}, &guard.Principal{
-			Subject: "alt-subject", Name: "ada@example.com", Groups: []string{"admin", "dev"}, Scopes: []string{"s1"}, ClientID: "cli",
+			Issuer: "https://login.example.com", Subject: "alt-subject", Name: "ada@example.com", Groups: []string{"admin", "dev"}, Scopes: []string{"s1"}, ClientID: "cli",
 			Attributes: map[string]string{"level": "3", "active": "true", "weird": `{"x":1}`, "roles": "admin,dev", "tenant": "exact"},
 		}},
 		{"space separated groups", config.ClaimMapping{Groups: "roles"}, &guard.Principal{
-			Subject: "u-1", Name: "ada", Groups: []string{"r1", "r2"}, Scopes: []string{"read", "write"}, ClientID: "cli",
+			Issuer: "https://login.example.com", Subject: "u-1", Name: "ada", Groups: []string{"r1", "r2"}, Scopes: []string{"read", "write"}, ClientID: "cli",
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			is := &issuer{claims: tt.m}
+			is := &issuer{name: "https://login.example.com", claims: tt.m}
 			got, err := is.principal(claims)
 			if err != nil {
 				t.Fatal(err)

@@ -327,7 +327,7 @@ func (a *Authenticator) verifyJWT(ctx context.Context, tok string, now time.Time
 // claim mapping says.
 func (is *issuer) principal(claims jwt.MapClaims) (*guard.Principal, error) {
 	m := is.claims
-	p := &guard.Principal{}
+	p := &guard.Principal{Issuer: is.name}
 	p.Subject = claimString(claims, or(m.Subject, "sub"))
 	if p.Subject == "" {
 		return nil, fmt.Errorf("no subject claim %q", or(m.Subject, "sub"))

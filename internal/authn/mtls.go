@@ -82,6 +82,7 @@ func (m *mtlsVerifier) principal(cs *tls.ConnectionState, now time.Time) (*guard
 		name = subject
 	}
 	return &guard.Principal{
+		Issuer:  IssuerMTLS,
 		Subject: subject,
 		Name:    name,
 		Groups:  append([]string(nil), m.groups...),

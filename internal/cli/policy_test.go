@@ -173,7 +173,7 @@ func TestPolicyLint(t *testing.T) {
       effect: allow
       when: principal.subjekt == "bob" || has(tool.nmae) || resource.?url.hasValue() || request["header"] == "" || principal.attributes.anything == ""`,
 			want: []string{
-				`L:10: policy.rules[0].when: principal.subjekt (line 1, column 1 of the condition) does not exist: principal has subject, name, groups, scopes, client_id, attributes, authenticated`,
+				`L:10: policy.rules[0].when: principal.subjekt (line 1, column 1 of the condition) does not exist: principal has issuer, subject, name, groups, scopes, client_id, attributes, authenticated`,
 				`L:10: policy.rules[0].when: tool.nmae (line 1, column 35 of the condition) does not exist: tool has name, description, annotations, input_schema`,
 				`L:10: policy.rules[0].when: resource.url (line 1, column 49 of the condition) does not exist: resource has uri`,
 				`L:10: policy.rules[0].when: request.header (line 1, column 77 of the condition) does not exist: request has method, direction, transport, remote_addr, headers, profile`,

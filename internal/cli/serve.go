@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/procs"
 )
 
 // sourceFlags choose the configuration: a file, one upstream given on the
@@ -167,6 +168,9 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if procs.Enabled() {
+		go procs.Adapt(ctx, procs.Config{})
+	}
 	go g.Start(ctx)
 
 	watchConfig(ctx, path, log, func(next *config.Config) error {

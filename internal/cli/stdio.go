@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/procs"
 )
 
 func newStdio() *cobra.Command {
@@ -38,6 +39,9 @@ upstream servers. Logs go to stderr. Configure your MCP client to launch
 			defer g.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if procs.Enabled() {
+				go procs.Adapt(ctx, procs.Config{})
+			}
 			watchConfig(ctx, src.configPath, log, g.Reload)
 			return g.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), profile)
 		},

@@ -61,7 +61,7 @@ auth:
 					t.Errorf("echo = %q", got)
 				}
 				want := &guard.Principal{
-					Subject: "agent", Name: "agent", Groups: []string{"analysts", "eng"},
+					Issuer: op.issuer, Subject: "agent", Name: "agent", Groups: []string{"analysts", "eng"},
 					Scopes: []string{"mcp:tools"}, ClientID: "agent", Attributes: map[string]string{"team": "blue"},
 				}
 				if diff := cmp.Diff(want, ag.rec.last()); diff != "" {

@@ -53,7 +53,7 @@ auth:
 `
 	}, nil)
 	endpoint := ag.base + "/mcp"
-	want := &guard.Principal{Subject: "ci-bot", Name: "ci-bot", Groups: []string{"ci", "deploy"}, ClientID: "ci", Attributes: map[string]string{"team": "build"}}
+	want := &guard.Principal{Issuer: "api-key", Subject: "ci-bot", Name: "ci-bot", Groups: []string{"ci", "deploy"}, ClientID: "ci", Attributes: map[string]string{"team": "build"}}
 
 	for _, tc := range []struct{ name, header, value string }{
 		{"bearer", "Authorization", "Bearer " + ciKey},
@@ -185,7 +185,7 @@ auth:
 			if got := echo(t, cs, "m"); got != "echo:m" {
 				t.Errorf("echo = %q", got)
 			}
-			want := &guard.Principal{Subject: "spiffe://sluice.test/agent/builder", Name: "builder", Groups: []string{"machines"}}
+			want := &guard.Principal{Issuer: "mtls", Subject: "spiffe://sluice.test/agent/builder", Name: "builder", Groups: []string{"machines"}}
 			if diff := cmp.Diff(want, ag.rec.last()); diff != "" {
 				t.Errorf("principal (-want +got):\n%s", diff)
 			}
@@ -246,8 +246,8 @@ func TestStdioPrincipal(t *testing.T) {
 		want       *guard.Principal
 	}{
 		{"configured", "auth:\n  stdio: {subject: desk-user, name: Desk User, groups: [local]}\n",
-			&guard.Principal{Subject: "desk-user", Name: "Desk User", Groups: []string{"local"}}},
-		{"os user", "", &guard.Principal{Subject: me.Username, Name: me.Username}},
+			&guard.Principal{Issuer: "stdio", Subject: "desk-user", Name: "Desk User", Groups: []string{"local"}}},
+		{"os user", "", &guard.Principal{Issuer: "stdio", Subject: me.Username, Name: me.Username}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := config.Parse([]byte("servers:\n  up: {url: \""+upURL+"\"}\n"+tc.auth), "test.yaml")

@@ -31,6 +31,9 @@ type callCtx struct {
 	// parked is the upstream call this request left waiting for input
 	// (bridged for a modern client), if any.
 	parked *parkedCall
+	// start is when the request reached the gateway; logs of abandoned
+	// calls say how long it had been inside Sluice.
+	start time.Time
 }
 
 type callCtxKey struct{}
@@ -68,7 +71,7 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	}
 	defer cancel()
 	defer s.track(m.ID, cancel)()
-	cc := &callCtx{sess: s, stream: st, st: state}
+	cc := &callCtx{sess: s, stream: st, st: state, start: time.Now()}
 	ctx = withCallCtx(ctx, cc)
 	if s.era == mcp.EraLegacy {
 		// Guards may ask a legacy client while its call waits (approval).

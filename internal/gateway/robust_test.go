@@ -832,6 +832,7 @@ profiles:
 				echo = func(s string) { e.echoLegacy(t, path, sid, s) }
 			}
 			echo("warm up")
+			abandoned := strings.Count(e.logs.tail(1<<24), `msg="upstream call abandoned"`)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
@@ -851,6 +852,25 @@ profiles:
 			// upstream on notifications/cancelled, a modern HTTP one when
 			// its response stream closes.
 			events.wait(t, "hang-cancelled "+tag, 1, 5*time.Second)
+			// The log says where the time went: in Sluice before the call
+			// left, or waiting for the server.
+			// The server may see the hang-up before Sluice logs it.
+			var line string
+			got := 0
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				logs := e.logs.tail(1 << 24)
+				if got = strings.Count(logs, `msg="upstream call abandoned"`); got > abandoned {
+					for _, l := range strings.Split(logs, "\n") {
+						if strings.Contains(l, `msg="upstream call abandoned"`) {
+							line = l
+						}
+					}
+					break
+				}
+			}
+			if got != abandoned+1 || !strings.Contains(line, " waited=") || !strings.Contains(line, " in_sluice=") {
+				t.Errorf("%d new abandoned-call log lines, want 1 with waited and in_sluice; last: %s", got-abandoned, line)
+			}
 			echo("after the hang-up")
 		})
 	}

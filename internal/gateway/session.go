@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"strconv"
@@ -209,17 +210,20 @@ var anonymous = &guard.Principal{Subject: "anonymous", Name: "anonymous"}
 
 // principalKey identifies a caller for binding state to it: a legacy
 // session to the principal that created it, a parked call to the one that
-// started it, upstream sessions of modern clients to theirs. Subject and
-// client id make the identity (a refreshed token with new scopes or groups
+// started it, upstream sessions of modern clients to theirs. Issuer,
+// subject and client id make the identity (a refreshed token with new scopes or groups
 // is the same caller); "" stands for no principal.
 func principalKey(p *guard.Principal) string {
 	if p == nil {
 		return ""
 	}
+	// Each part length-prefixed, so that no two different triples share
+	// a key whatever bytes a token's claims hold.
 	h := sha256.New()
-	h.Write([]byte(p.Subject))
-	h.Write([]byte{0})
-	h.Write([]byte(p.ClientID))
+	for _, part := range [...]string{p.Issuer, p.Subject, p.ClientID} {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(part))))
+		h.Write([]byte(part))
+	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

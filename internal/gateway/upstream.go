@@ -519,6 +519,12 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 			params = us.withClientMeta(params, info.version, sess)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The client gave up before its request could leave: there is
+		// nothing to send and nothing to cancel upstream.
+		us.up.g.log.Debug("upstream call not sent: the client gave up", "server", us.up.name, "method", method, "in_sluice", sinceRequest(ctx), "why", context.Cause(ctx))
+		return nil, err
+	}
 	id := us.newID()
 	fl := &inflight{sess: sess, related: related, seq: inflightSeq.Add(1)}
 	key := string(id)
@@ -543,10 +549,14 @@ func (us *USession) call(ctx context.Context, sess *Session, method string, para
 	if related != nil {
 		rel = func(m *mcp.Message) { us.handleRelated(fl, m) }
 	}
+	began := time.Now()
 	resp, err := conn.Call(ctx, mcp.NewRequest(id, method, params), rel)
 	if err != nil {
 		if ctx.Err() != nil {
-			us.up.g.log.Debug("upstream call abandoned", "server", us.up.name, "method", method, "upstream_id", string(id), "why", context.Cause(ctx))
+			// in_sluice against waited tells where the time went: in
+			// the gateway before the call, or waiting for the server.
+			us.up.g.log.Debug("upstream call abandoned", "server", us.up.name, "method", method, "upstream_id", string(id),
+				"waited", time.Since(began), "in_sluice", sinceRequest(ctx), "why", context.Cause(ctx))
 			if _, http := conn.(*upstream.HTTPConn); info.era == mcp.EraLegacy || !http {
 				// Tell the server; on modern HTTP closing the stream is the
 				// signal, everywhere else notifications/cancelled is.
@@ -930,4 +940,13 @@ func (us *USession) subscribe(uri string, delta int) {
 	case <-acked:
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// sinceRequest is how long the client's request has been inside the
+// gateway, or 0 when ctx carries no client request.
+func sinceRequest(ctx context.Context) time.Duration {
+	if cc := callCtxFrom(ctx); cc != nil && !cc.start.IsZero() {
+		return time.Since(cc.start)
+	}
+	return 0
 }

@@ -110,6 +110,11 @@ func (d Direction) String() string {
 // Principal is a verified identity. The client's self-description is not
 // identity; see [ClientInfo].
 type Principal struct {
+	// Issuer is who vouched for Subject: the token's "iss" for OAuth,
+	// "api-key", "mtls" or "stdio" otherwise. Two principals are the same
+	// caller only when both Issuer and Subject match: two authorization
+	// servers may hand out the same "sub" to different people.
+	Issuer     string
 	Subject    string
 	Name       string
 	Groups     []string

@@ -141,6 +141,7 @@ func principalValue(p *guard.Principal) ref.Val {
 		attrs = map[string]string{}
 	}
 	return types.NewRefValMap(adapter, map[ref.Val]ref.Val{
+		types.String("issuer"):        types.String(v.Issuer),
 		types.String("subject"):       types.String(v.Subject),
 		types.String("name"):          types.String(v.Name),
 		types.String("groups"):        types.NewStringList(adapter, groups),

@@ -12,6 +12,7 @@ import (
 	"cel.dev/cel-go/common/types"
 
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/glob"
 	"github.com/sluicehq/sluice/internal/mcp"
 	"github.com/sluicehq/sluice/internal/policy/expr"
 )
@@ -179,7 +180,7 @@ func (l *linter) unreachableTarget(rp string, r *config.PolicyRule) {
 			continue
 		}
 		for _, g := range t.Methods {
-			if gl, err := compileGlob(g); err == nil && gl.match(m) {
+			if gl, err := glob.Compile(g); err == nil && gl.Match(m) {
 				return
 			}
 		}
@@ -191,11 +192,11 @@ func (l *linter) unreachableTarget(rp string, r *config.PolicyRule) {
 func (l *linter) servers(rp string, r *config.PolicyRule) {
 	names := l.cfg.ServerNames()
 	for i, g := range r.Target.Servers {
-		gl, err := compileGlob(g)
+		gl, err := glob.Compile(g)
 		if err != nil {
 			continue
 		}
-		if !slices.ContainsFunc(names, gl.match) {
+		if !slices.ContainsFunc(names, gl.Match) {
 			l.add(fmt.Sprintf("%s.target.servers[%d]", rp, i), "no configured server matches %q (servers: %s)", g, strings.Join(names, ", "))
 		}
 	}
@@ -208,12 +209,12 @@ func (l *linter) tools(rp string, r *config.PolicyRule) {
 		return
 	}
 	var scope []string
-	sg, err := compileGlobs(r.Target.Servers)
+	sg, err := glob.CompileList(r.Target.Servers)
 	if err != nil {
 		return
 	}
 	for _, name := range l.cfg.ServerNames() {
-		if len(sg) == 0 || sg.any(name) {
+		if len(sg) == 0 || sg.Any(name) {
 			scope = append(scope, name)
 		}
 	}
@@ -221,7 +222,7 @@ func (l *linter) tools(rp string, r *config.PolicyRule) {
 		return // reported by servers
 	}
 	for i, g := range r.Target.Tools {
-		gl, err := compileGlob(g)
+		gl, err := glob.Compile(g)
 		if err != nil {
 			continue
 		}
@@ -234,27 +235,27 @@ func (l *linter) tools(rp string, r *config.PolicyRule) {
 }
 
 // mayExpose reports whether server s may expose a tool that g matches.
-func mayExpose(s *config.Server, g *glob) bool {
+func mayExpose(s *config.Server, g glob.Pattern) bool {
 	if s == nil {
 		return false
 	}
 	denied := func(name string) bool {
 		for _, d := range s.Tools.Deny {
-			if dg, err := compileGlob(d); err == nil && dg.match(name) {
+			if dg, err := glob.Compile(d); err == nil && dg.Match(name) {
 				return true
 			}
 		}
 		return false
 	}
-	if g.literal {
-		if denied(g.pattern) {
+	if lit, ok := g.Literal(); ok {
+		if denied(lit) {
 			return false
 		}
 		if len(s.Tools.Allow) == 0 {
 			return true
 		}
 		for _, a := range s.Tools.Allow {
-			if ag, err := compileGlob(a); err == nil && ag.match(g.pattern) {
+			if ag, err := glob.Compile(a); err == nil && ag.Match(lit) {
 				return true
 			}
 		}
@@ -264,11 +265,11 @@ func mayExpose(s *config.Server, g *glob) bool {
 		return true
 	}
 	for _, a := range s.Tools.Allow {
-		ag, err := compileGlob(a)
-		if err != nil || !ag.literal {
+		ag, err := glob.Compile(a)
+		if _, ok := ag.Literal(); err != nil || !ok {
 			return true // two globs: lint cannot tell
 		}
-		if g.match(a) && !denied(a) {
+		if g.Match(a) && !denied(a) {
 			return true
 		}
 	}
@@ -357,23 +358,23 @@ func globCovers(a, b string) bool {
 	if a == b || a == "*" {
 		return true
 	}
-	ga, err := compileGlob(a)
+	ga, err := glob.Compile(a)
 	if err != nil {
 		return false
 	}
-	gb, err := compileGlob(b)
+	gb, err := glob.Compile(b)
 	if err != nil {
 		return false
 	}
-	if gb.literal {
-		return ga.match(b)
+	if _, ok := gb.Literal(); ok {
+		return ga.Match(b)
 	}
-	if ga.oneStar && ga.suffix == "" {
+	if prefix, ok := ga.Prefix(); ok {
 		lit := b
 		if i := strings.IndexAny(b, `*?[\`); i >= 0 {
 			lit = b[:i]
 		}
-		return strings.HasPrefix(lit, ga.prefix)
+		return strings.HasPrefix(lit, prefix)
 	}
 	return false
 }

@@ -537,3 +537,23 @@ rules:
 		})
 	}
 }
+
+// TestIssuer checks that conditions can tell principals apart by who
+// vouched for them.
+func TestIssuer(t *testing.T) {
+	e := load(t, `
+rules:
+  - id: corp-only
+    effect: allow
+    target: {tools: [read_file]}
+    when: principal.issuer == "https://login.example.com"
+`, policy.Options{})
+	corp := &guard.Principal{Issuer: "https://login.example.com", Subject: "ada", Name: "ada"}
+	other := &guard.Principal{Issuer: "https://other.example", Subject: "ada", Name: "ada"}
+	if diff := cmp.Diff(allow("corp-only"), shorten(e.Decide(toolCall(corp, "fs", "read_file", `{}`)), e.Version(), t)); diff != "" {
+		t.Errorf("corporate issuer (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(defaultDeny, shorten(e.Decide(toolCall(other, "fs", "read_file", `{}`)), e.Version(), t)); diff != "" {
+		t.Errorf("other issuer (-want +got):\n%s", diff)
+	}
+}

@@ -3,9 +3,9 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/glob"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
 
@@ -47,7 +47,7 @@ const (
 
 // target is a compiled [config.PolicyTarget].
 type target struct {
-	servers, tools, resources, prompts, methods globs
+	servers, tools, resources, prompts, methods glob.List
 	// kinds is set when tools, resources or prompts restrict the rule to
 	// calls of those kinds.
 	kinds bool
@@ -59,7 +59,7 @@ func compileTarget(t config.PolicyTarget) (target, error) {
 	for _, f := range []struct {
 		key  string
 		pats []string
-		dst  *globs
+		dst  *glob.List
 	}{
 		{"servers", t.Servers, &out.servers},
 		{"tools", t.Tools, &out.tools},
@@ -67,7 +67,7 @@ func compileTarget(t config.PolicyTarget) (target, error) {
 		{"prompts", t.Prompts, &out.prompts},
 		{"methods", t.Methods, &out.methods},
 	} {
-		gs, err := compileGlobs(f.pats)
+		gs, err := glob.CompileList(f.pats)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("target.%s%w", f.key, err))
 		}
@@ -82,24 +82,24 @@ func compileTarget(t config.PolicyTarget) (target, error) {
 // of the name (a resource template's URI up to its first variable), and a
 // target that restricts names of that kind may or may not match.
 func (t *target) match(server, method string, k kind, name string, nameKnown bool) tri {
-	if len(t.servers) > 0 && !t.servers.any(server) {
+	if len(t.servers) > 0 && !t.servers.Any(server) {
 		return no
 	}
 	if k == kindOther {
 		// Methods without a subject are only ever decided by rules that
 		// name them.
-		if len(t.methods) == 0 || t.kinds || !t.methods.any(method) {
+		if len(t.methods) == 0 || t.kinds || !t.methods.Any(method) {
 			return no
 		}
 		return yes
 	}
-	if len(t.methods) > 0 && !t.methods.any(method) {
+	if len(t.methods) > 0 && !t.methods.Any(method) {
 		return no
 	}
 	if !t.kinds {
 		return yes
 	}
-	var names globs
+	var names glob.List
 	switch k {
 	case kindTool:
 		names = t.tools
@@ -113,26 +113,13 @@ func (t *target) match(server, method string, k kind, name string, nameKnown boo
 		return no
 	case !nameKnown:
 		for _, g := range names {
-			if g.mayMatchPrefixed(name) {
+			if g.MayMatchPrefixed(name) {
 				return maybe
 			}
 		}
 		return no
-	case names.any(name):
+	case names.Any(name):
 		return yes
 	}
 	return no
-}
-
-// mayMatchPrefixed reports whether the glob may match some string that
-// starts with prefix: false only when the glob's own literal start and
-// prefix disagree.
-func (g *glob) mayMatchPrefixed(prefix string) bool {
-	lit := g.pattern
-	if i := strings.IndexAny(lit, `*?[\`); i >= 0 {
-		lit = lit[:i]
-	} else if !strings.HasPrefix(lit, prefix) {
-		return false // a literal pattern must be at least as long as prefix
-	}
-	return strings.HasPrefix(lit, prefix) || strings.HasPrefix(prefix, lit)
 }

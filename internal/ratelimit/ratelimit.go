@@ -12,9 +12,9 @@
 // share one anonymous bucket per limit, kept apart from every subject, so
 // a per-principal limit still bounds them all together.
 //
-// A limit's target selects calls with globs in the syntax of [path.Match],
-// except that "*" and "?" also match "/" (so "file:///*" covers every file
-// URI and "resources/*" every resources method): servers over the
+// A limit's target selects calls with the patterns of package [glob]
+// ("*" and "?" also match "/", so "file:///*" covers every file URI and
+// "resources/*" every resources method): servers over the
 // server's name, tools over tools/call's upstream-local tool name, prompts
 // over prompts/get's name, resources over the URI of resources/read,
 // subscribe and unsubscribe. When any of tools, prompts and resources is
@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/glob"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -86,8 +87,8 @@ type limit struct {
 	mode                      guard.Mode
 	byPrincipal, byServer     bool
 	byTool                    bool
-	servers, methods          []glob
-	tools, prompts, resources []glob
+	servers, methods          glob.List
+	tools, prompts, resources glob.List
 	byName                    bool // tools, prompts or resources is set
 }
 
@@ -160,7 +161,7 @@ func compile(rl *config.RateLimit) (*limit, error) {
 	for _, list := range []struct {
 		key string
 		in  []string
-		out *[]glob
+		out *glob.List
 	}{
 		{"servers", rl.Target.Servers, &l.servers},
 		{"tools", rl.Target.Tools, &l.tools},
@@ -169,7 +170,7 @@ func compile(rl *config.RateLimit) (*limit, error) {
 		{"methods", rl.Target.Methods, &l.methods},
 	} {
 		for i, p := range list.in {
-			gl, err := compileGlob(p)
+			gl, err := glob.Compile(p)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("target.%s[%d]: %w", list.key, i, err))
 				continue
@@ -256,13 +257,13 @@ func roundUp(d time.Duration) time.Duration {
 // matches reports whether l counts c.
 func (l *limit) matches(c *guard.Call) bool {
 	if len(l.methods) > 0 {
-		if !anyMatch(l.methods, c.Method) {
+		if !l.methods.Any(c.Method) {
 			return false
 		}
 	} else if !countedByDefault(c) {
 		return false
 	}
-	if len(l.servers) > 0 && (c.Server == "" || !anyMatch(l.servers, c.Server)) {
+	if len(l.servers) > 0 && (c.Server == "" || !l.servers.Any(c.Server)) {
 		return false
 	}
 	if !l.byName {
@@ -270,11 +271,11 @@ func (l *limit) matches(c *guard.Call) bool {
 	}
 	switch c.Method {
 	case mcp.MethodToolsCall:
-		return anyMatch(l.tools, c.Name)
+		return l.tools.Any(c.Name)
 	case mcp.MethodPromptsGet:
-		return anyMatch(l.prompts, c.Name)
+		return l.prompts.Any(c.Name)
 	case mcp.MethodResourcesRead, mcp.MethodResourcesSubscribe, mcp.MethodResourcesUnsubscribe:
-		return anyMatch(l.resources, c.Name)
+		return l.resources.Any(c.Name)
 	}
 	return false
 }
@@ -293,15 +294,6 @@ func countedByDefault(c *guard.Call) bool {
 	return !strings.HasPrefix(c.Method, "notifications/") && !strings.HasSuffix(c.Method, "/list")
 }
 
-func anyMatch(globs []glob, s string) bool {
-	for _, g := range globs {
-		if g.match(s) {
-			return true
-		}
-	}
-	return false
-}
-
 // key returns the bucket key of c under l: each part length-prefixed, so
 // that no two different (subject, server, tool) tuples share a key.
 func (l *limit) key(c *guard.Call) string {
@@ -313,6 +305,7 @@ func (l *limit) key(c *guard.Call) string {
 			b = append(b, 0)
 		} else {
 			b = append(b, 1)
+			b = appendPart(b, c.Principal.Issuer)
 			b = appendPart(b, c.Principal.Subject)
 		}
 	}

@@ -10,7 +10,7 @@
 //
 // The variables are:
 //
-//	principal  map: subject, name, groups (list), scopes (list), client_id,
+//	principal  map: issuer, subject, name, groups (list), scopes (list), client_id,
 //	           attributes (map of strings), authenticated (bool)
 //	client     map: name, version (what the client declared; untrusted)
 //	server     string: the upstream server's name
@@ -53,7 +53,7 @@ const (
 // maps under them (principal.attributes, tool.annotations, request.headers)
 // and args are open.
 var Fields = map[string][]string{
-	Principal: {"subject", "name", "groups", "scopes", "client_id", "attributes", "authenticated"},
+	Principal: {"issuer", "subject", "name", "groups", "scopes", "client_id", "attributes", "authenticated"},
 	Client:    {"name", "version"},
 	Tool:      {"name", "description", "annotations", "input_schema"},
 	Resource:  {"uri"},

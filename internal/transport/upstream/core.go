@@ -101,6 +101,11 @@ func (c *core) call(ctx context.Context, req *mcp.Message, send func(context.Con
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
+	// A caller that has already given up must not reach the server: the
+	// request would run for nobody, followed at once by its cancellation.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	key := string(req.ID)
 	ch := make(chan *mcp.Message, 1)
 	c.mu.Lock()

@@ -275,6 +275,9 @@ func (c *HTTPConn) Call(ctx context.Context, req *mcp.Message, related func(*mcp
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller gave up: nothing is sent
+	}
 	if related == nil {
 		related = c.inbound
 	}

@@ -312,6 +312,11 @@ func (c *stdioConn) write(ctx context.Context, m *mcp.Message) error {
 		return c.Err()
 	}
 	defer func() { <-c.wsem }()
+	// select picks at random among ready cases: a context that ended while
+	// the turn was awaited must still win over the write.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if _, err := c.stdin.Write(b); err != nil {
 		if c.isClosing() {
 			return ErrClosed

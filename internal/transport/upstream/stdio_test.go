@@ -395,3 +395,39 @@ func TestStdioCallContextCanceled(t *testing.T) {
 		t.Errorf("echo = %q", got)
 	}
 }
+
+// TestStdioCallAfterCancelSendsNothing: a call whose caller has already
+// given up must not reach the server. Before, the write's select chose at
+// random between the free write turn and the ended context, so half such
+// requests were written anyway and the server answered each one moments
+// after the cancellation that followed it: the signature of the stall seen
+// in the benchmark's stress loop, where a call held up elsewhere seemed to
+// have been sent and left unanswered by the server.
+func TestStdioCallAfterCancelSendsNothing(t *testing.T) {
+	in := newInbox()
+	c := dialStdio(t, helperConfig(t, modeServer), Options{Inbound: in.deliver})
+	initialize(t, c)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	const n = 64
+	for i := range n {
+		_, err := c.Call(gone, request(strconv.Itoa(100+i), mcp.MethodToolsCall, `{"name":"echo","arguments":{"text":"late"}}`), nil)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("call %d with an ended context: %v, want context.Canceled", i, err)
+		}
+	}
+	// A live call after them: the server answers in order of arrival, so
+	// an answer to any request written before it would have arrived too.
+	if got := toolText(t, c, `1`, "echo", `{"text":"live"}`); got != "live" {
+		t.Fatalf("live call = %q", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var stray []string
+	for len(in.ch) > 0 {
+		m := <-in.ch
+		stray = append(stray, string(m.ID))
+	}
+	if len(stray) > 0 {
+		t.Errorf("the server answered %d of %d requests sent after their callers gave up (ids %v)", len(stray), n, stray)
+	}
+}

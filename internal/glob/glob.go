@@ -1,4 +1,21 @@
-package allowlist
+// Package glob matches the patterns that configuration uses to name
+// servers, tools, prompts, resource URIs and JSON-RPC methods. Every guard
+// that takes such patterns (allowlist, policy, ratelimit) uses this one
+// implementation, so that a pattern means the same thing wherever it is
+// written.
+//
+// The syntax is that of [path.Match]: "*" matches any run of characters,
+// including none; "?" exactly one character; "[abc]" one character of the
+// set, "[a-z]" a range, "[^a-z]" the complement; "\c" the character c
+// itself (\*, \?, \[, \\). Everything else matches itself,
+// case-sensitively. A character is a Unicode code point.
+//
+// Names and URIs are not file paths, so, unlike path.Match, "*" and "?"
+// also match "/": "fs_*" matches "fs_a/b", and "file:///data/*" covers
+// everything under /data. With path.Match semantics a deny pattern such as
+// "*delete*" would miss a server's tool named "admin/delete" and let it
+// through. For strings without "/" the two agree exactly. There is no "**".
+package glob
 
 import (
 	"errors"
@@ -8,19 +25,9 @@ import (
 	"unicode/utf8"
 )
 
-// A glob is a pattern over tool names, written in the syntax of [path.Match]:
-// "*" matches any run of characters, including none; "?" exactly one
-// character; "[abc]" one character of the set, "[a-z]" a range, "[^a-z]" the
-// complement; "\c" the character c itself (\*, \?, \[, \\).
-//
-// Everything else matches itself, case-sensitively. A character is a
-// Unicode code point.
-//
-// Tool names are not paths, so, unlike path.Match, "*" and "?" also match
-// "/": "fs_*" matches "fs_a/b". With path.Match semantics a deny glob such as
-// "*delete*" would miss a server's tool named "admin/delete" and let it
-// through. For names without "/" the two agree exactly. There is no "**".
-type glob struct {
+// Pattern is a compiled pattern. The zero value matches nothing but the
+// empty string and is never returned by [Compile].
+type Pattern struct {
 	pattern string
 	literal bool // no metacharacters: plain string comparison
 	// stars holds the pattern split at "*" when "*" is its only
@@ -29,26 +36,27 @@ type glob struct {
 	stars []string
 }
 
+// Errors of [Compile] besides the syntax errors of [path.Match].
 var (
-	errEmptyPattern = errors.New("empty pattern")
-	errPatternUTF8  = errors.New("pattern is not valid UTF-8")
+	ErrEmpty = errors.New("empty pattern")
+	ErrUTF8  = errors.New("pattern is not valid UTF-8")
 )
 
-// compileGlob checks a pattern. Syntax errors are those of path.Match,
-// which since Go 1.16 reports a malformed pattern whatever the name. An
-// empty pattern (a likely slip in a configuration file) and one that is not
+// Compile checks a pattern. Syntax errors are those of path.Match, which
+// since Go 1.16 reports a malformed pattern whatever the name. An empty
+// pattern (a likely slip in a configuration file) and one that is not
 // valid UTF-8 are rejected too.
-func compileGlob(p string) (glob, error) {
+func Compile(p string) (Pattern, error) {
 	if p == "" {
-		return glob{}, errEmptyPattern
+		return Pattern{}, ErrEmpty
 	}
 	if !utf8.ValidString(p) {
-		return glob{}, fmt.Errorf("%w: %q", errPatternUTF8, p)
+		return Pattern{}, fmt.Errorf("%w: %q", ErrUTF8, p)
 	}
 	if _, err := path.Match(p, ""); err != nil {
-		return glob{}, fmt.Errorf("invalid pattern %q: %w", p, err)
+		return Pattern{}, fmt.Errorf("invalid pattern %q: %w", p, err)
 	}
-	g := glob{pattern: p}
+	g := Pattern{pattern: p}
 	switch {
 	case !strings.ContainsAny(p, `*?[\`):
 		g.literal = true
@@ -58,15 +66,79 @@ func compileGlob(p string) (glob, error) {
 	return g, nil
 }
 
-// match reports whether name matches the glob.
-func (g glob) match(name string) bool {
+// String returns the pattern as written.
+func (g Pattern) String() string { return g.pattern }
+
+// Literal returns the string the pattern stands for when it has no
+// metacharacters.
+func (g Pattern) Literal() (string, bool) { return g.pattern, g.literal }
+
+// Prefix returns p when the pattern is exactly p followed by one "*" and
+// nothing else ("read_*"), the shape whose coverage is easy to reason about.
+func (g Pattern) Prefix() (string, bool) {
+	if len(g.stars) == 2 && g.stars[1] == "" {
+		return g.stars[0], true
+	}
+	return "", false
+}
+
+// Match reports whether s matches the pattern.
+func (g Pattern) Match(s string) bool {
 	switch {
 	case g.literal:
-		return g.pattern == name
+		return g.pattern == s
 	case g.stars != nil:
-		return matchStars(g.stars, name)
+		return matchStars(g.stars, s)
 	}
-	return matchGlob(g.pattern, name)
+	return matchGlob(g.pattern, s)
+}
+
+// MayMatchPrefixed reports whether the pattern may match some string that
+// starts with prefix (a resource template's fixed start, for instance):
+// false only when the pattern's own literal start and prefix disagree.
+func (g Pattern) MayMatchPrefixed(prefix string) bool {
+	lit := g.pattern
+	if i := strings.IndexAny(lit, `*?[\`); i >= 0 {
+		lit = lit[:i]
+	} else if !strings.HasPrefix(lit, prefix) {
+		return false // a literal pattern must be at least as long as prefix
+	}
+	return strings.HasPrefix(lit, prefix) || strings.HasPrefix(prefix, lit)
+}
+
+// List is a list of patterns; it matches what any of them matches.
+type List []Pattern
+
+// CompileList compiles each pattern, reporting every one that is invalid
+// with its index.
+func CompileList(pats []string) (List, error) {
+	if len(pats) == 0 {
+		return nil, nil
+	}
+	l := make(List, 0, len(pats))
+	var errs []error
+	for i, p := range pats {
+		g, err := Compile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[%d]: %w", i, err))
+			continue
+		}
+		l = append(l, g)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Any reports whether s matches any pattern of the list.
+func (l List) Any(s string) bool {
+	for _, g := range l {
+		if g.Match(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchStars matches a pattern whose only metacharacter is "*", given as

@@ -1,4 +1,4 @@
-package allowlist
+package glob
 
 import (
 	"errors"
@@ -68,11 +68,11 @@ func TestGlob(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"~"+tt.name, func(t *testing.T) {
-			g, err := compileGlob(tt.pattern)
+			g, err := Compile(tt.pattern)
 			if err != nil {
-				t.Fatalf("compileGlob(%q): %v", tt.pattern, err)
+				t.Fatalf("Compile(%q): %v", tt.pattern, err)
 			}
-			if got := g.match(tt.name); got != tt.want {
+			if got := g.Match(tt.name); got != tt.want {
 				t.Errorf("match(%q, %q) = %v, want %v", tt.pattern, tt.name, got, tt.want)
 			}
 			if got := refMatch(tt.pattern, tt.name); got != tt.want {
@@ -82,12 +82,12 @@ func TestGlob(t *testing.T) {
 	}
 }
 
-func TestCompileGlobRejects(t *testing.T) {
+func TestCompileRejects(t *testing.T) {
 	tests := []struct {
 		pattern string
 		wantErr error
 	}{
-		{"", errEmptyPattern},
+		{"", ErrEmpty},
 		{"[", path.ErrBadPattern},
 		{"[a", path.ErrBadPattern},
 		{"[]", path.ErrBadPattern},
@@ -99,17 +99,14 @@ func TestCompileGlobRejects(t *testing.T) {
 		{`ab\`, path.ErrBadPattern},
 		{`[a\`, path.ErrBadPattern},
 		{"x*[", path.ErrBadPattern},
-		{"a\xffb", errPatternUTF8},
-		{"[\xff]", errPatternUTF8},
+		{"a\xffb", ErrUTF8},
+		{"[\xff]", ErrUTF8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
-			_, err := compileGlob(tt.pattern)
+			_, err := Compile(tt.pattern)
 			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("compileGlob(%q) = %v, want %v", tt.pattern, err, tt.wantErr)
-			}
-			if _, err := New(Config{Servers: map[string]Filter{"s": {Allow: []string{tt.pattern}}}}); err == nil {
-				t.Errorf("New accepted %q", tt.pattern)
+				t.Errorf("Compile(%q) = %v, want %v", tt.pattern, err, tt.wantErr)
 			}
 		})
 	}
@@ -132,24 +129,20 @@ func FuzzMatch(f *testing.F) {
 		if len(pattern) > 64 || len(name) > 64 {
 			return
 		}
-		g, err := compileGlob(pattern)
+		g, err := Compile(pattern)
 		_, pathErr := path.Match(pattern, name)
-		_, newErr := New(Config{Profiles: map[string]Filter{"p": {Deny: []string{pattern}}}})
-		if (err == nil) != (newErr == nil) {
-			t.Fatalf("compileGlob and New disagree on %q: %v / %v", pattern, err, newErr)
-		}
 		wantErr := pattern == "" || !utf8.ValidString(pattern) || pathErr != nil
 		if pathErr == nil && utf8.ValidString(pattern) && pattern != "" {
 			_, pathErr = path.Match(pattern, "")
 			wantErr = pathErr != nil
 		}
 		if (err != nil) != wantErr {
-			t.Fatalf("compileGlob(%q) = %v, path.Match error %v", pattern, err, pathErr)
+			t.Fatalf("Compile(%q) = %v, path.Match error %v", pattern, err, pathErr)
 		}
 		if err != nil {
 			return
 		}
-		got := g.match(name)
+		got := g.Match(name)
 		if isPlainASCII(name) {
 			want, _ := path.Match(pattern, name)
 			if got != want {
@@ -235,4 +228,80 @@ func refMatch(pattern, name string) bool {
 		}
 	}
 	return m[0][0]
+}
+
+// TestList checks that a list matches what any of its patterns matches and
+// that compiling one reports every invalid pattern.
+func TestList(t *testing.T) {
+	l, err := CompileList([]string{"read_*", "list_dir"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"read_file": true, "list_dir": true, "write_file": false, "": false} {
+		if got := l.Any(name); got != want {
+			t.Errorf("Any(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if l, err := CompileList(nil); err != nil || l.Any("x") {
+		t.Errorf("empty list: %v %v", l, err)
+	}
+	_, err = CompileList([]string{"[", "ok", ""})
+	if !errors.Is(err, path.ErrBadPattern) || !errors.Is(err, ErrEmpty) {
+		t.Errorf("CompileList = %v, want both errors", err)
+	}
+}
+
+// TestShapes checks what lint-like callers learn of a pattern's shape.
+func TestShapes(t *testing.T) {
+	for _, tt := range []struct {
+		pattern      string
+		literal      string
+		isLiteral    bool
+		prefix       string
+		isPrefixStar bool
+	}{
+		{"read_file", "read_file", true, "", false},
+		{"read_*", "read_*", false, "read_", true},
+		{"*", "*", false, "", true},
+		{"*_file", "*_file", false, "", false},
+		{"a*b*", "a*b*", false, "", false},
+		{`read\*`, `read\*`, false, "", false},
+	} {
+		g, err := Compile(tt.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lit, isLit := g.Literal()
+		pre, isPre := g.Prefix()
+		if isLit != tt.isLiteral || (isLit && lit != tt.literal) || isPre != tt.isPrefixStar || pre != tt.prefix || g.String() != tt.pattern {
+			t.Errorf("%q: Literal %q %v, Prefix %q %v, String %q", tt.pattern, lit, isLit, pre, isPre, g.String())
+		}
+	}
+}
+
+// TestMayMatchPrefixed checks the question list filtering asks of a
+// resource template: can the pattern match something starting so?
+func TestMayMatchPrefixed(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, prefix string
+		want            bool
+	}{
+		{"file:///data/*", "file:///data/", true},
+		{"file:///data/*", "file:///", true},
+		{"file:///data/*", "file:///etc/", false},
+		{"file:///data/a.csv", "file:///data/", true},
+		{"file:///data/a.csv", "file:///data/a.csv/more", false},
+		{"file:///data/a.csv", "file:///etc/", false},
+		{"*", "anything", true},
+		{"demo://[a-z]*", "demo://x", true},
+		{"demo://[a-z]*", "other://", false},
+	} {
+		g, err := Compile(tt.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.MayMatchPrefixed(tt.prefix); got != tt.want {
+			t.Errorf("%q.MayMatchPrefixed(%q) = %v, want %v", tt.pattern, tt.prefix, got, tt.want)
+		}
+	}
 }
