@@ -7,7 +7,8 @@ import (
 )
 
 // newDemoServer is the built-in demo MCP server that the embedded default
-// configuration launches as a child process of Sluice's own binary.
+// configuration launches as a child process of Sluice's own binary. It logs
+// the requests it serves to stderr, which Sluice logs as the server's.
 func newDemoServer() *cobra.Command {
 	return &cobra.Command{
 		Use:    "demo-server",
@@ -15,7 +16,7 @@ func newDemoServer() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return demo.Run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
+			return demo.Run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 }

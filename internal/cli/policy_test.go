@@ -33,7 +33,7 @@ func TestPolicyDemoExample(t *testing.T) {
 		t.Errorf("lint: %+v", r)
 	}
 	r := runMain(t, ctx, nil, "policy", "test", "--config", cfg, cases)
-	if r.Code != 0 || !strings.Contains(r.Stdout, "19 case(s), 19 passed, 0 failed") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "27 case(s), 27 passed, 0 failed") {
 		t.Errorf("test: %+v", r)
 	}
 }

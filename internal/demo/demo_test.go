@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -640,8 +641,9 @@ func TestRun(t *testing.T) {
 	ctx := t.Context()
 	serverIn, clientOut := io.Pipe()
 	clientIn, serverOut := io.Pipe()
+	var log syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, serverIn, serverOut) }()
+	go func() { done <- Run(ctx, serverIn, serverOut, &log) }()
 
 	client := mcp.NewClient(&mcp.Implementation{Name: "demo-test", Version: "1"}, nil)
 	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: clientIn, Writer: clientOut}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
@@ -658,6 +660,16 @@ func TestRun(t *testing.T) {
 	if got := outcome(res).Text; !strings.Contains(got, "4111111111111111") {
 		t.Errorf("get_customer text lacks the card number:\n%s", got)
 	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: OutboxURI}); err != nil {
+		t.Fatalf("read outbox: %v", err)
+	}
+	if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "summarize_customer", Arguments: map[string]string{"customer_id": "C-1002"}}); err != nil {
+		t.Fatalf("get prompt: %v", err)
+	}
+	// A request that does not act on the data is not logged.
+	if _, err := cs.ListTools(ctx, nil); err != nil {
+		t.Fatalf("list tools: %v", err)
+	}
 	if err := cs.Close(); err != nil {
 		t.Errorf("client close: %v", err)
 	}
@@ -669,6 +681,48 @@ func TestRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after the client closed")
 	}
+	want := "" +
+		"demo-server: tools/call get_customer {\"id\":\"C-1001\"}\n" +
+		"demo-server: resources/read demo://outbox\n" +
+		"demo-server: prompts/get summarize_customer {\"customer_id\":\"C-1002\"}\n"
+	if diff := cmp.Diff(want, log.String()); diff != "" {
+		t.Errorf("request log (-want +got)\n%s", diff)
+	}
+}
+
+// syncBuffer collects what Run logs while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogArgs(t *testing.T) {
+	long := `{"body":"` + strings.Repeat("é", 400) + `"}`
+	tests := []struct{ name, in, want string }{
+		{"empty", "", "{}"},
+		{"compacted", "{ \"a\" : [1, 2] }", `{"a":[1,2]}`},
+		{"invalid", "{", "(invalid JSON)"},
+		{"shortened on a rune boundary", long, long[:maxLoggedArgs-1] + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := logArgs([]byte(tt.in)); got != tt.want {
+				t.Errorf("logArgs(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
 }
 
 // TestRunCancel checks that Run returns when its context ends, even though
@@ -679,7 +733,7 @@ func TestRunCancel(t *testing.T) {
 	_, serverOut := io.Pipe()
 	defer clientOut.Close()
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, serverIn, serverOut) }()
+	go func() { done <- Run(ctx, serverIn, serverOut, nil) }()
 	cancel()
 	select {
 	case err := <-done:

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,14 +32,26 @@ const (
 
 // Run serves the demo server on one stdio-style connection until the peer
 // closes it or ctx ends. Sluice calls it from a hidden subcommand of its own
-// binary with the process's standard input and output.
+// binary with the process's standard input and output, and its standard
+// error as log.
+//
+// When log is not nil, Run writes one line to it for every request that acts
+// on the data (tools/call, resources/read, prompts/get), naming the tool,
+// resource or prompt and its arguments. Sluice logs a launched server's
+// standard error, so whoever runs the demo behind a policy sees in Sluice's
+// log which calls reached the server and which the gateway stopped. The
+// data is invented, so its arguments are safe to log.
 //
 // A peer closing its end is a normal way for a stdio session to end, so Run
 // returns nil then; when ctx ends first, Run returns ctx's error. If in or out
 // is also an [io.Closer], it is closed when the session ends.
-func Run(ctx context.Context, in io.Reader, out io.Writer) error {
+func Run(ctx context.Context, in io.Reader, out, log io.Writer) error {
 	t := &mcp.IOTransport{Reader: readCloser(in), Writer: writeCloser(out)}
-	err := NewServer().Run(ctx, t)
+	s := NewServer()
+	if log != nil {
+		s.AddReceivingMiddleware(requestLog(log))
+	}
+	err := s.Run(ctx, t)
 	if errors.Is(err, io.EOF) || errors.Is(err, mcp.ErrConnectionClosed) {
 		return nil
 	}
@@ -473,6 +486,61 @@ func snippet(body, lower string, words []string) string {
 		s += "..."
 	}
 	return s
+}
+
+// RequestLogPrefix starts every line [Run] logs about a request.
+const RequestLogPrefix = "demo-server: "
+
+// maxLoggedArgs bounds the arguments shown in one request log line.
+const maxLoggedArgs = 512
+
+// requestLog returns a middleware that writes a line to w for each request
+// acting on the data, before it is handled:
+//
+//	demo-server: tools/call find_customers {"limit":20,"query":"berlin"}
+//	demo-server: resources/read demo://outbox
+func requestLog(w io.Writer) mcp.Middleware {
+	var mu sync.Mutex
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			var line string
+			switch p := req.GetParams().(type) {
+			case *mcp.CallToolParamsRaw:
+				line = method + " " + p.Name + " " + logArgs(p.Arguments)
+			case *mcp.ReadResourceParams:
+				line = method + " " + p.URI
+			case *mcp.GetPromptParams:
+				args, _ := json.Marshal(p.Arguments)
+				line = method + " " + p.Name + " " + logArgs(args)
+			}
+			if line != "" {
+				mu.Lock()
+				fmt.Fprintf(w, "%s%s\n", RequestLogPrefix, strings.ToValidUTF8(strings.ReplaceAll(line, "\n", " "), "?"))
+				mu.Unlock()
+			}
+			return next(ctx, method, req)
+		}
+	}
+}
+
+// logArgs renders raw JSON arguments on one line, shortened past
+// [maxLoggedArgs] bytes.
+func logArgs(raw []byte) string {
+	var b bytes.Buffer
+	if len(raw) == 0 {
+		return "{}"
+	}
+	if err := json.Compact(&b, raw); err != nil {
+		return "(invalid JSON)"
+	}
+	if b.Len() > maxLoggedArgs {
+		cut := maxLoggedArgs
+		for cut > 0 && !utf8Start(b.Bytes()[cut]) {
+			cut--
+		}
+		return string(b.Bytes()[:cut]) + "..."
+	}
+	return b.String()
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
