@@ -85,6 +85,10 @@ const (
 	ReasonListFiltered        = "policy-list-filtered"
 	ReasonListUnparsed        = "policy-list-unparsed"
 	ReasonURINotCanonical     = "policy-uri-not-canonical"
+	// ReasonCompletionNotAllowed: completion/complete for a prompt or
+	// resource template the caller may not use at all; completions would
+	// otherwise reveal what list filtering hides (argument values, ids).
+	ReasonCompletionNotAllowed = "policy-completion-not-allowed"
 )
 
 // canonicalURI reports whether a resource URI has no dot segments ("..",

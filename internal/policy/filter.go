@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,13 @@ func (e *Engine) Wrap(next guard.Handler) guard.Handler {
 		for _, d := range e.Decide(c) {
 			if err := c.Decide(d); err != nil {
 				return nil, err
+			}
+		}
+		if c.Method == mcp.MethodCompletionComplete && c.Direction == guard.ToServer {
+			if d, ok := e.completion(c); ok {
+				if err := c.Decide(d); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if c.Direction != guard.ToServer || listMember(c.Method) == "" {
@@ -291,4 +299,36 @@ func filterItems(result jsontext.Value, member, key string, keep func(name strin
 	}
 	kept = append(kept, ']')
 	return mcp.SetMember(result, member, kept)
+}
+
+// completion judges a completion/complete by what it completes: the
+// arguments of a prompt, or the variables of a resource template, may be
+// completed only by a caller who may possibly use that prompt or read a
+// resource of that template, exactly as list filtering decides whether to
+// show them. It returns no decision when the reference is neither, or when
+// the caller may use it.
+func (e *Engine) completion(c *guard.Call) (guard.Decision, bool) {
+	typ, _, _ := mcp.LookupPath(c.Params, "ref", "type")
+	var list, what string
+	switch string(typ) {
+	case `"ref/prompt"`:
+		list, what = mcp.MethodPromptsList, "prompt "+strconv.Quote(c.ExposedName(c.Name))
+	case `"ref/resource"`:
+		list, what = mcp.MethodResourceTemplatesList, "resource "+strconv.Quote(truncate(c.Name, 200))
+	default:
+		return guard.Decision{}, false
+	}
+	v := e.Visible(c, list, c.Name, nil)
+	if v.Visible && v.WouldBeVisible {
+		return guard.Decision{}, false
+	}
+	d := guard.Decision{
+		Guard: Name, Version: e.version, Rule: v.Rule, Reason: ReasonCompletionNotAllowed,
+		Effect: guard.Deny, Mode: guard.Enforce,
+		Message: "completing the arguments of " + what + " is not allowed by policy",
+	}
+	if v.Visible {
+		d.Mode = guard.Observe // hidden only once observed rules are enforced
+	}
+	return d, true
 }

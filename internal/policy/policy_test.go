@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -555,5 +556,76 @@ rules:
 	}
 	if diff := cmp.Diff(defaultDeny, shorten(e.Decide(toolCall(other, "fs", "read_file", `{}`)), e.Version(), t)); diff != "" {
 		t.Errorf("other issuer (-want +got):\n%s", diff)
+	}
+}
+
+// TestCompletion checks that completion/complete is judged by what it
+// completes: a caller may complete a prompt's arguments or a resource
+// template's variables only when it may possibly use them, as lists show.
+func TestCompletion(t *testing.T) {
+	const rules = `
+rules:
+  - id: analysts-prompts
+    effect: allow
+    target: {prompts: [summarize]}
+    when: '"analysts" in principal.groups'
+  - id: analysts-docs
+    effect: allow
+    target: {resources: ["demo://documents/*"]}
+    when: '"analysts" in principal.groups && args.?x.orValue(0) == 0'
+`
+	complete := func(p *guard.Principal, ref string, name string) *guard.Call {
+		return &guard.Call{
+			Principal: p, Server: "demo", Method: mcp.MethodCompletionComplete, Name: name,
+			Params: jsontext.Value(`{"ref":` + ref + `,"argument":{"name":"id","value":"C-"}}`),
+		}
+	}
+	prompt := func(p *guard.Principal) *guard.Call {
+		return complete(p, `{"type":"ref/prompt","name":"summarize"}`, "summarize")
+	}
+	template := func(p *guard.Principal) *guard.Call {
+		return complete(p, `{"type":"ref/resource","uri":"demo://documents/{id}"}`, "demo://documents/{id}")
+	}
+	other := func(p *guard.Principal) *guard.Call {
+		return complete(p, `{"type":"ref/prompt","name":"other"}`, "other")
+	}
+	for _, mode := range []string{"enforce", "observe"} {
+		e := load(t, "mode: "+mode+rules, policy.Options{})
+		h := e.Wrap(guard.HandlerFunc(func(context.Context, *guard.Call) (*guard.Result, error) {
+			return &guard.Result{Result: jsontext.Value(`{"completion":{"values":["C-1001"]}}`)}, nil
+		}))
+		for _, tt := range []struct {
+			name   string
+			call   *guard.Call
+			denied bool
+		}{
+			{"prompt-allowed", prompt(alice), false},
+			{"prompt-denied", prompt(bob), true},
+			{"template-allowed", template(alice), false},
+			{"template-denied", template(bob), true},
+			{"unknown-prompt-denied", other(alice), true},
+			{"anonymous-denied", prompt(nil), true},
+		} {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				_, err := h.Handle(context.Background(), tt.call)
+				var de *guard.DeniedError
+				gotDenied := errors.As(err, &de)
+				if wantErr := tt.denied && mode == "enforce"; gotDenied != wantErr || (err != nil && !gotDenied) {
+					t.Fatalf("err = %v, want denied %v", err, wantErr)
+				}
+				var found bool
+				for _, d := range tt.call.Decisions {
+					if d.Reason == policy.ReasonCompletionNotAllowed {
+						found = true
+						if d.Mode != guard.Mode(mode) {
+							t.Errorf("decision mode %s, want %s", d.Mode, mode)
+						}
+					}
+				}
+				if found != tt.denied {
+					t.Errorf("completion decision recorded %v, want %v: %+v", found, tt.denied, tt.call.Decisions)
+				}
+			})
+		}
 	}
 }
