@@ -34,14 +34,62 @@ func (e *Engine) Wrap(next guard.Handler) guard.Handler {
 				}
 			}
 		}
-		if c.Direction != guard.ToServer || listMember(c.Method) == "" {
+		if c.Direction != guard.ToServer {
 			return next.Handle(ctx, c)
 		}
 		res, err := next.Handle(ctx, c)
 		if err != nil || res == nil || res.Error != nil || res.Result == nil {
 			return res, err
 		}
+		if listMember(c.Method) == "" {
+			if err := e.checkInputRequests(c, res.Result); err != nil {
+				return nil, err
+			}
+			return res, nil
+		}
 		return e.filterList(c, res), nil
+	})
+}
+
+// checkInputRequests decides the requests a server makes of a 2026-07-28
+// client inside an input_required result (its own, or a legacy server's
+// requests bridged by the gateway) as the requests towards the client they
+// are: a rule that stops a server from asking for sampling must hold for
+// modern clients too. Such a request cannot be held for approval, so an
+// enforced require-approval refuses it. The approval guard's own request
+// (its input_required asks the human, and nothing went upstream) is not
+// judged.
+func (e *Engine) checkInputRequests(c *guard.Call, result jsontext.Value) error {
+	if !bytes.Contains(result, []byte(`"inputRequests"`)) {
+		return nil
+	}
+	for _, d := range c.Decisions {
+		if d.Guard == "approval" && d.Reason == "approval-requested" {
+			return nil
+		}
+	}
+	reqs, ok, err := mcp.Lookup(result, "inputRequests")
+	if err != nil || !ok || reqs.Kind() != '{' {
+		return nil
+	}
+	return mcp.EachMember(reqs, func(_ string, v jsontext.Value) error {
+		method, _, _ := mcp.LookupString(v, "method")
+		params, _, _ := mcp.Lookup(v, "params")
+		tc := &guard.Call{
+			ID: c.ID, Principal: c.Principal, Client: c.Client, Era: c.Era, Direction: guard.ToClient,
+			Profile: c.Profile, Server: c.Server, Prefix: c.Prefix, Method: method, Params: params,
+			Transport: c.Transport,
+		}
+		for _, d := range e.Decide(tc) {
+			if d.Effect == guard.RequireApproval && d.Mode == guard.Enforce {
+				d.Effect, d.Reason = guard.Deny, ReasonApprovalUnavailable
+				d.Message = denyMessage(tc, kindOther, guard.Deny) + ": it needs a human's approval, which cannot be asked inside another request"
+			}
+			if err := c.Decide(d); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
