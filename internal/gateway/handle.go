@@ -34,6 +34,9 @@ type callCtx struct {
 	// start is when the request reached the gateway; logs of abandoned
 	// calls say how long it had been inside Sluice.
 	start time.Time
+	// checkOnly makes the terminal handler answer {} without going
+	// upstream: the call only asks the guards (see allowSubscription).
+	checkOnly bool
 }
 
 type callCtxKey struct{}
@@ -492,7 +495,7 @@ func (s *Session) callResource(ctx context.Context, st *state, p *profile, metho
 	}
 	servers := s.g.resourceServers(p, uri)
 	if method != mcp.MethodResourcesRead && len(servers) > 0 {
-		if res, handled, err := s.subscribeModern(ctx, servers[0], method, uri); handled {
+		if res, handled, err := s.subscribeModern(ctx, st, p, servers[0], method, uri); handled {
 			return res, err
 		}
 	}
@@ -648,6 +651,9 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 		return nil, errors.New("call without context")
 	}
 	s := cc.sess
+	if cc.checkOnly {
+		return &guard.Result{Result: jsontext.Value(`{}`)}, nil
+	}
 	if c.Direction == guard.ToClient {
 		// A server's request to the client, which the chain has let through.
 		if s.era != mcp.EraLegacy {
@@ -784,13 +790,18 @@ func stripResultType(res jsontext.Value) jsontext.Value {
 
 // subscribeModern serves a legacy client's resources/subscribe and
 // unsubscribe when the owning server is modern.
-func (s *Session) subscribeModern(ctx context.Context, server, method, uri string) (jsontext.Value, bool, error) {
+func (s *Session) subscribeModern(ctx context.Context, st *state, p *profile, server, method, uri string) (jsontext.Value, bool, error) {
 	us, err := s.upstreamSession(ctx, server)
 	if err != nil {
 		return nil, true, err
 	}
 	if _, info := us.current(); info == nil || info.era != mcp.EraModern {
 		return nil, false, nil
+	}
+	if method == mcp.MethodResourcesSubscribe {
+		if err := s.allowSubscription(ctx, st, p, server, uri); err != nil {
+			return nil, true, err
+		}
 	}
 	s.mu.Lock()
 	_, had := s.subs[uri]
@@ -807,6 +818,22 @@ func (s *Session) subscribeModern(ctx context.Context, server, method, uri strin
 		us.subscribe(uri, -1)
 	}
 	return jsontext.Value(`{}`), true, nil
+}
+
+// allowSubscription puts a subscription that Sluice serves itself (a
+// legacy client's on a modern server, the resources of a modern client's
+// subscriptions/listen) through the guard chain as the resources/subscribe
+// it stands for, without sending that upstream, so that guards judge it as
+// they judge a forwarded subscription.
+func (s *Session) allowSubscription(ctx context.Context, st *state, p *profile, server, uri string) error {
+	params, _ := jsontext.AppendQuote([]byte(`{"uri":`), uri)
+	params = append(params, '}')
+	cc := &callCtx{sess: s, st: st, checkOnly: true, ctx: ctx, start: time.Now()}
+	if outer := callCtxFrom(ctx); outer != nil {
+		cc.stream = outer.stream
+	}
+	_, err := s.run(withCallCtx(ctx, cc), st, p, server, mcp.MethodResourcesSubscribe, uri, params)
+	return err
 }
 
 // offers reports whether a server declared the feature a list method

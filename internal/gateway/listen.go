@@ -102,7 +102,18 @@ func (s *Session) listenSubscriptions(ctx context.Context, st *state, p *profile
 	agreed.prompts = want.prompts && capFlag(caps, "prompts", "listChanged")
 	agreed.resourcesChanged = want.resourcesChanged && capFlag(caps, "resources", "listChanged")
 	if capFlag(caps, "resources", "subscribe") {
-		agreed.uris = want.uris
+		// Only resources the guards let the caller subscribe to.
+		for _, uri := range want.uris {
+			servers := s.g.resourceServers(p, uri)
+			if len(servers) == 0 {
+				continue
+			}
+			if err := s.allowSubscription(ctx, st, p, servers[0], uri); err != nil {
+				_ = s.g.rpcError(err, mcp.MethodResourcesSubscribe) // logs why
+				continue
+			}
+			agreed.uris = append(agreed.uris, uri)
+		}
 	}
 	s.mu.Lock()
 	s.listen = agreed

@@ -1,13 +1,17 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	wire "github.com/sluicehq/sluice/internal/mcp"
 )
 
 // TestPolicyServerRequests: a policy rule that stops a server from asking
@@ -56,5 +60,97 @@ policy:
 				t.Errorf("the client was asked to sample %d times", n)
 			}
 		})
+	}
+}
+
+// subscribeUpstream serves a go-sdk server with two resources it lets
+// clients subscribe to, and reports the URIs it was asked to subscribe to.
+func subscribeUpstream(t *testing.T, stateless bool, subscribed chan<- string) string {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "docs", Version: "1"}, &mcp.ServerOptions{
+		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
+			select {
+			case subscribed <- req.Params.URI:
+			default:
+			}
+			return nil
+		},
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	for _, uri := range []string{"doc://public/a", "doc://secret/b"} {
+		s.AddResource(&mcp.Resource{URI: uri, Name: uri}, func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, Text: "x"}}}, nil
+		})
+	}
+	return serveHTTP(t, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: stateless}))
+}
+
+const subscribePolicy = `
+policy:
+  rules:
+    - {id: public, effect: allow, target: {resources: ["doc://public/*"]}}
+`
+
+// TestPolicySubscribe: a subscription to a resource the policy does not
+// let the caller read is refused whichever era the upstream speaks, as a
+// resources/subscribe the gateway forwards is (a legacy client's
+// subscription on a modern server is served by Sluice itself).
+func TestPolicySubscribe(t *testing.T) {
+	for _, upEra := range []string{"legacy", "modern"} {
+		t.Run(upEra, func(t *testing.T) {
+			subscribed := make(chan string, 8)
+			_, base := start(t, "servers:\n  docs: {url: \""+subscribeUpstream(t, upEra == "modern", subscribed)+"\", era: "+upEra+"}\n"+subscribePolicy)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			cs := connect(t, base+"/mcp", wire.Version20251125)
+			if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "doc://public/a"}); err != nil {
+				t.Fatalf("subscribe to a readable resource: %v", err)
+			}
+			err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "doc://secret/b"})
+			denial(t, err, "policy-no-matching-rule")
+		})
+	}
+}
+
+// TestPolicyListenSubscriptions: a modern client's subscriptions/listen
+// agrees only to resources the policy lets the caller read; the others are
+// neither acknowledged nor subscribed to upstream.
+func TestPolicyListenSubscriptions(t *testing.T) {
+	subscribed := make(chan string, 8)
+	_, base := start(t, "servers:\n  docs: {url: \""+subscribeUpstream(t, false, subscribed)+"\", era: legacy}\n"+subscribePolicy)
+	body := `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["doc://public/a","doc://secret/b"]},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", wire.Version20260728)
+	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var ack string
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			ack = data
+			break
+		}
+	}
+	if !strings.Contains(ack, "subscriptions/acknowledged") {
+		t.Fatalf("first event %q, want the acknowledgement", ack)
+	}
+	if !strings.Contains(ack, "doc://public/a") || strings.Contains(ack, "doc://secret/b") {
+		t.Errorf("acknowledged %s, want doc://public/a only", ack)
+	}
+	cancel()
+	close(subscribed)
+	for uri := range subscribed {
+		if uri != "doc://public/a" {
+			t.Errorf("subscribed upstream to %s", uri)
+		}
 	}
 }
