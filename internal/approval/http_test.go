@@ -34,6 +34,9 @@ func TestHandler(t *testing.T) {
 	auth := tokens(map[string]*guard.Principal{
 		"sam-token":   {Subject: "sam"},
 		"alice-token": {Subject: "alice"},
+		// The same person with another kind of credential: approvers are
+		// named by subject whatever their issuer, so this is alice too.
+		"alice-key": {Issuer: "api-key", Subject: "alice"},
 		"eve-token":   {Subject: "eve"},
 	})
 	srv := httptest.NewServer(m.Handler(auth))
@@ -101,6 +104,7 @@ func TestHandler(t *testing.T) {
 		{"case variant", srv.URL, "POST", "/approvals/" + id, "sam-token", jsonType, `{"Decision":"approve"}`, 400, "decision"},
 		{"too large", srv.URL, "POST", "/approvals/" + id, "sam-token", jsonType, `{"decision":"deny","reason":"` + strings.Repeat("x", 9000) + `"}`, 400, "too large"},
 		{"self approval", srv.URL, "POST", "/approvals/" + id, "alice-token", jsonType, approve, 403, "own call"},
+		{"self approval, other issuer", srv.URL, "POST", "/approvals/" + id, "alice-key", jsonType, approve, 403, "own call"},
 		{"wrong method", srv.URL, "DELETE", "/approvals/" + id, "sam-token", "", "", 405, ""},
 		{"approve", srv.URL, "POST", "/approvals/" + id, "sam-token", jsonType, approve, 200, `{"id":"` + id + `","decision":"approve","approver":"sam"}`},
 		{"decided already", srv.URL, "POST", "/approvals/" + id, "sam-token", jsonType, approve, 404, "no call waits"},
