@@ -368,7 +368,9 @@ func (m *Manager) hold(ctx context.Context, c *guard.Call, d guard.Decision, nex
 	}
 	h.b, h.key, h.summary = b, b.Key(), summarize(canon)
 
-	if c.Era == mcp.EraModern && c.Direction == guard.ToServer {
+	// A state minted while the client could answer does not let it answer
+	// once only approvers decide (the configuration was reloaded).
+	if c.Era == mcp.EraModern && c.Direction == guard.ToServer && h.s.via != ViaApprover {
 		if st, ok, _ := mcp.LookupString(c.Params, "requestState"); ok && strings.HasPrefix(st, StatePrefix) {
 			return m.resume(ctx, h, st)
 		}

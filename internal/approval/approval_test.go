@@ -624,3 +624,29 @@ func mustQuote(s string) jsontext.Value {
 	b, _ := jsontext.AppendQuote(nil, s)
 	return b
 }
+
+// TestModernStateAfterViaApprover: once the configuration says only
+// approvers decide, a requestState minted before the reload (when the
+// client could answer) no longer lets the client approve: the call waits
+// for an approver instead.
+func TestModernStateAfterViaApprover(t *testing.T) {
+	const params = `{"name":"delete","arguments":{"path":"/tmp/a"}}`
+	const caps = `{"elicitation":{}}`
+	m := newManager(t, Config{Via: ViaClient})
+	up := &upstream{}
+	h := m.Wrap(up)
+	res, err := h.Handle(context.Background(), heldCall(mcp.EraModern, params, caps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := mustLookup(t, res.Result, "requestState")
+	if err := m.Configure(Config{Via: ViaApprover, Approvers: []string{"sam"}, Timeout: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := mcp.SetMember(jsontext.Value(params), "requestState", state)
+	p, _ = mcp.SetMember(p, "inputResponses", jsontext.Value(`{"`+InputKey+`":{"action":"accept","content":{"approve":true}}}`))
+	_, err = h.Handle(context.Background(), heldCall(mcp.EraModern, string(p), caps))
+	if got := reasonOf(t, err); got != ReasonTimeout || up.calls.Load() != 0 {
+		t.Errorf("reason %q (upstream calls %d), want %q: only an approver may decide", got, up.calls.Load(), ReasonTimeout)
+	}
+}
