@@ -97,9 +97,29 @@ const (
 // "file:///data/*" matches "file:///data/../etc/passwd" as a string, while
 // a server may resolve it to a path outside /data. Such URIs are refused
 // rather than judged.
+//
+// Likewise a URI spelled otherwise than in its normal form (RFC 3986,
+// section 6.2.2) is refused: a percent-encoded letter, digit or "-._~"
+// ("file:///%65tc" is "file:///etc" to a server, not to a glob), and a
+// scheme with capitals ("FILE:").
 func canonicalURI(u string) bool {
 	if strings.ContainsRune(u, '\\') {
 		return false
+	}
+	if scheme, _, ok := strings.Cut(u, ":"); ok && strings.ToLower(scheme) != scheme && !strings.ContainsAny(scheme, "/?#%") {
+		return false
+	}
+	for rest := u; ; {
+		i := strings.IndexByte(rest, '%')
+		if i < 0 {
+			break
+		}
+		if i+2 < len(rest) {
+			if c, ok := unhex2(rest[i+1], rest[i+2]); ok && unreserved(c) {
+				return false
+			}
+		}
+		rest = rest[i+1:]
 	}
 	for seg := range strings.SplitSeq(u, "/") {
 		if seg == "." || seg == ".." {
@@ -122,6 +142,31 @@ func canonicalURI(u string) bool {
 		}
 	}
 	return true
+}
+
+// unhex2 decodes two hex digits.
+func unhex2(a, b byte) (byte, bool) {
+	h, ok1 := unhex(a)
+	l, ok2 := unhex(b)
+	return h<<4 | l, ok1 && ok2
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// unreserved reports whether c is an unreserved character of RFC 3986,
+// which a URI in normal form never percent-encodes.
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // DefaultRule is the Rule of a decision no rule made: the default denial.

@@ -629,3 +629,37 @@ rules:
 		}
 	}
 }
+
+// TestURISpelling: a deny rule on resources holds however the URI is
+// spelled. Percent-encoded letters, digits and "-._~" mean the same URI
+// as the characters themselves (RFC 3986, section 6.2.2.2) and schemes are
+// case-insensitive, so a server reads "file:///%65tc/passwd" and
+// "FILE:///etc/passwd" as /etc/passwd while a glob would not match them:
+// such spellings are refused, not judged.
+func TestURISpelling(t *testing.T) {
+	e := load(t, `
+rules:
+  - {id: no-etc, effect: deny, target: {resources: ["file:///etc/*"]}}
+  - {id: files, effect: allow, target: {resources: ["*"]}}
+`, policy.Options{})
+	notCanonical := deny(policy.DefaultRule, policy.ReasonURINotCanonical)
+	for _, tt := range []struct {
+		uri  string
+		want []short
+	}{
+		{"file:///etc/passwd", deny("no-etc", policy.ReasonDenied)},
+		{"file:///%65tc/passwd", notCanonical},
+		{"file:///e%74c/passwd", notCanonical},
+		{"file:///etc%2Dx/a", notCanonical},
+		{"FILE:///etc/passwd", notCanonical},
+		{"File:///etc/passwd", notCanonical},
+		{"file:///data/a%20b.csv", allow("files")},
+		{"file:///data/%C3%A9.csv", allow("files")},
+		{"doc://Public/A", allow("files")},
+	} {
+		c := &guard.Call{Server: "fs", Method: mcp.MethodResourcesRead, Name: tt.uri, Params: jsontext.Value(`{"uri":"` + tt.uri + `"}`)}
+		if diff := cmp.Diff(tt.want, shorten(e.Decide(c), e.Version(), t)); diff != "" {
+			t.Errorf("%s: decisions (-want +got):\n%s", tt.uri, diff)
+		}
+	}
+}
