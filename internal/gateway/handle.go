@@ -614,6 +614,12 @@ func (s *Session) setLevel(ctx context.Context, p *profile, params jsontext.Valu
 	if err != nil || !ok {
 		return nil, invalidParams(`"level" is required`)
 	}
+	// The guards judge the request for every server before any gets it.
+	for _, server := range p.servers {
+		if err := s.check(ctx, callCtxFrom(ctx).st, p, server, mcp.MethodLoggingSetLevel, "", params); err != nil {
+			return nil, err
+		}
+	}
 	s.logLevel = level
 	var firstErr error
 	for _, server := range p.servers {
@@ -828,11 +834,17 @@ func (s *Session) subscribeModern(ctx context.Context, st *state, p *profile, se
 func (s *Session) allowSubscription(ctx context.Context, st *state, p *profile, server, uri string) error {
 	params, _ := jsontext.AppendQuote([]byte(`{"uri":`), uri)
 	params = append(params, '}')
+	return s.check(ctx, st, p, server, mcp.MethodResourcesSubscribe, uri, params)
+}
+
+// check puts a call through the guard chain without sending it upstream:
+// for what Sluice does itself on the client's behalf.
+func (s *Session) check(ctx context.Context, st *state, p *profile, server, method, name string, params jsontext.Value) error {
 	cc := &callCtx{sess: s, st: st, checkOnly: true, ctx: ctx, start: time.Now()}
 	if outer := callCtxFrom(ctx); outer != nil {
 		cc.stream = outer.stream
 	}
-	_, err := s.run(withCallCtx(ctx, cc), st, p, server, mcp.MethodResourcesSubscribe, uri, params)
+	_, err := s.run(withCallCtx(ctx, cc), st, p, server, method, name, params)
 	return err
 }
 

@@ -154,3 +154,21 @@ func TestPolicyListenSubscriptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicySetLevel: logging/setLevel, which Sluice passes to each
+// upstream itself, is judged by the policy rules that name it.
+func TestPolicySetLevel(t *testing.T) {
+	var writes atomic.Int32
+	_, base := start(t, `servers:
+  up: {url: "`+controlsUpstream(t, &writes)+`", era: legacy}
+policy:
+  rules:
+    - {id: tools, effect: allow, target: {tools: ["*"]}}
+    - {id: no-log-levels, effect: deny, target: {methods: [logging/setLevel]}}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cs := connect(t, base+"/mcp", wire.Version20251125)
+	err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"})
+	denial(t, err, "policy-denied-by-rule")
+}
