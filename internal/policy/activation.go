@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"weak"
@@ -268,7 +269,40 @@ const maxDepth = 256
 var (
 	errTooDeep      = errors.New("arguments nested too deeply")
 	errDuplicateKey = errors.New("duplicate member name")
+	errCaseVariant  = errors.New("member names that differ only by case")
 )
+
+// caseVariants reports whether two member names of m differ only by case
+// ("path" and "PATH", or "paſs" and "pass"). A condition reads one of them,
+// while a server that matches names case-insensitively (Go's encoding/json
+// does) may read the other: such arguments make conditions that read them
+// fail rather than judge a value the server might not use.
+func caseVariants(m map[ref.Val]ref.Val) bool {
+	if len(m) <= 8 {
+		var keys [8]string
+		n := 0
+		for k := range m {
+			ks := string(k.(types.String))
+			for _, prev := range keys[:n] {
+				if strings.EqualFold(ks, prev) {
+					return true
+				}
+			}
+			keys[n] = ks
+			n++
+		}
+		return false
+	}
+	seen := make(map[string]struct{}, len(m))
+	for k := range m {
+		f := strings.ToLower(strings.ToUpper(string(k.(types.String))))
+		if _, dup := seen[f]; dup {
+			return true
+		}
+		seen[f] = struct{}{}
+	}
+	return false
+}
 
 // decodeJSON decodes a JSON value into CEL values: maps, lists, strings,
 // booleans, null, int (integers that fit in 64 bits) and double (other
@@ -338,6 +372,9 @@ func decodeValue(dec *jsontext.Decoder, depth int) (ref.Val, error) {
 		}
 		if _, err := dec.ReadToken(); err != nil {
 			return nil, err
+		}
+		if len(m) > 1 && caseVariants(m) {
+			return nil, errCaseVariant
 		}
 		return types.NewRefValMap(adapter, m), nil
 	case '[':

@@ -234,6 +234,10 @@ rules:
 		{"path-missing", toolCall(alice, "fs", "read_file", `{}`), deny("no-root", policy.ReasonConditionError)},
 		{"path-wrong-type", toolCall(alice, "fs", "read_file", `{"path":42}`), deny("no-root", policy.ReasonConditionError)},
 		{"args-not-object", toolCall(alice, "fs", "read_file", `["/data/x"]`), deny("no-root", policy.ReasonConditionError)},
+		// A server matching names case-insensitively may read PATH.
+		{"path-case-variant", toolCall(alice, "fs", "read_file", `{"path":"/data/x.csv","PATH":"/etc/passwd"}`), deny("no-root", policy.ReasonConditionError)},
+		{"path-fold-variant", toolCall(alice, "fs", "read_file", `{"path":"/data/x.csv","opts":{"k":1,"\u212a":2}}`), deny("no-root", policy.ReasonConditionError)},
+		{"nested-case-variant", toolCall(alice, "fs", "query", `{"format":"csv","opts":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"Limit":1,"LIMIT":2}}`), deny("query-limit", policy.ReasonConditionError)},
 		{"limit-default", toolCall(alice, "fs", "query", `{"format":"csv"}`), allow("query-limit")},
 		{"limit-at-bound", toolCall(alice, "fs", "query", `{"format":"csv","limit":100}`), allow("query-limit")},
 		{"limit-over-bound", toolCall(alice, "fs", "query", `{"format":"csv","limit":101}`), defaultDeny},
