@@ -24,9 +24,12 @@ import (
 type Binding struct {
 	Issuer  string // who vouched for Subject (see [guard.Principal.Issuer])
 	Subject string // the caller's verified subject ("" when unauthenticated)
-	Server  string
-	Method  string
-	Name    string // upstream-local tool or prompt name, or resource URI
+	// ClientID is the agent the caller acts through: an approval given
+	// for one agent's call does not let another agent make it.
+	ClientID string
+	Server   string
+	Method   string
+	Name     string // upstream-local tool or prompt name, or resource URI
 	// Digest is "sha256:<hex>" of the canonical arguments: params.arguments
 	// of tools/call and prompts/get, the whole params without _meta,
 	// requestState and inputResponses for other methods.
@@ -41,7 +44,7 @@ type Binding struct {
 func (b Binding) Key() string {
 	h := sha256.New()
 	var n [4]byte
-	for _, f := range [...]string{b.Issuer, b.Subject, b.Server, b.Method, b.Name, b.Digest, b.Version, b.Rule} {
+	for _, f := range [...]string{b.Issuer, b.Subject, b.ClientID, b.Server, b.Method, b.Name, b.Digest, b.Version, b.Rule} {
 		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
 		h.Write(n[:])
 		h.Write([]byte(f))
@@ -58,7 +61,7 @@ var errArguments = errors.New("arguments are not canonical JSON")
 func bind(c *guard.Call, d guard.Decision) (Binding, jsontext.Value, error) {
 	b := Binding{Server: c.Server, Method: c.Method, Name: c.Name, Version: d.Version, Rule: d.Rule}
 	if c.Principal != nil {
-		b.Issuer, b.Subject = c.Principal.Issuer, c.Principal.Subject
+		b.Issuer, b.Subject, b.ClientID = c.Principal.Issuer, c.Principal.Subject, c.Principal.ClientID
 	}
 	canon, err := canonicalArguments(c.Method, c.Params)
 	if err != nil {

@@ -95,6 +95,11 @@ func TestBindingFields(t *testing.T) {
 		"issuer": func(c *guard.Call, _ *guard.Decision) {
 			c.Principal = &guard.Principal{Issuer: "https://other.example", Subject: "alice", Name: "Alice"}
 		},
+		// The same person through another client (agent) is another
+		// caller, as for sessions and rate limits.
+		"client id": func(c *guard.Call, _ *guard.Decision) {
+			c.Principal = &guard.Principal{Subject: "alice", Name: "Alice", ClientID: "other-agent"}
+		},
 		"server":  func(c *guard.Call, _ *guard.Decision) { c.Server = "fs2" },
 		"method":  func(c *guard.Call, _ *guard.Decision) { c.Method = mcp.MethodPromptsGet },
 		"name":    func(c *guard.Call, _ *guard.Decision) { c.Name = "delete2" },

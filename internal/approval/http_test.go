@@ -37,7 +37,7 @@ func TestHandler(t *testing.T) {
 		// The same person with another kind of credential: approvers are
 		// named by subject whatever their issuer, so this is alice too.
 		"alice-key": {Issuer: "api-key", Subject: "alice"},
-		"eve-token":   {Subject: "eve"},
+		"eve-token": {Subject: "eve"},
 	})
 	srv := httptest.NewServer(m.Handler(auth))
 	t.Cleanup(srv.Close)
