@@ -43,9 +43,12 @@ type progressTable struct {
 type progressRoute struct {
 	clientTok jsontext.Value
 	stream    Stream
+	// us is the upstream session the call went to: only its server may
+	// report progress under the token (tokens are numbered, so guessable).
+	us *USession
 }
 
-func (t *progressTable) add(clientTok jsontext.Value, st Stream) jsontext.Value {
+func (t *progressTable) add(clientTok jsontext.Value, st Stream, us *USession) jsontext.Value {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.seq++
@@ -53,7 +56,7 @@ func (t *progressTable) add(clientTok jsontext.Value, st Stream) jsontext.Value 
 	if t.m == nil {
 		t.m = map[string]progressRoute{}
 	}
-	t.m[string(tok)] = progressRoute{clientTok: clientTok, stream: st}
+	t.m[string(tok)] = progressRoute{clientTok: clientTok, stream: st, us: us}
 	return tok
 }
 
@@ -70,15 +73,15 @@ func (t *progressTable) get(tok jsontext.Value) (progressRoute, bool) {
 	return r, ok
 }
 
-// routeProgress relays an upstream progress notification to the request
-// it belongs to, under the client's own token.
-func (g *Gateway) routeProgress(m *mcp.Message) {
+// routeProgress relays a progress notification from upstream session us to
+// the request it belongs to, under the client's own token.
+func (g *Gateway) routeProgress(us *USession, m *mcp.Message) {
 	tok, ok, _ := mcp.Lookup(m.Params, "progressToken")
 	if !ok {
 		return
 	}
 	r, ok := g.progress.get(tok)
-	if !ok || r.stream == nil {
+	if !ok || r.stream == nil || r.us != us {
 		return
 	}
 	params, err := mcp.SetMember(m.Params, "progressToken", r.clientTok)

@@ -702,7 +702,7 @@ func (g *Gateway) forward(ctx context.Context, c *guard.Call) (*guard.Result, er
 	}
 	params := c.Params
 	if tok, ok, _ := mcp.LookupPath(params, "_meta", "progressToken"); ok && cc.stream != nil {
-		upTok := g.progress.add(tok, cc.stream)
+		upTok := g.progress.add(tok, cc.stream, us)
 		defer g.progress.remove(upTok)
 		meta, _, _ := mcp.Lookup(params, "_meta")
 		meta, _ = mcp.SetMember(meta, "progressToken", upTok)

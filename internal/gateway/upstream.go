@@ -652,7 +652,7 @@ func (us *USession) detach(s *Session) {
 // handleRelated receives what the server sent on a call's response stream.
 func (us *USession) handleRelated(fl *inflight, m *mcp.Message) {
 	if m.IsNotification() && m.Method == mcp.NotifProgress {
-		us.up.g.routeProgress(m)
+		us.up.g.routeProgress(us, m)
 		return
 	}
 	if m.IsRequest() && m.Method == mcp.MethodPing {
@@ -669,7 +669,7 @@ func (us *USession) inbound(m *mcp.Message) {
 	case m.IsNotification():
 		switch m.Method {
 		case mcp.NotifProgress:
-			g.routeProgress(m)
+			g.routeProgress(us, m)
 			return
 		case mcp.NotifToolsListChanged, mcp.NotifPromptsListChanged, mcp.NotifResourcesListChanged:
 			us.listMu.Lock()
