@@ -84,6 +84,13 @@ func (s *Session) listenSubscriptions(ctx context.Context, st *state, p *profile
 	if stream == nil {
 		return nil, mcp.NewError(mcp.CodeInvalidRequest, "subscriptions/listen needs a streaming transport")
 	}
+	// Sluice serves the request itself: the guards judge it for each
+	// server it listens to.
+	for _, server := range p.servers {
+		if err := s.check(ctx, st, p, server, mcp.MethodSubscriptionsListen, "", params); err != nil {
+			return nil, err
+		}
+	}
 	want := &listenFilter{id: id}
 	want.tools = boolMember(notif, "toolsListChanged")
 	want.prompts = boolMember(notif, "promptsListChanged")

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -232,6 +233,37 @@ func TestProgressStaysWithItsServer(t *testing.T) {
 	select {
 	case msg := <-forged:
 		t.Errorf("the victim received progress %q from another server", msg)
+	default:
+	}
+}
+
+// TestPolicyListen: subscriptions/listen, which Sluice serves itself, is
+// judged by the policy rules that name it.
+func TestPolicyListen(t *testing.T) {
+	subscribed := make(chan string, 8)
+	_, base := start(t, "servers:\n  docs: {url: \""+subscribeUpstream(t, false, subscribed)+"\", era: legacy}\n"+subscribePolicy+
+		"    - {id: no-listen, effect: deny, target: {methods: [subscriptions/listen]}}\n")
+	body := `{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["doc://public/a"]},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", wire.Version20260728)
+	req.Header.Set("Mcp-Method", "subscriptions/listen")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `"reason":"policy-denied-by-rule"`) {
+		t.Errorf("listen answered %d %s, want 403 with the policy's denial", resp.StatusCode, b)
+	}
+	select {
+	case uri := <-subscribed:
+		t.Errorf("subscribed upstream to %s", uri)
 	default:
 	}
 }
