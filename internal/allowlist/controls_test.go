@@ -72,6 +72,10 @@ func TestArguments(t *testing.T) {
 		{name: "draft-07", tool: tool("read", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"n":{"type":"integer"}}}`), args: `{"n":"1"}`, want: `arguments.n: got string, want integer`},
 		{name: "defs-ref", tool: tool("read", `{"type":"object","properties":{"n":{"$ref":"#/$defs/pos"}},"$defs":{"pos":{"type":"integer","minimum":1}}}`), args: `{"n":0}`, want: `arguments.n: must be at least 1`},
 		{name: "empty-schema-object", tool: tool("read", `{"type":"object"}`), args: `{"anything":[1,2]}`},
+		// A schema that allows any member still sees only one of two names
+		// a case-insensitive server may confuse: refused.
+		{name: "case-variant-names", tool: tool("read", `{"type":"object","properties":{"path":{"type":"string","pattern":"^/data/"}}}`),
+			args: `{"path":"/data/x","PATH":"/etc/passwd"}`, want: `arguments: member names "path" and "PATH" differ only by case`},
 		{name: "integer-zero-fraction", args: `{"path":"/a","opts":{"depth":5.0}}`},
 		{name: "integer-fraction", args: `{"path":"/a","opts":{"depth":4.5}}`, want: `arguments.opts.depth: got number, want integer`},
 		{name: "big-integer-zero-fraction", args: `{"path":"/a","big":9007199254740993.000}`},

@@ -135,8 +135,10 @@ const maxProblemLen = 160
 // `arguments.path: got number, want string`. Absent arguments are checked
 // as an empty object, so that required properties are reported.
 //
-// Arguments the fast path accepts are valid; anything else is validated
-// by the library, which decides and words the message.
+// Arguments with two member names in one object that differ only by case
+// are refused first (see [caseVariantNames]). Arguments the fast path
+// accepts are valid; anything else is validated by the library, which
+// decides and words the message.
 func validateArguments(cs *compiled, params jsontext.Value) (string, error) {
 	args, ok, err := mcp.Lookup(params, "arguments")
 	if err != nil {
@@ -144,6 +146,9 @@ func validateArguments(cs *compiled, params jsontext.Value) (string, error) {
 	}
 	if !ok {
 		args = jsontext.Value(`{}`)
+	}
+	if p := caseVariantNames(args); p != "" {
+		return p, nil
 	}
 	if cs.fast != nil && validFast(cs.fast, args) {
 		return "", nil
