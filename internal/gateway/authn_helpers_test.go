@@ -223,6 +223,7 @@ type authGateway struct {
 	g    *Gateway
 	base string
 	rec  *principalLog
+	logs *lockedLog // the gateway's log, at warn level and above
 }
 
 // startAuthGateway listens on loopback, writes the configuration with
@@ -243,7 +244,8 @@ func startAuthGateway(t *testing.T, yaml func(base string) string, serveTLS func
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logs := &lockedLog{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	g, err := New(cfg, Options{Logger: log, BaseEnv: MinimalEnv()})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +269,7 @@ func startAuthGateway(t *testing.T, yaml func(base string) string, serveTLS func
 		srv.Close()
 		g.Close()
 	})
-	return &authGateway{g: g, base: base, rec: rec}
+	return &authGateway{g: g, base: base, rec: rec, logs: logs}
 }
 
 // bearerRT adds a bearer token to every request.
@@ -348,3 +350,21 @@ func rawPost(t *testing.T, hc *http.Client, endpoint, body string, hdr map[strin
 }
 
 const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
+
+// lockedLog collects a gateway's log for assertions.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}

@@ -206,6 +206,11 @@ auth:
 		if r.status != http.StatusNotFound {
 			t.Errorf("another principal's session id: %d %s, want 404", r.status, r.body)
 		}
+		// The attempt is logged for the operator, without the id: it is
+		// the owner's credential for the session.
+		if logs := ag.logs.String(); !strings.Contains(logs, "session id presented by another principal") || strings.Contains(logs, sid) {
+			t.Errorf("gateway log: want the attempt without the session id, got:\n%s", logs)
+		}
 		r = rawPost(t, nil, resource, ping, map[string]string{"Authorization": "Bearer " + agent, "Mcp-Session-Id": sid})
 		if r.status != http.StatusOK {
 			t.Errorf("the owner's session id: %d %s", r.status, r.body)
