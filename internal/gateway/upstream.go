@@ -681,11 +681,27 @@ func (us *USession) inbound(m *mcp.Message) {
 		case mcp.NotifCancelled:
 			us.forwardCancel(m)
 			return
+		default:
+			if us.crossesPrincipals() {
+				// Log messages and resource updates may carry one
+				// caller's data; with several principals on one
+				// connection nobody can tell whose.
+				g.log.Debug("dropping upstream notification on a shared session", "server", us.up.name, "method", m.Method)
+				return
+			}
 		}
 		us.broadcast(m)
 	case m.IsRequest():
 		if m.Method == mcp.MethodPing {
 			us.answerPing(m)
+			return
+		}
+		if us.crossesPrincipals() {
+			// A request outside any call's response stream cannot be tied
+			// to the principal whose call caused it: the newest call, or
+			// any attached session, may be someone else's.
+			e := mcp.NewError(mcp.CodeMethodNotFound, "this server is shared between callers; its requests reach a client only within the response to that client's own call")
+			_ = us.respond(context.Background(), mcp.NewErrorResponse(m.ID, e))
 			return
 		}
 		us.mu.Lock()
@@ -707,6 +723,15 @@ func (us *USession) inbound(m *mcp.Message) {
 	default:
 		g.log.Debug("unexpected message from upstream", "server", us.up.name)
 	}
+}
+
+// crossesPrincipals reports whether the session may carry the calls of
+// several authenticated principals: a shared upstream (shared: true) while
+// authentication is configured. Without authentication every caller is the
+// same nobody; unshared sessions belong to one downstream session or one
+// principal.
+func (us *USession) crossesPrincipals() bool {
+	return us.up.cfg.Shared && us.up.g.st.Load().authn != nil
 }
 
 func (us *USession) answerPing(m *mcp.Message) {

@@ -8,6 +8,8 @@
 //   - noise writes lines that are not valid messages to standard output
 //     (when serving stdio), then returns its "text" argument.
 //   - big returns a text of "bytes" bytes.
+//   - ask waits "ms" milliseconds, then asks its client a question
+//     (elicitation/create) and returns "asked: ACTION" or "ask failed: ERR".
 //
 // With -events FILE it appends one line per notable event ("hang-start",
 // "hang-cancelled", "crash", ...) to FILE, so that a test can see what the
@@ -137,6 +139,22 @@ func newServer() *mcp.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "big", Description: "Returns a text of the given size."},
 		func(_ context.Context, _ *mcp.CallToolRequest, in bigArgs) (*mcp.CallToolResult, any, error) {
 			return text(strings.Repeat("b", in.Bytes)), nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "ask", Description: "Waits, then asks the client a question."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in slowArgs) (*mcp.CallToolResult, any, error) {
+			select {
+			case <-time.After(time.Duration(in.MS) * time.Millisecond):
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{
+				Message:         "Who are you?",
+				RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}},
+			})
+			if err != nil {
+				return text("ask failed: " + err.Error()), nil, nil
+			}
+			return text("asked: " + res.Action), nil, nil
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "crash", Description: "Exits the server mid-call."},
 		func(_ context.Context, _ *mcp.CallToolRequest, _ tagArgs) (*mcp.CallToolResult, any, error) {
