@@ -33,6 +33,9 @@
 #                        guarded one (default 1: run it; never with BENCH_DIRECT_ONLY)
 #   BENCH_GUARDED_AUTH   how the load tool authenticates to the guarded Sluice, one
 #                        run each: "api-key", "jwt" or both (default "api-key jwt")
+#   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
+#                        core-TRANSPORT.pprof and guarded-TRANSPORT.pprof (serve's
+#                        hidden --cpu-profile; `go tool pprof -top sluice FILE`)
 #   BENCH_STRICT=1       exit 1 when a floor is missed (a run that fails always does)
 set -euo pipefail
 
@@ -68,6 +71,7 @@ idle_sessions="${BENCH_IDLE_SESSIONS:-1000}"
 strict="${BENCH_STRICT:-0}"
 guarded="${BENCH_GUARDED:-1}"
 guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
+profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
 
 case "$era" in legacy | modern) ;; *)
@@ -229,6 +233,15 @@ start_echo_http() {
 	return 1
 }
 
+# profile_flag NAME prints serve's --cpu-profile flag for a Sluice named NAME
+# in front of the current transport, or nothing without BENCH_PROFILE_DIR.
+profile_flag() {
+	if [ -n "$profile_dir" ]; then
+		echo "--cpu-profile=$profile_dir/$1-$profile_transport.pprof"
+	fi
+}
+profile_transport=memory
+
 sluice_url=""
 # start_sluice UPSTREAM-ARGS... starts `sluice serve` on a free port.
 start_sluice() {
@@ -238,7 +251,7 @@ start_sluice() {
 	(
 		cd "$tmp/sluice-home"
 		XDG_DATA_HOME="$tmp/sluice-home" XDG_STATE_HOME="$tmp/sluice-home" XDG_CONFIG_HOME="$tmp/sluice-home" \
-			exec "$tmp/sluice" serve --listen "127.0.0.1:$port" "${sluice_args[@]}" "$@"
+			exec "$tmp/sluice" serve --listen "127.0.0.1:$port" $(profile_flag core) "${sluice_args[@]}" "$@"
 	) >"$tmp/sluice.log" 2>&1 &
 	sluice_pid=$!
 	wait_port "$sluice_pid" "$port" "$tmp/sluice.log"
@@ -438,7 +451,7 @@ start_guarded() {
 	(
 		cd "$tmp/guarded-home"
 		XDG_DATA_HOME="$tmp/guarded-home" XDG_STATE_HOME="$tmp/guarded-home" XDG_CONFIG_HOME="$tmp/guarded-home" \
-			exec "$tmp/sluice" serve --config "$tmp/guarded.yaml" --listen "127.0.0.1:$port" "${sluice_args[@]}"
+			exec "$tmp/sluice" serve --config "$tmp/guarded.yaml" --listen "127.0.0.1:$port" $(profile_flag guarded) "${sluice_args[@]}"
 	) >"$tmp/guarded.log" 2>&1 &
 	guarded_pid=$!
 	wait_port "$guarded_pid" "$port" "$tmp/guarded.log" || return 1
@@ -550,7 +563,18 @@ failures=() # floors missed
 broken=()   # runs that did not complete
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+if [ -n "$profile_dir" ]; then
+	mkdir -p "$profile_dir"
+	profile_dir="$(cd "$profile_dir" && pwd)"
+	case "$profile_dir" in *[[:space:]]*)
+		echo "run.sh: BENCH_PROFILE_DIR must not contain white space" >&2
+		exit 2
+		;;
+	esac
+fi
+
 for transport in $transports; do
+	profile_transport="$transport"
 	case "$transport" in
 	http)
 		start_echo_http
@@ -669,6 +693,7 @@ done
 # Memory: a fresh Sluice in front of an HTTP upstream, idle, then holding idle
 # legacy sessions opened by the load tool.
 memory="Sluice RSS: not measured."
+profile_transport=memory
 if [ "$direct_only" != 1 ] && [ "$idle_sessions" -gt 0 ]; then
 	start_echo_http
 	start_sluice --upstream "$up_url"
