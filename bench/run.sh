@@ -272,7 +272,8 @@ stop_echo() {
 	echo_pid=""
 }
 
-# The guarded configuration: what issue 3 adds in front of the same upstream.
+# The guarded configuration: authentication and policy in front of the same
+# upstream as the core configuration.
 # The load tool authenticates with an API key or a JWT (both sent as
 # "Authorization: Bearer", read from a file); a policy of 100 rules decides
 # each call; argument validation stays on (the default, as in the core
