@@ -11,7 +11,8 @@
 # same calls through a second Sluice with the "guarded" configuration that the
 # driver writes (authentication by API key, and by a JWT from bench/issuer, a
 # 100-rule policy, argument validation, a rate limit), against the core
-# configuration just measured. The floor is the CPU per call it adds.
+# configuration measured just before and once more just after. The floor is
+# the CPU per call it adds.
 # See docs/benchmarks.md for the method and the floors.
 #
 # Usage: bench/run.sh [-o FILE]
@@ -471,27 +472,30 @@ stop_guarded() {
 	guarded_url=""
 }
 
-# guarded_runs NAME TRANSPORT LABEL CLIENTS CORE-CPS CORE-CPU CORE-ERRORS runs
-# the scenario through the guarded Sluice once per authentication method and
-# compares each run with the core run just made ("-" when it failed).
+# guarded_runs NAME TRANSPORT LABEL CLIENTS CORE-CPS CORE-TICKS CORE-CALLS
+# CORE-ERRORS runs the scenario through the guarded Sluice once per
+# authentication method, then through the core Sluice once more, and compares
+# each guarded run with the two core runs around it, so that a machine
+# getting faster or slower during the runs moves both sides alike. The core
+# figures are those of the run just made ("-" when it failed).
 guarded_runs() {
-	local name="$1" transport="$2" label="$3" clients="$4" c_cps="$5" c_cpu="$6" c_err="$7"
-	local auth file t0 t1 g total g_cps g_err g_cpu added verdict
-	local -a problems
+	local name="$1" transport="$2" label="$3" clients="$4" c_cps="$5" c_ticks="$6" c_calls="$7" c_err="$8"
+	local auth file t0 t1 g total g_cps g_err g_cpu c_cpu c_cpus added verdict
+	local -a problems done_auth=() g_cpus=() g_cpss=() g_errs=()
 	for auth in $guarded_auth; do
 		case "$auth" in
 		api-key) file="$tmp/api-key" ;;
 		jwt) file="$tmp/jwt" ;;
 		esac
 		if [ -z "$guarded_pid" ]; then
-			guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | - | $c_cpu | - | - | $c_err / - | FAIL: guarded Sluice not running |")
+			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: guarded Sluice not running |")
 			broken+=("$name ($auth): the guarded Sluice is not running")
 			continue
 		fi
 		log "$name: through guarded Sluice ($auth)"
 		t0="$(cpu_ticks "$guarded_pid")"
 		if ! load_target_log="$tmp/guarded.log" run_load "$name-guarded-$auth" -url "$guarded_url" -bearer-file "$file" -clients "$clients" -size 0; then
-			guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | - | $c_cpu | - | - | $c_err / - | FAIL: run through the guarded Sluice failed |")
+			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: run through the guarded Sluice failed |")
 			broken+=("$name ($auth): run through the guarded Sluice failed")
 			if ! kill -0 "$guarded_pid" 2>/dev/null; then
 				log "guarded sluice exited; restarting it"
@@ -504,9 +508,38 @@ guarded_runs() {
 		t1="$(cpu_ticks "$guarded_pid")"
 		g="$tmp/$name-guarded-$auth.json"
 		total="$(jget "$g" total_calls)"
-		g_cps="$(printf '%.0f' "$(jget "$g" calls_per_s)")"
-		g_err="$(jget "$g" errors)"
-		g_cpu="$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
+		done_auth+=("$auth")
+		g_cpss+=("$(printf '%.0f' "$(jget "$g" calls_per_s)")")
+		g_errs+=("$(jget "$g" errors)")
+		g_cpus+=("$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")")
+	done
+	[ ${#done_auth[@]} -gt 0 ] || return 0
+
+	# The core run after: both core runs together make the core figure.
+	c_cpus="-"
+	c_cpu="-"
+	if [ "$c_ticks" != "-" ]; then
+		log "$name: through Sluice again"
+		t0="$(cpu_ticks "$sluice_pid")"
+		if run_load "$name-sluice-after" -url "$sluice_url" -clients "$clients" -size 0; then
+			t1="$(cpu_ticks "$sluice_pid")"
+			g="$tmp/$name-sluice-after.json"
+			total="$(jget "$g" total_calls)"
+			c_cpus="$(printf '%.0f, %.0f' "$(calc "$c_ticks * 1000000 / $clk_tck / $c_calls")" \
+				"$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
+			c_cpu="$(printf '%.0f' "$(calc "($c_ticks + $t1 - $t0) * 1000000 / $clk_tck / ($c_calls + $total)")")"
+			c_cps="$(printf '%.0f' "$(calc "($c_cps + $(jget "$g" calls_per_s)) / 2")")"
+			c_err=$((c_err + $(jget "$g" errors)))
+		else
+			broken+=("$name: the second run through Sluice failed")
+		fi
+	fi
+
+	local i
+	for i in "${!done_auth[@]}"; do
+		auth="${done_auth[$i]}"
+		g_cpu="${g_cpus[$i]}"
+		g_err="${g_errs[$i]}"
 		problems=()
 		added="-"
 		if [ "$c_cpu" = "-" ]; then
@@ -518,7 +551,7 @@ guarded_runs() {
 				problems+=("added CPU above $floor_guarded_added_us µs")
 			fi
 		fi
-		if [ "$g_err" != 0 ] || [ "$c_err" != 0 ]; then
+		if [ "$g_err" != 0 ] || { [ "$c_err" != 0 ] && [ "$c_err" != "-" ]; }; then
 			problems+=("errors")
 		fi
 		verdict="ok"
@@ -527,7 +560,7 @@ guarded_runs() {
 			verdict="${verdict//,/, }"
 			failures+=("$name, guarded ($auth): ${verdict#FAIL: }")
 		fi
-		guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | $g_cps | $c_cpu | $g_cpu | $added | $c_err / $g_err | $verdict |")
+		guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | ${g_cpss[$i]} | $c_cpu ($c_cpus) | $g_cpu | $added | $c_err / $g_err | $verdict |")
 	done
 }
 
@@ -636,7 +669,7 @@ for transport in $transports; do
 						start_sluice "${upstream[@]}"
 					fi
 					if [ "$guarded" = 1 ] && [ "$size" = 0 ]; then
-						guarded_runs "$name" "$transport" "$label" "$clients" - - -
+						guarded_runs "$name" "$transport" "$label" "$clients" - - - -
 					fi
 					continue
 				fi
@@ -678,7 +711,7 @@ for transport in $transports; do
 				cpu="$(printf '%.0f' "$cpu")"
 				s_cps="$(printf '%.0f' "$s_cps")"
 				if [ "$guarded" = 1 ] && [ "$size" = 0 ]; then
-					guarded_runs "$name" "$transport" "$label" "$clients" "$s_cps" "$cpu" "$s_err"
+					guarded_runs "$name" "$transport" "$label" "$clients" "$s_cps" "$((t1 - t0))" "$total" "$s_err"
 				fi
 			fi
 			d_cps="$(printf '%.0f' "$d_cps")"
@@ -748,9 +781,9 @@ report() {
 	echo "$memory"
 	if [ ${#guarded_rows[@]} -gt 0 ]; then
 		echo
-		echo "Authentication and policy: Sluice with the core configuration (the run above) against Sluice with the guarded one (authentication, 100 policy rules, argument validation, a rate limit), small results; floor: at most $floor_guarded_added_us µs of CPU added per call."
+		echo "Authentication and policy: Sluice with the core configuration against Sluice with the guarded one (authentication, 100 policy rules, argument validation, a rate limit), small results. The core figures join the run above, made before the guarded runs, and one more made after them; floor: at most $floor_guarded_added_us µs of CPU added per call."
 		echo
-		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call | guarded CPU µs/call | added CPU µs/call | errors (core / guarded) | floors |"
+		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (before, after) | guarded CPU µs/call | added CPU µs/call | errors (core / guarded) | floors |"
 		echo "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"
 		printf '%s\n' "${guarded_rows[@]}"
 	fi
