@@ -6,6 +6,13 @@
 # through `sluice serve`, one right after the other, so that the ratio holds
 # on a noisy machine. Sluice's CPU time comes from /proc/PID/stat around each
 # run through it; its memory from VmRSS, idle and holding idle legacy sessions.
+#
+# For small results, one more comparison follows each run through Sluice: the
+# same calls through a second Sluice with the "guarded" configuration that the
+# driver writes (authentication by API key, and by a JWT from bench/issuer, a
+# 100-rule policy, argument validation, a rate limit), against the core
+# configuration measured just before and once more just after. The floor is
+# the CPU per call it adds.
 # See docs/benchmarks.md for the method and the floors.
 #
 # Usage: bench/run.sh [-o FILE]
@@ -23,6 +30,13 @@
 #   BENCH_IDLE_SESSIONS  idle legacy sessions for the memory figure (default 1000; 0 skips)
 #   BENCH_SLUICE_ARGS    extra arguments for `sluice serve`, before the upstream
 #   BENCH_SLUICE_BIN     a sluice binary to measure instead of building ./cmd/sluice
+#   BENCH_GUARDED=0      skip the comparison of the core configuration with the
+#                        guarded one (default 1: run it; never with BENCH_DIRECT_ONLY)
+#   BENCH_GUARDED_AUTH   how the load tool authenticates to the guarded Sluice, one
+#                        run each: "api-key", "jwt" or both (default "api-key jwt")
+#   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
+#                        core-TRANSPORT.pprof and guarded-TRANSPORT.pprof (serve's
+#                        hidden --cpu-profile; `go tool pprof -top sluice FILE`)
 #   BENCH_STRICT=1       exit 1 when a floor is missed (a run that fails always does)
 set -euo pipefail
 
@@ -56,6 +70,9 @@ sizes="${BENCH_SIZES:-0 65536}"
 clients_list="${BENCH_CLIENTS:-1 16}"
 idle_sessions="${BENCH_IDLE_SESSIONS:-1000}"
 strict="${BENCH_STRICT:-0}"
+guarded="${BENCH_GUARDED:-1}"
+guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
+profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
 
 case "$era" in legacy | modern) ;; *)
@@ -64,16 +81,39 @@ case "$era" in legacy | modern) ;; *)
 	;;
 esac
 
-# Floors from the performance issue; see docs/benchmarks.md.
+case "$guarded" in 0 | 1) ;; *)
+	echo "run.sh: BENCH_GUARDED must be 0 or 1" >&2
+	exit 2
+	;;
+esac
+guarded_jwt=0
+for a in $guarded_auth; do
+	case "$a" in
+	api-key) ;;
+	jwt) guarded_jwt=1 ;;
+	*)
+		echo "run.sh: BENCH_GUARDED_AUTH: unknown method $a (want api-key or jwt)" >&2
+		exit 2
+		;;
+	esac
+done
+if [ "$direct_only" = 1 ] || [ -z "${guarded_auth// /}" ]; then
+	guarded=0
+fi
+
+# Floors from the performance issues; see docs/benchmarks.md.
 floor_cpu_small_us=200
 floor_cpu_64k_us=1000
 floor_ratio_16=0.75
+floor_guarded_added_us=30 # CPU per call that authentication and policy add
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
 echo_pid=""
 sluice_pid=""
 idle_pid=""
+guarded_pid=""
+issuer_pid=""
 
 log() { echo "bench: $*" >&2; }
 
@@ -92,7 +132,7 @@ stop() {
 # cleanup stops what is still running, newest first, and removes the build.
 cleanup() {
 	local pid
-	for pid in "$idle_pid" "$sluice_pid" "$echo_pid"; do
+	for pid in "$idle_pid" "$guarded_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
 		if [ -n "$pid" ]; then
 			stop "$pid"
 		fi
@@ -161,9 +201,10 @@ run_load() {
 	shift
 	if ! timeout -k 5 600 "$tmp/load" -era "$era" -duration "$duration" -warmup "$warmup" "$@" >"$tmp/$name.json"; then
 		log "load $* failed"
-		if [ -f "$tmp/sluice.log" ]; then
+		local target_log="${load_target_log:-$tmp/sluice.log}"
+		if [ -f "$target_log" ]; then
 			log "sluice log (last lines):"
-			tail -n 20 "$tmp/sluice.log" >&2
+			tail -n 20 "$target_log" >&2
 		fi
 		return 1
 	fi
@@ -193,6 +234,15 @@ start_echo_http() {
 	return 1
 }
 
+# profile_flag NAME prints serve's --cpu-profile flag for a Sluice named NAME
+# in front of the current transport, or nothing without BENCH_PROFILE_DIR.
+profile_flag() {
+	if [ -n "$profile_dir" ]; then
+		echo "--cpu-profile=$profile_dir/$1-$profile_transport.pprof"
+	fi
+}
+profile_transport=memory
+
 sluice_url=""
 # start_sluice UPSTREAM-ARGS... starts `sluice serve` on a free port.
 start_sluice() {
@@ -202,7 +252,7 @@ start_sluice() {
 	(
 		cd "$tmp/sluice-home"
 		XDG_DATA_HOME="$tmp/sluice-home" XDG_STATE_HOME="$tmp/sluice-home" XDG_CONFIG_HOME="$tmp/sluice-home" \
-			exec "$tmp/sluice" serve --listen "127.0.0.1:$port" "${sluice_args[@]}" "$@"
+			exec "$tmp/sluice" serve --listen "127.0.0.1:$port" $(profile_flag core) "${sluice_args[@]}" "$@"
 	) >"$tmp/sluice.log" 2>&1 &
 	sluice_pid=$!
 	wait_port "$sluice_pid" "$port" "$tmp/sluice.log"
@@ -223,6 +273,297 @@ stop_echo() {
 	echo_pid=""
 }
 
+# The guarded configuration: authentication and policy in front of the same
+# upstream as the core configuration.
+# The load tool authenticates with an API key or a JWT (both sent as
+# "Authorization: Bearer", read from a file); a policy of 100 rules decides
+# each call; argument validation stays on (the default, as in the core
+# configuration); a rate limit counts every call and never refuses one.
+
+# policy_rules prints the 100 rules of the guarded policy, shaped like a real
+# one: 8 rules on every tool (argument and group conditions, one in observe
+# mode, as when a rule is being rolled out), 4 rules for each of 20 teams on
+# their own servers, 11 teams allowed the echo tool with an argument bound,
+# and last the rule that allows the load tool's group. A call of echo is
+# decided after evaluating the 20 rules whose targets match it; the 80 others
+# are ruled out by their targets.
+policy_rules() {
+	cat <<'RULES'
+    - id: no-secret-paths
+      description: nothing under a secrets directory, whatever the tool
+      effect: deny
+      target: {tools: ["*"]}
+      when: 'args.?path.orValue("").contains("/secrets/") || args.?file.orValue("").contains("/secrets/")'
+      reason: policy-no-secrets
+      message: secrets are off limits
+    - id: no-path-traversal
+      effect: deny
+      target: {tools: ["*"]}
+      when: 'args.?path.orValue("").contains("..")'
+    - id: no-bulk-reads
+      effect: deny
+      target: {tools: ["*"]}
+      when: 'args.?limit.orValue(0) > 10000'
+    - id: no-private-keys
+      effect: deny
+      target: {tools: ["*"]}
+      when: 'args.?text.orValue("").contains("PRIVATE KEY-----")'
+    - id: suspended-callers
+      effect: deny
+      target: {tools: ["*"]}
+      when: '"suspended" in principal.groups'
+    - id: contractors-office-hours
+      effect: deny
+      target: {tools: ["*"]}
+      when: '"contractors" in principal.groups && (time.getHours() < 6 || time.getHours() >= 20)'
+    - id: anonymous-agents-read-only
+      effect: deny
+      target: {tools: ["*"]}
+      when: 'principal.client_id == "" && !tool.annotations.?readOnlyHint.orValue(false)'
+    - id: passwords-in-arguments
+      description: being rolled out; records what it would deny
+      effect: deny
+      mode: observe
+      target: {tools: ["*"]}
+      when: 'args.exists(k, k.lowerAscii().contains("password"))'
+RULES
+	local i t
+	for i in $(seq 1 20); do
+		t="$(printf 'team%02d' "$i")"
+		cat <<RULES
+    - id: $t-read
+      effect: allow
+      target: {servers: [svc-$t], tools: ["read_*", "list_*", "search_*"]}
+      when: '"$t" in principal.groups'
+    - id: $t-query
+      effect: allow
+      target: {servers: [svc-$t], tools: [query]}
+      when: '"$t" in principal.groups && args.?limit.orValue(10) <= 100'
+    - id: $t-restricted
+      effect: deny
+      target: {servers: [svc-$t], tools: ["read_*"]}
+      when: 'args.?path.orValue("").startsWith("/restricted/")'
+    - id: $t-writes
+      effect: require-approval
+      target: {servers: [svc-$t], tools: ["write_*", "delete_*"]}
+      when: 'principal.attributes.?role.orValue("") != "lead"'
+RULES
+	done
+	for i in $(seq 1 11); do
+		t="$(printf 'team%02d' "$i")"
+		cat <<RULES
+    - id: $t-echo
+      effect: allow
+      target: {servers: [upstream], tools: [echo]}
+      when: '"$t" in principal.groups && args.?size.orValue(0) <= 1024'
+RULES
+	done
+	cat <<'RULES'
+    - id: bench-agents-echo
+      effect: allow
+      target: {servers: [upstream], tools: [echo]}
+      when: '"bench-agents" in principal.groups && args.?size.orValue(0) <= 1048576 && args.?text.orValue("").size() <= 4096'
+RULES
+}
+
+# write_guarded_config FILE PORT ISSUER-URL SERVER-YAML writes the guarded
+# configuration; ISSUER-URL is empty when no JWT run is asked for.
+write_guarded_config() {
+	local file="$1" port="$2" issuer="$3" server="$4"
+	{
+		echo "# The guarded configuration of bench/run.sh (generated)."
+		echo "listen: 127.0.0.1:$port"
+		echo "servers:"
+		echo "  upstream: $server"
+		echo "auth:"
+		echo "  resource: http://127.0.0.1:$port/mcp"
+		echo "  api_keys:"
+		echo "    - id: bench-load"
+		echo "      hash: \"$api_key_hash\""
+		echo "      principal: {subject: bench-agent, name: \"Benchmark agent\", groups: [agents, bench-agents]}"
+		if [ -n "$issuer" ]; then
+			echo "  oauth:"
+			echo "    - issuer: $issuer"
+			echo "      jwks_url: $issuer/jwks.json"
+			echo "      scopes: [mcp:tools]"
+		fi
+		echo "rate_limits:"
+		echo "  - {id: per-caller, per: principal, rate: 100000/s, burst: 100000}"
+		echo "policy:"
+		echo "  mode: enforce"
+		echo "  rules:"
+		policy_rules
+	} >"$file"
+}
+
+# check_guarded_policy FILE proves, with `sluice policy test`, that the load
+# tool's call is allowed by the last rule and that the rules before it are
+# live (a call they match is denied).
+check_guarded_policy() {
+	cat >"$tmp/guarded-cases.yaml" <<'CASES'
+principals:
+  load: {api_key: bench-load}
+  team03: {subject: someone, groups: [team03], client_id: agent-3}
+cases:
+  - name: the load tool's call is allowed by the last rule
+    principal: load
+    call: {server: upstream, tool: echo, args: {text: hello}, annotations: {readOnlyHint: true}}
+    expect: {effect: allow, rule: bench-agents-echo}
+  - name: another team's rule allows its own group
+    principal: team03
+    call: {server: upstream, tool: echo, args: {size: 10}, annotations: {readOnlyHint: true}}
+    expect: {effect: allow, rule: team03-echo}
+  - name: a rule on every tool denies
+    principal: load
+    call: {server: upstream, tool: echo, args: {text: "-----BEGIN PRIVATE KEY-----"}, annotations: {readOnlyHint: true}}
+    expect: {effect: deny, rule: no-private-keys}
+CASES
+	"$tmp/sluice" policy test --config "$1" "$tmp/guarded-cases.yaml" >"$tmp/guarded-cases.log" 2>&1 || {
+		log "the guarded policy does not decide as intended:"
+		cat "$tmp/guarded-cases.log" >&2
+		return 1
+	}
+}
+
+guarded_url=""
+# start_guarded SERVER-YAML starts the issuer (for JWT runs) and a Sluice with
+# the guarded configuration in front of the server.
+start_guarded() {
+	local server="$1" port issuer=""
+	port="$(free_port)"
+	if [ "$guarded_jwt" = 1 ]; then
+		rm -f "$tmp/jwt"
+		"$tmp/issuer" -audience "http://127.0.0.1:$port/mcp" -token-file "$tmp/jwt" 2>"$tmp/issuer.log" &
+		issuer_pid=$!
+		for _ in $(seq 100); do
+			issuer="$(sed -n 's/^listening on //p' "$tmp/issuer.log")"
+			[ -n "$issuer" ] && break
+			kill -0 "$issuer_pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		if [ -z "$issuer" ]; then
+			log "issuer did not start:"
+			cat "$tmp/issuer.log" >&2
+			return 1
+		fi
+	fi
+	write_guarded_config "$tmp/guarded.yaml" "$port" "$issuer" "$server"
+	check_guarded_policy "$tmp/guarded.yaml" || return 1
+	mkdir -p "$tmp/guarded-home"
+	(
+		cd "$tmp/guarded-home"
+		XDG_DATA_HOME="$tmp/guarded-home" XDG_STATE_HOME="$tmp/guarded-home" XDG_CONFIG_HOME="$tmp/guarded-home" \
+			exec "$tmp/sluice" serve --config "$tmp/guarded.yaml" --listen "127.0.0.1:$port" $(profile_flag guarded) "${sluice_args[@]}"
+	) >"$tmp/guarded.log" 2>&1 &
+	guarded_pid=$!
+	wait_port "$guarded_pid" "$port" "$tmp/guarded.log" || return 1
+	guarded_url="http://127.0.0.1:$port/mcp"
+}
+
+stop_guarded() {
+	local pid
+	for pid in "$guarded_pid" "$issuer_pid"; do
+		if [ -n "$pid" ]; then
+			stop "$pid"
+		fi
+	done
+	guarded_pid=""
+	issuer_pid=""
+	guarded_url=""
+}
+
+# guarded_runs NAME TRANSPORT LABEL CLIENTS CORE-CPS CORE-TICKS CORE-CALLS
+# CORE-ERRORS runs the scenario through the guarded Sluice once per
+# authentication method, then through the core Sluice once more, and compares
+# each guarded run with the two core runs around it, so that a machine
+# getting faster or slower during the runs moves both sides alike. The core
+# figures are those of the run just made ("-" when it failed).
+guarded_runs() {
+	local name="$1" transport="$2" label="$3" clients="$4" c_cps="$5" c_ticks="$6" c_calls="$7" c_err="$8"
+	local auth file t0 t1 g total g_cps g_err g_cpu c_cpu c_cpus added verdict
+	local -a problems done_auth=() g_cpus=() g_cpss=() g_errs=()
+	for auth in $guarded_auth; do
+		case "$auth" in
+		api-key) file="$tmp/api-key" ;;
+		jwt) file="$tmp/jwt" ;;
+		esac
+		if [ -z "$guarded_pid" ]; then
+			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: guarded Sluice not running |")
+			broken+=("$name ($auth): the guarded Sluice is not running")
+			continue
+		fi
+		log "$name: through guarded Sluice ($auth)"
+		t0="$(cpu_ticks "$guarded_pid")"
+		if ! load_target_log="$tmp/guarded.log" run_load "$name-guarded-$auth" -url "$guarded_url" -bearer-file "$file" -clients "$clients" -size 0; then
+			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: run through the guarded Sluice failed |")
+			broken+=("$name ($auth): run through the guarded Sluice failed")
+			if ! kill -0 "$guarded_pid" 2>/dev/null; then
+				log "guarded sluice exited; restarting it"
+				guarded_pid=""
+				stop_guarded
+				start_guarded "$guarded_server" || log "the guarded Sluice did not restart"
+			fi
+			continue
+		fi
+		t1="$(cpu_ticks "$guarded_pid")"
+		g="$tmp/$name-guarded-$auth.json"
+		total="$(jget "$g" total_calls)"
+		done_auth+=("$auth")
+		g_cpss+=("$(printf '%.0f' "$(jget "$g" calls_per_s)")")
+		g_errs+=("$(jget "$g" errors)")
+		g_cpus+=("$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")")
+	done
+	[ ${#done_auth[@]} -gt 0 ] || return 0
+
+	# The core run after: both core runs together make the core figure.
+	c_cpus="-"
+	c_cpu="-"
+	if [ "$c_ticks" != "-" ]; then
+		log "$name: through Sluice again"
+		t0="$(cpu_ticks "$sluice_pid")"
+		if run_load "$name-sluice-after" -url "$sluice_url" -clients "$clients" -size 0; then
+			t1="$(cpu_ticks "$sluice_pid")"
+			g="$tmp/$name-sluice-after.json"
+			total="$(jget "$g" total_calls)"
+			c_cpus="$(printf '%.0f, %.0f' "$(calc "$c_ticks * 1000000 / $clk_tck / $c_calls")" \
+				"$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
+			c_cpu="$(printf '%.0f' "$(calc "($c_ticks + $t1 - $t0) * 1000000 / $clk_tck / ($c_calls + $total)")")"
+			c_cps="$(printf '%.0f' "$(calc "($c_cps + $(jget "$g" calls_per_s)) / 2")")"
+			c_err=$((c_err + $(jget "$g" errors)))
+		else
+			broken+=("$name: the second run through Sluice failed")
+		fi
+	fi
+
+	local i
+	for i in "${!done_auth[@]}"; do
+		auth="${done_auth[$i]}"
+		g_cpu="${g_cpus[$i]}"
+		g_err="${g_errs[$i]}"
+		problems=()
+		added="-"
+		if [ "$c_cpu" = "-" ]; then
+			problems+=("no core figure")
+		else
+			# Both figures are rounded first, so that the row adds up.
+			added=$((g_cpu - c_cpu))
+			if [ "$added" -gt "$floor_guarded_added_us" ]; then
+				problems+=("added CPU above $floor_guarded_added_us µs")
+			fi
+		fi
+		if [ "$g_err" != 0 ] || { [ "$c_err" != 0 ] && [ "$c_err" != "-" ]; }; then
+			problems+=("errors")
+		fi
+		verdict="ok"
+		if [ ${#problems[@]} -gt 0 ]; then
+			verdict="FAIL: $(IFS=,; echo "${problems[*]}")"
+			verdict="${verdict//,/, }"
+			failures+=("$name, guarded ($auth): ${verdict#FAIL: }")
+		fi
+		guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | ${g_cpss[$i]} | $c_cpu ($c_cpus) | $g_cpu | $added | $c_err / $g_err | $verdict |")
+	done
+}
+
 log "building into $tmp"
 (
 	cd "$root"
@@ -231,9 +572,19 @@ log "building into $tmp"
 	if [ "$direct_only" != 1 ] && [ -z "${BENCH_SLUICE_BIN:-}" ]; then
 		go build -o "$tmp/sluice" ./cmd/sluice
 	fi
+	if [ "$guarded" = 1 ] && [ "$guarded_jwt" = 1 ]; then
+		go build -o "$tmp/issuer" ./bench/issuer
+	fi
 )
 if [ "$direct_only" != 1 ] && [ -n "${BENCH_SLUICE_BIN:-}" ]; then
 	cp "$BENCH_SLUICE_BIN" "$tmp/sluice"
+fi
+api_key_hash=""
+if [ "$guarded" = 1 ]; then
+	# A fresh API key for this run; the configuration holds only its hash,
+	# and the load tool reads it from a file only this user can read.
+	(umask 077 && head -c 32 /dev/urandom | base64 | tr -d '\n' >"$tmp/api-key")
+	api_key_hash="$("$tmp/sluice" auth hash-key <"$tmp/api-key")"
 fi
 clk_tck="$(getconf CLK_TCK)"
 # 1,000 idle sessions through a gateway to a stateful upstream hold a few
@@ -241,19 +592,34 @@ clk_tck="$(getconf CLK_TCK)"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 rows=()
+guarded_rows=()
 failures=() # floors missed
 broken=()   # runs that did not complete
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+if [ -n "$profile_dir" ]; then
+	mkdir -p "$profile_dir"
+	profile_dir="$(cd "$profile_dir" && pwd)"
+	case "$profile_dir" in *[[:space:]]*)
+		echo "run.sh: BENCH_PROFILE_DIR must not contain white space" >&2
+		exit 2
+		;;
+	esac
+fi
 
 for transport in $transports; do
+	profile_transport="$transport"
 	case "$transport" in
 	http)
 		start_echo_http
 		direct=(-url "$up_url")
 		upstream=(--upstream "$up_url")
+		guarded_server="{url: \"$up_url\"}"
 		;;
 	stdio)
 		direct=(-cmd "$tmp/echo")
 		upstream=(-- "$tmp/echo")
+		guarded_server="{command: [\"$tmp/echo\"]}"
 		;;
 	*)
 		echo "run.sh: unknown transport $transport" >&2
@@ -263,6 +629,14 @@ for transport in $transports; do
 	if [ "$direct_only" != 1 ]; then
 		start_sluice "${upstream[@]}"
 		log "sluice $transport upstream at $sluice_url (pid $sluice_pid)"
+		if [ "$guarded" = 1 ] && [[ " $sizes " == *" 0 "* ]]; then
+			if start_guarded "$guarded_server"; then
+				log "guarded sluice $transport upstream at $guarded_url (pid $guarded_pid)"
+			else
+				log "the guarded Sluice did not start"
+				stop_guarded
+			fi
+		fi
 	fi
 
 	for size in $sizes; do
@@ -293,6 +667,9 @@ for transport in $transports; do
 						log "sluice exited; restarting it"
 						sluice_pid=""
 						start_sluice "${upstream[@]}"
+					fi
+					if [ "$guarded" = 1 ] && [ "$size" = 0 ]; then
+						guarded_runs "$name" "$transport" "$label" "$clients" - - - -
 					fi
 					continue
 				fi
@@ -333,12 +710,16 @@ for transport in $transports; do
 				add99="$(printf '%.3f' "$add99")"
 				cpu="$(printf '%.0f' "$cpu")"
 				s_cps="$(printf '%.0f' "$s_cps")"
+				if [ "$guarded" = 1 ] && [ "$size" = 0 ]; then
+					guarded_runs "$name" "$transport" "$label" "$clients" "$s_cps" "$((t1 - t0))" "$total" "$s_err"
+				fi
 			fi
 			d_cps="$(printf '%.0f' "$d_cps")"
 			rows+=("| $transport | $label | $clients | $d_cps | $s_cps | $ratio | $add50 | $add99 | $cpu | $d_err / $s_err | $verdict |")
 		done
 	done
 
+	stop_guarded
 	stop_sluice
 	stop_echo
 done
@@ -346,6 +727,7 @@ done
 # Memory: a fresh Sluice in front of an HTTP upstream, idle, then holding idle
 # legacy sessions opened by the load tool.
 memory="Sluice RSS: not measured."
+profile_transport=memory
 if [ "$direct_only" != 1 ] && [ "$idle_sessions" -gt 0 ]; then
 	start_echo_http
 	start_sluice --upstream "$up_url"
@@ -377,12 +759,18 @@ if [ "$direct_only" != 1 ] && [ "$idle_sessions" -gt 0 ]; then
 	stop_echo
 fi
 
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 report() {
 	local commit
 	commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	if [ -n "$(git -C "$root" status --porcelain 2>/dev/null)" ]; then
+		commit+=" (with uncommitted changes)"
+	fi
 	echo "## Results"
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); commit: $commit"
+	echo "- load average (1, 5, 15 min): $load_start at the start, $load_end at the end"
 	echo "- machine: $(nproc) CPU(s), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown CPU); $(go version | awk '{ print $3 }')"
 	echo "- each run: $duration measured after $warmup of warm-up; protocol era: $era; Sluice CPU: utime+stime per call sent (warm-up included)"
 	echo
@@ -391,6 +779,14 @@ report() {
 	printf '%s\n' "${rows[@]}"
 	echo
 	echo "$memory"
+	if [ ${#guarded_rows[@]} -gt 0 ]; then
+		echo
+		echo "Authentication and policy: Sluice with the core configuration against Sluice with the guarded one (authentication, 100 policy rules, argument validation, a rate limit), small results. The core figures join the run above, made before the guarded runs, and one more made after them; floor: at most $floor_guarded_added_us µs of CPU added per call."
+		echo
+		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (before, after) | guarded CPU µs/call | added CPU µs/call | errors (core / guarded) | floors |"
+		echo "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"
+		printf '%s\n' "${guarded_rows[@]}"
+	fi
 	if [ ${#failures[@]} -gt 0 ]; then
 		echo
 		echo "Floors missed:"

@@ -15,6 +15,11 @@
 // session). A run fails when the server does not negotiate the era asked for,
 // so that a report never mislabels what it measured.
 //
+// -bearer-file FILE sends the token held in FILE as "Authorization: Bearer"
+// on every HTTP request, for a gateway that authenticates its callers (an API
+// key or a JWT). The token is read from a file rather than the command line
+// so that it stays out of process listings, and it is never printed.
+//
 // With -idle-sessions N, load makes no calls: it opens N legacy sessions over
 // HTTP, reports once they are all open, and holds them until SIGINT or
 // SIGTERM, or until -hold has passed; then it closes them and exits. This is
@@ -75,6 +80,8 @@ type config struct {
 	sse          bool
 	parallel     int
 	cpuProfile   string
+	bearerFile   string
+	bearer       string // read from bearerFile; a secret, never printed
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -96,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.sse, "sse", false, "open the standalone GET stream of each session, as a listening client does")
 	fs.IntVar(&c.parallel, "parallel", 32, "with -idle-sessions, sessions opened at once")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the load tool itself to `FILE`")
+	fs.StringVar(&c.bearerFile, "bearer-file", "", "send the token in `FILE` (one line) as Authorization: Bearer on every HTTP request")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -122,6 +130,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		c.version = modernVersion
 	default:
 		return nil, fmt.Errorf("-era %q: want legacy or modern", c.era)
+	}
+	if c.bearerFile != "" {
+		if c.url == "" {
+			return nil, errors.New("-bearer-file needs -url")
+		}
+		tok, err := readBearer(c.bearerFile)
+		if err != nil {
+			return nil, err
+		}
+		c.bearer = tok
 	}
 	if c.idleSessions > 0 {
 		if c.url == "" {
@@ -165,6 +183,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// maxBearer bounds the token file: a JWT with many claims is a few KiB.
+const maxBearer = 64 << 10
+
+// readBearer reads the token of -bearer-file: one line, without white space
+// inside. Errors name the file, never its content.
+func readBearer(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("-bearer-file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBearer+1))
+	if err != nil {
+		return "", fmt.Errorf("-bearer-file: %w", err)
+	}
+	if len(b) > maxBearer {
+		return "", fmt.Errorf("-bearer-file %s: longer than %d bytes", path, maxBearer)
+	}
+	tok := strings.TrimRight(string(b), "\r\n")
+	switch {
+	case tok == "":
+		return "", fmt.Errorf("-bearer-file %s: empty", path)
+	case strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "", fmt.Errorf("-bearer-file %s: the token holds white space, a control character or more than one line", path)
+	}
+	return tok, nil
+}
+
+// bearerTransport adds the caller's token to every request. The SDK's
+// streamable client sends every POST, GET and DELETE of a session through
+// the HTTP client it is given, so this covers the whole session.
+type bearerTransport struct {
+	next  http.RoundTripper
+	value string // "Bearer " + token
+}
+
+func (t *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", t.value)
+	return t.next.RoundTrip(r)
+}
+
+// CloseIdleConnections lets [http.Client.CloseIdleConnections] reach the
+// transport underneath.
+func (t *bearerTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // dialer opens client sessions to the target.
 type dialer struct {
 	c      *config
@@ -182,7 +250,11 @@ func newDialer(c *config, conns int) *dialer {
 		// for a new TCP connection in the steady state.
 		tr.MaxIdleConns = conns + 16
 		tr.MaxIdleConnsPerHost = conns + 16
-		d.http = &http.Client{Transport: tr}
+		var rt http.RoundTripper = tr
+		if c.bearer != "" {
+			rt = &bearerTransport{next: tr, value: "Bearer " + c.bearer}
+		}
+		d.http = &http.Client{Transport: rt}
 	}
 	return d
 }

@@ -208,6 +208,8 @@ func TestParseFlags(t *testing.T) {
 		{"idle over stdio", []string{"-cmd", "x", "-idle-sessions", "5"}, "-idle-sessions needs -url"},
 		{"idle modern", []string{"-url", "http://127.0.0.1:1/mcp", "-era", "modern", "-idle-sessions", "5"}, "modern clients have none"},
 		{"stray argument", []string{"-cmd", "x", "more"}, "unexpected arguments"},
+		{"bearer over stdio", []string{"-cmd", "x", "-bearer-file", "tok"}, "-bearer-file needs -url"},
+		{"bearer file missing", []string{"-url", "http://127.0.0.1:1/mcp", "-bearer-file", "/nonexistent/tok"}, "-bearer-file: open /nonexistent/tok"},
 		{"good", []string{"-cmd", "prog -flag value", "-clients", "16", "-calls", "5"}, ""},
 	}
 	for _, tt := range tests {
@@ -228,6 +230,104 @@ func TestParseFlags(t *testing.T) {
 	if diff := cmp.Diff([]string{"prog", "-flag", "value"}, c.cmd); diff != "" {
 		t.Errorf("command (-want +got):\n%s", diff)
 	}
+}
+
+// authenticated wraps an MCP endpoint so that it answers 401 to any request
+// without "Authorization: Bearer token", as an authenticating gateway does,
+// and counts the requests it let through.
+func authenticated(t *testing.T, token string, passed *atomic.Int64) string {
+	t.Helper()
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return echoServer(0) },
+		&mcp.StreamableHTTPOptions{JSONResponse: true})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		passed.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := t.TempDir() + "/token"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBearerFile(t *testing.T) {
+	const token = "sk-bench-0123456789abcdef.eyJhbGciOiJFUzI1NiJ9"
+	var passed atomic.Int64
+	url := authenticated(t, token, &passed)
+
+	t.Run("without the token", func(t *testing.T) {
+		_, err := runLoad(t, "-url", url, "-calls", "1", "-warmup", "0")
+		if err == nil || !strings.Contains(err.Error(), "connecting") {
+			t.Errorf("run: %v, want a connection error", err)
+		}
+	})
+	t.Run("with the token", func(t *testing.T) {
+		before := passed.Load()
+		for _, content := range []string{token, token + "\n", token + "\r\n"} {
+			rep, err := runLoad(t, "-url", url, "-bearer-file", writeFile(t, content), "-clients", "2", "-calls", "20", "-warmup", "0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, rep)
+			if rep.Errors != 0 {
+				t.Errorf("%d errors, first %q", rep.Errors, rep.FirstError)
+			}
+		}
+		// Each run: two sessions opened (initialize, initialized), 20 calls.
+		if got := passed.Load() - before; got < 3*(2*2+20) {
+			t.Errorf("%d authenticated requests, want at least %d", got, 3*(2*2+20))
+		}
+	})
+	t.Run("idle sessions too", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		err := run(t.Context(), []string{"-url", url, "-bearer-file", writeFile(t, token), "-idle-sessions", "3", "-hold", "10ms"}, &stdout, &stderr)
+		if err != nil {
+			t.Fatalf("run: %v (stderr %q)", err, stderr.String())
+		}
+	})
+	t.Run("a wrong token is refused and never printed", func(t *testing.T) {
+		const wrong = "sk-bench-wrong-0123456789"
+		var stdout, stderr bytes.Buffer
+		err := run(t.Context(), []string{"-url", url, "-bearer-file", writeFile(t, wrong), "-calls", "1", "-warmup", "0"}, &stdout, &stderr)
+		if err == nil {
+			t.Fatal("run succeeded with a wrong token")
+		}
+		for _, s := range []string{err.Error(), stdout.String(), stderr.String()} {
+			if strings.Contains(s, wrong) {
+				t.Errorf("the token appears in the output: %q", s)
+			}
+		}
+	})
+	t.Run("bad files", func(t *testing.T) {
+		for _, tc := range []struct{ name, content, wantErr string }{
+			{"empty", "", "empty"},
+			{"only a newline", "\n", "empty"},
+			{"two lines", token + "\n" + token + "\n", "more than one line"},
+			{"a space inside", "Bearer " + token, "white space"},
+			{"too long", strings.Repeat("a", maxBearer+1), "longer than"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := parseFlags([]string{"-url", url, "-bearer-file", writeFile(t, tc.content)}, io.Discard)
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("parseFlags: %v, want an error containing %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), token) {
+					t.Errorf("the error quotes the token: %v", err)
+				}
+			})
+		}
+	})
 }
 
 func TestSummarize(t *testing.T) {
