@@ -33,7 +33,8 @@ func connect(t *testing.T, version string) (*mcp.ClientSession, <-chan string) {
 	t.Helper()
 	ctx := t.Context()
 	st, ct := mcp.NewInMemoryTransports()
-	ss, err := NewServer().Connect(ctx, st, nil)
+	srv := NewServer()
+	ss, err := srv.Connect(ctx, st, nil)
 	if err != nil {
 		t.Fatalf("server connect: %v", err)
 	}
@@ -54,7 +55,46 @@ func connect(t *testing.T, version string) (*mcp.ClientSession, <-chan string) {
 	if got := cs.InitializeResult().ProtocolVersion; got != version {
 		t.Fatalf("negotiated protocol version %q, want %q", got, version)
 	}
+	servers.Store(cs, srv)
+	t.Cleanup(func() { servers.Delete(cs) })
 	return cs, updates
+}
+
+// servers maps each test's client session to the server it talks to.
+var servers sync.Map
+
+// subscribeAndWait subscribes cs to uri and returns once the server delivers
+// updates of it. Under 2026-07-28 the SDK's Subscribe only sends
+// subscriptions/listen and returns, so the server may not have registered
+// the subscription yet: the server is made to announce updates until one
+// arrives, and the probes' updates are drained.
+func subscribeAndWait(t *testing.T, cs *mcp.ClientSession, updates <-chan string, uri string) {
+	t.Helper()
+	if err := cs.Subscribe(t.Context(), &mcp.SubscribeParams{URI: uri}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	v, _ := servers.Load(cs)
+	srv := v.(*mcp.Server)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := srv.ResourceUpdated(t.Context(), &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+			t.Fatalf("ResourceUpdated: %v", err)
+		}
+		select {
+		case <-updates:
+			for {
+				select {
+				case <-updates:
+				case <-time.After(50 * time.Millisecond):
+					return
+				}
+			}
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscription to %s never took effect", uri)
+		}
+	}
 }
 
 func forEachEra(t *testing.T, f func(t *testing.T, cs *mcp.ClientSession, updates <-chan string)) {
@@ -423,9 +463,7 @@ func TestReadResources(t *testing.T) {
 func TestOutboxSubscription(t *testing.T) {
 	forEachEra(t, func(t *testing.T, cs *mcp.ClientSession, updates <-chan string) {
 		ctx := t.Context()
-		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: OutboxURI}); err != nil {
-			t.Fatalf("Subscribe: %v", err)
-		}
+		subscribeAndWait(t, cs, updates, OutboxURI)
 		mails := []sendEmailInput{
 			{To: "audit-archive@mailbox.example", Subject: "customer list", Body: "C-1001 4111111111111111"},
 			{To: "ada.whitfield@example.com", Subject: "renewal", Body: "See you in September."},
