@@ -135,16 +135,9 @@ func (v *validator) auth() {
 			v.add(p, "key is empty: set id, hash and principal")
 			continue
 		}
-		switch first, dup := ids[k.ID]; {
-		case k.ID == "":
-			v.add(childPath(p, "id"), "is required: it names the key in logs and audit")
-		case !apiKeyIDRE.MatchString(k.ID):
-			v.add(childPath(p, "id"), "must be 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit")
-		case dup:
-			v.add(childPath(p, "id"), "id %q is already used by auth.api_keys[%d]", k.ID, first)
-		default:
-			ids[k.ID] = i
-		}
+		v.uniqueID(p, "auth.api_keys", i, k.ID, ids, apiKeyIDRE,
+			"is required: it names the key in logs and audit",
+			"must be 1 to 64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit")
 		h := strings.ToLower(k.Hash)
 		rest, ok := strings.CutPrefix(k.Hash, "sha256:")
 		switch first, dup := hashes[h]; {

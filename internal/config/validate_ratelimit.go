@@ -37,16 +37,8 @@ func (v *validator) rateLimits() {
 			v.add(p, "rate limit is empty: set id, per and rate")
 			continue
 		}
-		switch first, dup := ids[rl.ID]; {
-		case rl.ID == "":
-			v.add(childPath(p, "id"), "is required")
-		case !rateLimitIDRE.MatchString(rl.ID):
-			v.add(childPath(p, "id"), "must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
-		case dup:
-			v.add(childPath(p, "id"), "id %q is already used by rate_limits[%d]", rl.ID, first)
-		default:
-			ids[rl.ID] = i
-		}
+		v.uniqueID(p, "rate_limits", i, rl.ID, ids, rateLimitIDRE, "is required",
+			"must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
 		if _, err := ParsePer(rl.Per); err != nil {
 			v.add(childPath(p, "per"), "%v", err)
 		}
@@ -173,5 +165,21 @@ func (v *validator) controls() {
 	case "", InvalidSchemaDeny, InvalidSchemaAllow:
 	default:
 		v.add("controls.invalid_schema", "must be deny or allow, not %q", truncate(c.InvalidSchema, 20))
+	}
+}
+
+// uniqueID checks the id of element i of list (at path p): present, in the
+// form re describes (bad says how), and not used by an earlier element;
+// ids maps the ids seen so far to their index.
+func (v *validator) uniqueID(p, list string, i int, id string, ids map[string]int, re *regexp.Regexp, missing, bad string) {
+	switch first, dup := ids[id]; {
+	case id == "":
+		v.add(childPath(p, "id"), "%s", missing)
+	case !re.MatchString(id):
+		v.add(childPath(p, "id"), "%s", bad)
+	case dup:
+		v.add(childPath(p, "id"), "id %q is already used by %s[%d]", id, list, first)
+	default:
+		ids[id] = i
 	}
 }
