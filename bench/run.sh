@@ -276,95 +276,10 @@ stop_echo() {
 # The guarded configuration: authentication and policy in front of the same
 # upstream as the core configuration.
 # The load tool authenticates with an API key or a JWT (both sent as
-# "Authorization: Bearer", read from a file); a policy of 100 rules decides
-# each call; argument validation stays on (the default, as in the core
-# configuration); a rate limit counts every call and never refuses one.
-
-# policy_rules prints the 100 rules of the guarded policy, shaped like a real
-# one: 8 rules on every tool (argument and group conditions, one in observe
-# mode, as when a rule is being rolled out), 4 rules for each of 20 teams on
-# their own servers, 11 teams allowed the echo tool with an argument bound,
-# and last the rule that allows the load tool's group. A call of echo is
-# decided after evaluating the 20 rules whose targets match it; the 80 others
-# are ruled out by their targets.
-policy_rules() {
-	cat <<'RULES'
-    - id: no-secret-paths
-      description: nothing under a secrets directory, whatever the tool
-      effect: deny
-      target: {tools: ["*"]}
-      when: 'args.?path.orValue("").contains("/secrets/") || args.?file.orValue("").contains("/secrets/")'
-      reason: policy-no-secrets
-      message: secrets are off limits
-    - id: no-path-traversal
-      effect: deny
-      target: {tools: ["*"]}
-      when: 'args.?path.orValue("").contains("..")'
-    - id: no-bulk-reads
-      effect: deny
-      target: {tools: ["*"]}
-      when: 'args.?limit.orValue(0) > 10000'
-    - id: no-private-keys
-      effect: deny
-      target: {tools: ["*"]}
-      when: 'args.?text.orValue("").contains("PRIVATE KEY-----")'
-    - id: suspended-callers
-      effect: deny
-      target: {tools: ["*"]}
-      when: '"suspended" in principal.groups'
-    - id: contractors-office-hours
-      effect: deny
-      target: {tools: ["*"]}
-      when: '"contractors" in principal.groups && (time.getHours() < 6 || time.getHours() >= 20)'
-    - id: anonymous-agents-read-only
-      effect: deny
-      target: {tools: ["*"]}
-      when: 'principal.client_id == "" && !tool.annotations.?readOnlyHint.orValue(false)'
-    - id: passwords-in-arguments
-      description: being rolled out; records what it would deny
-      effect: deny
-      mode: observe
-      target: {tools: ["*"]}
-      when: 'args.exists(k, k.lowerAscii().contains("password"))'
-RULES
-	local i t
-	for i in $(seq 1 20); do
-		t="$(printf 'team%02d' "$i")"
-		cat <<RULES
-    - id: $t-read
-      effect: allow
-      target: {servers: [svc-$t], tools: ["read_*", "list_*", "search_*"]}
-      when: '"$t" in principal.groups'
-    - id: $t-query
-      effect: allow
-      target: {servers: [svc-$t], tools: [query]}
-      when: '"$t" in principal.groups && args.?limit.orValue(10) <= 100'
-    - id: $t-restricted
-      effect: deny
-      target: {servers: [svc-$t], tools: ["read_*"]}
-      when: 'args.?path.orValue("").startsWith("/restricted/")'
-    - id: $t-writes
-      effect: require-approval
-      target: {servers: [svc-$t], tools: ["write_*", "delete_*"]}
-      when: 'principal.attributes.?role.orValue("") != "lead"'
-RULES
-	done
-	for i in $(seq 1 11); do
-		t="$(printf 'team%02d' "$i")"
-		cat <<RULES
-    - id: $t-echo
-      effect: allow
-      target: {servers: [upstream], tools: [echo]}
-      when: '"$t" in principal.groups && args.?size.orValue(0) <= 1024'
-RULES
-	done
-	cat <<'RULES'
-    - id: bench-agents-echo
-      effect: allow
-      target: {servers: [upstream], tools: [echo]}
-      when: '"bench-agents" in principal.groups && args.?size.orValue(0) <= 1048576 && args.?text.orValue("").size() <= 4096'
-RULES
-}
+# "Authorization: Bearer", read from a file); a policy of 100 rules
+# (bench/guarded-rules.yaml) decides each call; argument validation stays on
+# (the default, as in the core configuration); a rate limit counts every
+# call and never refuses one.
 
 # write_guarded_config FILE PORT ISSUER-URL SERVER-YAML writes the guarded
 # configuration; ISSUER-URL is empty when no JWT run is asked for.
@@ -392,7 +307,7 @@ write_guarded_config() {
 		echo "policy:"
 		echo "  mode: enforce"
 		echo "  rules:"
-		policy_rules
+		sed 's/^/    /' "$root/bench/guarded-rules.yaml"
 	} >"$file"
 }
 

@@ -1,12 +1,11 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"weak"
 
@@ -40,36 +39,76 @@ type activation struct {
 	toolRaw jsontext.Value
 	now     time.Time
 
-	principal, client, request, tool, args, resource, prompt ref.Val
+	pe                                            *principalEntry
+	client, request, tool, args, resource, prompt ref.Val
+}
+
+// principalEntry returns the cached entry of the call's principal.
+func (a *activation) principalEntry() *principalEntry {
+	if a.pe == nil {
+		a.pe = a.e.principals.get(a.c.Principal)
+	}
+	return a.pe
+}
+
+// ruledOut reports whether r's condition is false for the call's principal
+// whatever the rest of the call is, learning it on first use.
+func (a *activation) ruledOut(r *rule) bool {
+	pe := a.principalEntry()
+	switch pe.ruledOut[r.index].Load() {
+	case 1:
+		return true
+	case 2:
+		return false
+	}
+	out := false
+	for _, f := range r.principalOnly {
+		if f(a) == types.False {
+			out = true
+			break
+		}
+	}
+	state := uint32(2)
+	if out {
+		state = 1
+	}
+	pe.ruledOut[r.index].Store(state)
+	return out
 }
 
 var _ interpreter.Activation = (*activation)(nil)
 
 // ResolveName returns the value of a variable.
 func (a *activation) ResolveName(name string) (any, bool) {
+	if v := a.value(name); v != nil {
+		return v, true
+	}
+	return nil, false
+}
+
+// value returns the value of a variable, or nil for a name that is not
+// one.
+func (a *activation) value(name string) ref.Val {
 	switch name {
 	case expr.Principal:
-		if a.principal == nil {
-			a.principal = a.e.principals.get(a.c.Principal)
-		}
-		return a.principal, true
+		return a.principalEntry().val
 	case expr.Client:
 		if a.client == nil {
 			a.client = strMap("name", a.c.Client.Name, "version", a.c.Client.Version)
 		}
-		return a.client, true
+		return a.client
 	case expr.Server:
-		return types.String(a.c.Server), true
+		return types.String(a.c.Server)
 	case expr.Tool:
 		if a.tool == nil {
 			a.tool = a.toolValue()
 		}
-		return a.tool, true
+		return a.tool
 	case expr.Args:
 		if a.args == nil {
 			a.args = argsValue(a.c, a.k)
 		}
-		return a.args, true
+		return a.args
 	case expr.Resource:
 		if a.resource == nil {
 			uri := ""
@@ -78,7 +117,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			}
 			a.resource = strMap("uri", uri)
 		}
-		return a.resource, true
+		return a.resource
 	case expr.Prompt:
 		if a.prompt == nil {
 			n := ""
@@ -87,27 +126,27 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			}
 			a.prompt = strMap("name", n)
 		}
-		return a.prompt, true
+		return a.prompt
 	case expr.Time:
-		return types.Timestamp{Time: a.now}, true
+		return types.Timestamp{Time: a.now}
 	case expr.Request:
 		if a.request == nil {
 			h := a.c.Transport.Headers
 			if h == nil {
 				h = map[string]string{}
 			}
-			a.request = types.NewRefValMap(adapter, map[ref.Val]ref.Val{
-				types.String("method"):      types.String(a.c.Method),
-				types.String("direction"):   types.String(a.c.Direction.String()),
-				types.String("transport"):   types.String(a.c.Transport.Kind),
-				types.String("remote_addr"): types.String(a.c.Transport.RemoteAddr),
-				types.String("headers"):     types.NewStringStringMap(adapter, h),
-				types.String("profile"):     types.String(a.c.Profile),
+			a.request = newMap(map[string]ref.Val{
+				"method":      types.String(a.c.Method),
+				"direction":   types.String(a.c.Direction.String()),
+				"transport":   types.String(a.c.Transport.Kind),
+				"remote_addr": types.String(a.c.Transport.RemoteAddr),
+				"headers":     types.NewStringStringMap(adapter, h),
+				"profile":     types.String(a.c.Profile),
 			})
 		}
-		return a.request, true
+		return a.request
 	}
-	return nil, false
+	return nil
 }
 
 // Parent returns nil: an activation stands alone.
@@ -115,15 +154,27 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 
 // strMap builds a map of string members from key, value pairs.
 func strMap(kv ...string) ref.Val {
-	m := make(map[ref.Val]ref.Val, len(kv)/2)
+	m := make(map[string]ref.Val, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
-		m[types.String(kv[i])] = types.String(kv[i+1])
+		m[kv[i]] = types.String(kv[i+1])
 	}
-	return types.NewRefValMap(adapter, m)
+	return newMap(m)
 }
 
-// anonymous is the principal variable of a call nobody authenticated.
-var anonymous = principalValue(nil)
+// newMap makes a CEL map of m. Maps keyed by Go strings are looked up
+// without hashing an interface, and their values are CEL values already,
+// so reading a member allocates nothing.
+func newMap(m map[string]ref.Val) ref.Val { return types.NewMap(adapter, m) }
+
+// stringMap converts a map of strings once, so that the conditions reading
+// it do not convert each member they read.
+func stringMap(m map[string]string) ref.Val {
+	out := make(map[string]ref.Val, len(m))
+	for k, v := range m {
+		out[k] = types.String(v)
+	}
+	return newMap(out)
+}
 
 func principalValue(p *guard.Principal) ref.Val {
 	var v guard.Principal
@@ -141,15 +192,15 @@ func principalValue(p *guard.Principal) ref.Val {
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	return types.NewRefValMap(adapter, map[ref.Val]ref.Val{
-		types.String("issuer"):        types.String(v.Issuer),
-		types.String("subject"):       types.String(v.Subject),
-		types.String("name"):          types.String(v.Name),
-		types.String("groups"):        types.NewStringList(adapter, groups),
-		types.String("scopes"):        types.NewStringList(adapter, scopes),
-		types.String("client_id"):     types.String(v.ClientID),
-		types.String("attributes"):    types.NewStringStringMap(adapter, attrs),
-		types.String("authenticated"): types.Bool(authenticated),
+	return newMap(map[string]ref.Val{
+		"issuer":        types.String(v.Issuer),
+		"subject":       types.String(v.Subject),
+		"name":          types.String(v.Name),
+		"groups":        types.NewStringList(adapter, groups),
+		"scopes":        types.NewStringList(adapter, scopes),
+		"client_id":     types.String(v.ClientID),
+		"attributes":    stringMap(attrs),
+		"authenticated": types.Bool(authenticated),
 	})
 }
 
@@ -167,15 +218,15 @@ func (a *activation) toolValue() ref.Val {
 }
 
 func emptyTool(name string) ref.Val {
-	return toolValue(name, "", types.NewRefValMap(adapter, map[ref.Val]ref.Val{}), types.NewRefValMap(adapter, map[ref.Val]ref.Val{}))
+	return toolValue(name, "", newMap(map[string]ref.Val{}), newMap(map[string]ref.Val{}))
 }
 
 func toolValue(name, description string, annotations, schema ref.Val) ref.Val {
-	return types.NewRefValMap(adapter, map[ref.Val]ref.Val{
-		types.String("name"):         types.String(name),
-		types.String("description"):  types.String(description),
-		types.String("annotations"):  annotations,
-		types.String("input_schema"): schema,
+	return newMap(map[string]ref.Val{
+		"name":         types.String(name),
+		"description":  types.String(description),
+		"annotations":  annotations,
+		"input_schema": schema,
 	})
 }
 
@@ -194,7 +245,7 @@ func parseTool(name string, raw jsontext.Value) ref.Val {
 				return m
 			}
 		}
-		return types.NewRefValMap(adapter, map[ref.Val]ref.Val{})
+		return newMap(map[string]ref.Val{})
 	}
 	return toolValue(name, desc, member("annotations"), member("inputSchema"))
 }
@@ -202,42 +253,62 @@ func parseTool(name string, raw jsontext.Value) ref.Val {
 // weakCache keeps a value derived from each *K the gateway hands out (a
 // tool definition, a session's principal), keyed by the pointer, for as
 // long as the pointer is in use.
-type weakCache[K any] struct {
-	m     sync.Map // weak.Pointer[K] -> ref.Val
-	build func(*K) ref.Val
+type weakCache[K, V any] struct {
+	m     sync.Map // weak.Pointer[K] -> V
+	build func(*K) V
 }
 
-func (wc *weakCache[K]) get(p *K) ref.Val {
+func (wc *weakCache[K, V]) get(p *K) V {
 	k := weak.Make(p)
 	if v, ok := wc.m.Load(k); ok {
-		return v.(ref.Val)
+		return v.(V)
 	}
-	v := wc.build(p)
-	if _, loaded := wc.m.LoadOrStore(k, v); !loaded {
+	v, loaded := wc.m.LoadOrStore(k, wc.build(p))
+	if !loaded {
 		runtime.AddCleanup(p, func(k weak.Pointer[K]) { wc.m.Delete(k) }, k)
 	}
-	return v
+	return v.(V)
 }
 
 // toolCache caches the tool variable per definition: the gateway hands
 // guards the same *guard.Tool until the server's tool list changes.
-type toolCache struct{ weakCache[guard.Tool] }
+type toolCache struct{ weakCache[guard.Tool, ref.Val] }
 
-// principalCache caches the principal variable per principal: a session
-// keeps one *guard.Principal for all its calls. A principal is not changed
-// once it is on a call.
-type principalCache struct{ weakCache[guard.Principal] }
+// principalCache caches, per principal, the principal variable and what
+// the rules' conditions on the principal alone decided (see
+// [principalEntry]): a session keeps one *guard.Principal for all its
+// calls, and a principal is not changed once it is on a call.
+type principalCache struct {
+	weakCache[guard.Principal, *principalEntry]
+	anonymous *principalEntry // for calls nobody authenticated
+}
 
-func (pc *principalCache) get(p *guard.Principal) ref.Val {
+func (pc *principalCache) get(p *guard.Principal) *principalEntry {
 	if p == nil {
-		return anonymous
+		return pc.anonymous
 	}
 	return pc.weakCache.get(p)
 }
 
+// principalEntry is what a policy knows about one principal.
+type principalEntry struct {
+	val ref.Val
+	// ruledOut remembers, per rule (by index), whether the conjuncts of
+	// its condition that read only the principal found it false, which
+	// makes the whole condition false for every call of this principal:
+	// 0 not known yet, 1 ruled out, 2 not ruled out. Computed on first use,
+	// so a principal seen once costs no more than evaluating the rules it
+	// meets.
+	ruledOut []atomic.Uint32
+}
+
+func newPrincipalEntry(p *guard.Principal, rules int) *principalEntry {
+	return &principalEntry{val: principalValue(p), ruledOut: make([]atomic.Uint32, rules)}
+}
+
 var errArgsNotObject = errors.New("arguments are not a JSON object")
 
-var emptyArgs = types.NewRefValMap(adapter, map[ref.Val]ref.Val{})
+var emptyArgs = newMap(map[string]ref.Val{})
 
 // argsValue decodes the arguments of a tools/call or prompts/get; other
 // calls have none. Arguments that cannot be decoded make every condition
@@ -262,27 +333,16 @@ func argsValue(c *guard.Call, k kind) ref.Val {
 	return m
 }
 
-// maxDepth bounds the nesting of decoded arguments; the gateway bounds
-// messages more tightly before they get here.
-const maxDepth = 256
-
-var (
-	errTooDeep      = errors.New("arguments nested too deeply")
-	errDuplicateKey = errors.New("duplicate member name")
-	errCaseVariant  = errors.New("member names that differ only by case")
-)
-
 // caseVariants reports whether two member names of m differ only by case
 // ("path" and "PATH", or "paſs" and "pass"). A condition reads one of them,
 // while a server that matches names case-insensitively (Go's encoding/json
 // does) may read the other: such arguments make conditions that read them
 // fail rather than judge a value the server might not use.
-func caseVariants(m map[ref.Val]ref.Val) bool {
+func caseVariants(m map[string]ref.Val) bool {
 	if len(m) <= 8 {
 		var keys [8]string
 		n := 0
-		for k := range m {
-			ks := string(k.(types.String))
+		for ks := range m {
 			for _, prev := range keys[:n] {
 				if strings.EqualFold(ks, prev) {
 					return true
@@ -295,101 +355,11 @@ func caseVariants(m map[ref.Val]ref.Val) bool {
 	}
 	seen := make(map[string]struct{}, len(m))
 	for k := range m {
-		f := strings.ToLower(strings.ToUpper(string(k.(types.String))))
+		f := strings.ToLower(strings.ToUpper(k))
 		if _, dup := seen[f]; dup {
 			return true
 		}
 		seen[f] = struct{}{}
 	}
 	return false
-}
-
-// decodeJSON decodes a JSON value into CEL values: maps, lists, strings,
-// booleans, null, int (integers that fit in 64 bits) and double (other
-// numbers). Duplicate member names and invalid UTF-8 are errors, so a
-// condition never sees a different value from the one the server will read.
-func decodeJSON(v jsontext.Value) (ref.Val, error) {
-	d := decoders.Get().(*pooledDecoder)
-	d.r.Reset(v)
-	d.dec.Reset(&d.r)
-	out, err := decodeValue(&d.dec, 0)
-	d.r.Reset(nil)
-	d.dec.Reset(&d.r)
-	decoders.Put(d)
-	return out, err
-}
-
-// pooledDecoder is a decoder kept between calls: setting one up costs more
-// than decoding the arguments of a typical call.
-type pooledDecoder struct {
-	r   bytes.Reader
-	dec jsontext.Decoder
-}
-
-var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
-
-func decodeValue(dec *jsontext.Decoder, depth int) (ref.Val, error) {
-	if depth > maxDepth {
-		return nil, errTooDeep
-	}
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return types.NullValue, nil
-	case 't', 'f':
-		return types.Bool(tok.Bool()), nil
-	case '"':
-		return types.String(tok.String()), nil
-	case '0':
-		raw := tok.String()
-		if i, err := strconv.ParseInt(raw, 10, 64); err == nil {
-			return types.Int(i), nil
-		}
-		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return nil, err
-		}
-		return types.Double(f), nil // out of range: ±Inf, which compares as expected
-	case '{':
-		m := map[ref.Val]ref.Val{}
-		for dec.PeekKind() != '}' {
-			tok, err := dec.ReadToken()
-			if err != nil {
-				return nil, err
-			}
-			k := types.String(tok.String()) // before the next read voids tok
-			v, err := decodeValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := m[k]; dup {
-				return nil, errDuplicateKey
-			}
-			m[k] = v
-		}
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
-		if len(m) > 1 && caseVariants(m) {
-			return nil, errCaseVariant
-		}
-		return types.NewRefValMap(adapter, m), nil
-	case '[':
-		l := []ref.Val{}
-		for dec.PeekKind() != ']' {
-			v, err := decodeValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			l = append(l, v)
-		}
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
-		return types.NewRefValList(adapter, l), nil
-	}
-	return nil, errors.New("unexpected JSON token")
 }

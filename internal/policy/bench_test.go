@@ -2,11 +2,14 @@ package policy_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/policy"
@@ -114,4 +117,19 @@ func BenchmarkVisible100Rules(b *testing.B) {
 			b.Fatal("query hidden")
 		}
 	}
+}
+
+// BenchmarkDecideGuarded decides the call that bench/run.sh measures under
+// its guarded policy (bench/guarded-rules.yaml): 100 rules, of which the 20
+// whose targets match echo on "upstream" are evaluated.
+func BenchmarkDecideGuarded(b *testing.B) {
+	rules, err := os.ReadFile("../../bench/guarded-rules.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := load(b, "mode: enforce\nrules:\n"+string(rules), policy.Options{Approval: true})
+	p := &guard.Principal{Issuer: "api-key", Subject: "bench-agent", Groups: []string{"agents", "bench-agents"}}
+	c := toolCall(p, "upstream", "echo", `{"text":"hello"}`)
+	c.Tool = &guard.Tool{Name: "echo", Raw: jsontext.Value(`{"name":"echo","annotations":{"readOnlyHint":true},"inputSchema":{"type":"object","properties":{"text":{"type":"string"},"size":{"type":"integer"}}}}`)}
+	benchDecide(b, e, c, guard.Allow)
 }

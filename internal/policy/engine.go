@@ -219,6 +219,15 @@ type rule struct {
 	// some variables unknown (list filtering). Both nil when the rule has
 	// no condition.
 	prog, partial cel.Program
+	// fast evaluates the condition on a call without CEL's interpreter,
+	// when the condition is of a shape it covers (see native.go); nil
+	// otherwise.
+	fast native
+	// principalOnly are the conjuncts of the condition (the terms of its
+	// top-level &&) that read nothing but the principal, compiled natively:
+	// when one of them is false, so is the condition, for every call of
+	// that principal, which the engine then remembers per principal.
+	principalOnly []native
 }
 
 // New compiles a policy. Every problem is reported, each prefixed with the
@@ -236,7 +245,9 @@ func New(p *config.Policy, opts Options) (*Engine, error) {
 	}
 	e := &Engine{version: Version(p), opts: opts}
 	e.tools.build = func(t *guard.Tool) ref.Val { return parseTool(t.Name, t.Raw) }
-	e.principals.build = principalValue
+	nrules := len(p.Rules)
+	e.principals.build = func(pr *guard.Principal) *principalEntry { return newPrincipalEntry(pr, nrules) }
+	e.principals.anonymous = newPrincipalEntry(nil, nrules)
 	var errs []error
 	switch p.Mode {
 	case "", config.ModeEnforce:
@@ -337,6 +348,13 @@ func compileRule(env *cel.Env, rc *config.PolicyRule, i int, policyMode guard.Mo
 			errs = append(errs, fmt.Errorf("when: %w", err))
 		} else if r.prog, r.partial, err = programs(env, ast); err != nil {
 			errs = append(errs, fmt.Errorf("when: %w", err))
+		} else {
+			if !hasComprehension(ast) {
+				// A comprehension runs under a cost limit that only the
+				// interpreter keeps.
+				r.fast, _ = compileNative(ast)
+			}
+			r.principalOnly = principalConjuncts(ast)
 		}
 	}
 	return r, errors.Join(errs...)
@@ -400,6 +418,11 @@ const (
 func (r *rule) eval(a *activation) verdict {
 	if r.prog == nil {
 		return vYes
+	}
+	if r.fast != nil {
+		if out := r.fast(a); out != declined {
+			return toVerdict(out, nil)
+		}
 	}
 	out, _, err := r.prog.Eval(a)
 	return toVerdict(out, err)
@@ -509,7 +532,7 @@ func (e *Engine) evaluate(a *activation, cands []int32) *outcome {
 	for _, i := range cands {
 		r := e.rules[i]
 		o.matched = true
-		if !o.needs(r) {
+		if !o.needs(r) || (r.principalOnly != nil && a.ruledOut(r)) {
 			continue
 		}
 		switch r.eval(a) {

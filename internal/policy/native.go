@@ -1,0 +1,595 @@
+package policy
+
+import (
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/functions"
+	"cel.dev/cel-go/common/operators"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/sluicehq/sluice/internal/policy/expr"
+)
+
+// The native evaluator runs the conditions of a policy without CEL's
+// interpreter, which spends most of a decision setting up frames and
+// resolving attributes rather than comparing values: a condition is
+// compiled once, at load, into a tree of Go closures over the same CEL
+// values and the same function implementations the interpreter would call
+// (taken from the environment's own bindings), and each closure mirrors
+// what the interpreter does for its node, errors included.
+//
+// It covers the shapes policies are written in: literals, variables, field
+// selection (plain, optional "?." and has()), constant string indexes, list
+// literals, &&, ||, the conditional, equality, and every strict or
+// non-strict function of the environment resolved at check time
+// (comparisons, "in", string functions, orValue, time accessors, ...).
+// Anything else (comprehensions, map literals, computed indexes) keeps the
+// whole condition on the interpreter. At run time, a value of a kind the
+// evaluator does not handle exactly as the interpreter would (selecting a
+// field of something that is not a map, an optional index, ...) yields
+// [declined], and the condition is then evaluated by the interpreter, so
+// that the two can never disagree about what a condition decides. A
+// differential fuzz target (FuzzNativeMatchesCEL) holds that to account.
+
+// native evaluates a condition for one call.
+type native func(a *activation) ref.Val
+
+// declined is what a native evaluation returns when it cannot decide the
+// condition the way the interpreter would; the interpreter then runs it.
+// It is an error value so that strict functions pass it on untouched; the
+// logical operators, which may absorb errors, treat it specially.
+var declined = types.NewErr("native evaluation declined")
+
+// dispatcher returns the function implementations of the policy
+// environment, built the way cel-go builds the dispatcher of its programs.
+var dispatcher = sync.OnceValues(func() (interpreter.Dispatcher, error) {
+	env, err := expr.Env()
+	if err != nil {
+		return nil, err
+	}
+	var bindings []*functions.Overload
+	for _, fn := range env.Functions() {
+		bs, err := fn.Bindings()
+		if err != nil {
+			return nil, err
+		}
+		bindings = append(bindings, bs...)
+	}
+	d := interpreter.NewDispatcher()
+	if err := d.Add(bindings...); err != nil {
+		return nil, err
+	}
+	return d, nil
+})
+
+// compileNative compiles a checked condition; ok is false when the
+// condition uses something the native evaluator does not cover.
+func compileNative(a *cel.Ast) (native, bool) {
+	disp, err := dispatcher()
+	if err != nil || !a.IsChecked() {
+		return nil, false
+	}
+	nc := &nativeCompiler{ast: a.NativeRep(), disp: disp}
+	fn := nc.compile(a.NativeRep().Expr())
+	return fn, fn != nil
+}
+
+// principalConjuncts compiles the terms of a condition's top-level && that
+// read no variable but the principal (and no comprehension), each on its
+// own: if one is false, so is the condition, whatever the rest of the call
+// is (CEL's && is false as soon as any term is, errors elsewhere
+// notwithstanding).
+func principalConjuncts(a *cel.Ast) []native {
+	disp, err := dispatcher()
+	if err != nil || !a.IsChecked() {
+		return nil
+	}
+	nc := &nativeCompiler{ast: a.NativeRep(), disp: disp}
+	var out []native
+	var walk func(e celast.Expr)
+	walk = func(e celast.Expr) {
+		if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd && !e.AsCall().IsMemberFunction() {
+			for _, t := range e.AsCall().Args() {
+				walk(t)
+			}
+			return
+		}
+		if !readsOnlyPrincipal(e) {
+			return
+		}
+		if f := nc.compile(e); f != nil {
+			out = append(out, f)
+		}
+	}
+	walk(a.NativeRep().Expr())
+	return out
+}
+
+// readsOnlyPrincipal reports whether e reads at least one variable and no
+// variable but the principal, and has no comprehension (whose own
+// variables would be read too).
+func readsOnlyPrincipal(e celast.Expr) bool {
+	reads, only := false, true
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
+		switch x.Kind() {
+		case celast.IdentKind:
+			reads = true
+			only = only && x.AsIdent() == expr.Principal
+		case celast.ComprehensionKind:
+			only = false
+		}
+	}))
+	return reads && only
+}
+
+type nativeCompiler struct {
+	ast  *celast.AST
+	disp interpreter.Dispatcher
+}
+
+// compile returns nil for an expression it does not cover.
+func (nc *nativeCompiler) compile(e celast.Expr) native {
+	switch e.Kind() {
+	case celast.LiteralKind:
+		v := e.AsLiteral()
+		return func(*activation) ref.Val { return v }
+	case celast.IdentKind, celast.SelectKind:
+		return nc.attribute(e)
+	case celast.ListKind:
+		return nc.list(e)
+	case celast.CallKind:
+		return nc.call(e)
+	}
+	return nil
+}
+
+// qualifier is one step of an attribute: a field name (a select or a
+// constant string index), optional or not.
+type qualifier struct {
+	key ref.Val // a types.String, boxed once: Find takes an interface
+	opt bool
+}
+
+// attribute compiles a chain of selections, optional selections and
+// constant string indexes over a variable or any other expression, as the
+// interpreter does: once an optional step appears, every later step is
+// optional too, and a present value comes out wrapped in an optional.
+func (nc *nativeCompiler) attribute(e celast.Expr) native {
+	var quals []qualifier // outermost first while collecting
+	test := false
+	for first := true; ; first = false {
+		switch e.Kind() {
+		case celast.SelectKind:
+			if _, isRef := nc.ast.ReferenceMap()[e.ID()]; isRef {
+				return nil // a qualified identifier or enum: not used by policies
+			}
+			sel := e.AsSelect()
+			if sel.IsTestOnly() {
+				if !first {
+					return nil
+				}
+				test = true
+			}
+			quals = append(quals, qualifier{key: types.String(sel.FieldName())})
+			e = sel.Operand()
+			continue
+		case celast.CallKind:
+			call := e.AsCall()
+			fn := call.FunctionName()
+			if (fn == operators.OptSelect || fn == operators.Index) && len(call.Args()) == 2 && !call.IsMemberFunction() {
+				key := call.Args()[1]
+				if key.Kind() != celast.LiteralKind {
+					return nil
+				}
+				s, ok := key.AsLiteral().(types.String)
+				if !ok {
+					return nil
+				}
+				quals = append(quals, qualifier{key: s, opt: fn == operators.OptSelect})
+				e = call.Args()[0]
+				continue
+			}
+		}
+		break
+	}
+	var root native
+	if e.Kind() == celast.IdentKind {
+		r, ok := nc.ast.ReferenceMap()[e.ID()]
+		if !ok || r.Value != nil || !isVariable(r.Name) || r.Name != e.AsIdent() {
+			return nil
+		}
+		name := r.Name
+		root = func(a *activation) ref.Val { return a.value(name) }
+	} else {
+		if root = nc.compile(e); root == nil {
+			return nil
+		}
+	}
+	if len(quals) == 0 {
+		return root
+	}
+	// Innermost first.
+	for i, j := 0, len(quals)-1; i < j; i, j = i+1, j-1 {
+		quals[i], quals[j] = quals[j], quals[i]
+	}
+	if test {
+		for _, q := range quals {
+			if q.opt {
+				return nil // has() over an optional chain
+			}
+		}
+		return presence(root, quals)
+	}
+	// The common shape args.?name.orValue(default) is fused by call.
+	return func(a *activation) ref.Val { return qualify(root(a), quals) }
+}
+
+// qualify applies quals to v as the interpreter's attribute resolution
+// does.
+func qualify(v ref.Val, quals []qualifier) ref.Val {
+	if isErr(v) {
+		return v
+	}
+	isOpt := false
+	if o, ok := v.(*types.Optional); ok {
+		if !o.HasValue() {
+			return o
+		}
+		v, isOpt = o.GetValue(), true
+	}
+	for _, q := range quals {
+		isOpt = isOpt || q.opt
+		m, ok := v.(traits.Mapper)
+		if !ok {
+			return declined
+		}
+		got, found := m.Find(q.key)
+		if !found {
+			if isOpt {
+				return types.OptionalNone
+			}
+			return types.NewErr("no such key: %v", q.key)
+		}
+		if isErr(got) {
+			return declined
+		}
+		v = got
+	}
+	if isOpt {
+		return types.OptionalOf(v)
+	}
+	return v
+}
+
+// presence is has(x.a.b): every step but the last must be there; the last
+// is tested.
+func presence(root native, quals []qualifier) native {
+	prefix, last := quals[:len(quals)-1], quals[len(quals)-1]
+	return func(a *activation) ref.Val {
+		v := qualify(root(a), prefix)
+		if isErr(v) {
+			return v
+		}
+		m, ok := v.(traits.Mapper)
+		if !ok {
+			return declined
+		}
+		got, found := m.Find(last.key)
+		if isErr(got) {
+			return declined
+		}
+		return types.Bool(found)
+	}
+}
+
+// isVariable reports whether name is one of the environment's variables.
+func isVariable(name string) bool {
+	switch name {
+	case expr.Principal, expr.Client, expr.Server, expr.Tool, expr.Args,
+		expr.Resource, expr.Prompt, expr.Time, expr.Request:
+		return true
+	}
+	return false
+}
+
+func isErr(v ref.Val) bool {
+	_, ok := v.(*types.Err)
+	return ok
+}
+
+// list compiles a list literal without optional elements. A list of
+// constants is built once.
+func (nc *nativeCompiler) list(e celast.Expr) native {
+	l := e.AsList()
+	if len(l.OptionalIndices()) > 0 {
+		return nil
+	}
+	elems := make([]native, len(l.Elements()))
+	constant := true
+	for i, el := range l.Elements() {
+		if elems[i] = nc.compile(el); elems[i] == nil {
+			return nil
+		}
+		constant = constant && el.Kind() == celast.LiteralKind
+	}
+	build := func(a *activation) ref.Val {
+		vals := make([]ref.Val, len(elems))
+		for i, el := range elems {
+			v := el(a)
+			if isErr(v) {
+				return v
+			}
+			vals[i] = v
+		}
+		return types.NewRefValList(adapter, vals)
+	}
+	if constant {
+		v := build(nil)
+		return func(*activation) ref.Val { return v }
+	}
+	return build
+}
+
+func (nc *nativeCompiler) call(e celast.Expr) native {
+	call := e.AsCall()
+	fn := call.FunctionName()
+	var argExprs []celast.Expr
+	if call.IsMemberFunction() {
+		argExprs = append(argExprs, call.Target())
+	}
+	argExprs = append(argExprs, call.Args()...)
+	switch fn {
+	case operators.OptSelect, operators.Index:
+		return nc.attribute(e)
+	case operators.OptIndex:
+		return nil
+	}
+	args := make([]native, len(argExprs))
+	for i, ae := range argExprs {
+		if args[i] = nc.compile(ae); args[i] == nil {
+			return nil
+		}
+	}
+	switch fn {
+	case operators.LogicalAnd:
+		return logical(args, types.False, types.True)
+	case operators.LogicalOr:
+		return logical(args, types.True, types.False)
+	case operators.Conditional:
+		if len(args) != 3 {
+			return nil
+		}
+		return conditional(args[0], args[1], args[2])
+	case operators.Equals, operators.NotEquals:
+		if len(args) != 2 {
+			return nil
+		}
+		return equality(args[0], args[1], fn == operators.NotEquals)
+	}
+	// or and orValue on optionals short-circuit: cel-go's optional library
+	// replaces their calls with its own evaluation, mirrored here.
+	ids := nc.ast.GetOverloadIDs(e.ID())
+	if overload, ok := optionalOverloads[fn]; ok && len(args) == 2 && call.IsMemberFunction() &&
+		(len(ids) != 1 || ids[0] == overload) {
+		return nc.optionalOr(call.Target(), args[0], args[1], fn == "orValue")
+	}
+	// Any other function, resolved as the interpreter's planner does: by
+	// its overload id when the checker narrowed it to one, else by name.
+	var impl *functions.Overload
+	if len(ids) == 1 {
+		impl, _ = nc.disp.FindOverload(ids[0])
+	}
+	if impl == nil {
+		impl, _ = nc.disp.FindOverload(fn)
+	}
+	if impl == nil || impl.Async != nil || impl.LateBound {
+		return nil
+	}
+	return strictCall(impl, args)
+}
+
+// optionalOverloads are the functions on optionals that cel-go evaluates
+// itself, with the only overload of each.
+var optionalOverloads = map[string]string{"or": "optional_or_optional", "orValue": "optional_orValue_value"}
+
+// optionalOr is opt.or(other) (orValue false) or opt.orValue(default): an
+// error on the left is the result; an optional with a value gives it (or its
+// value) without evaluating the right; an empty one gives the right.
+//
+// The usual way of reading an argument that may be absent,
+// args.?name.orValue(default), is done without building the optional: when
+// the operand is a map, the result is its member or the default.
+func (nc *nativeCompiler) optionalOr(target celast.Expr, lhs, rhs native, value bool) native {
+	general := func(a *activation) ref.Val {
+		switch v := lhs(a).(type) {
+		case *types.Err:
+			return v
+		case *types.Optional:
+			if !v.HasValue() {
+				return rhs(a)
+			}
+			if value {
+				return v.GetValue()
+			}
+			return v
+		}
+		return types.NoSuchOverloadErr()
+	}
+	if !value || target.Kind() != celast.CallKind {
+		return general
+	}
+	tc := target.AsCall()
+	if tc.FunctionName() != operators.OptSelect || tc.IsMemberFunction() || len(tc.Args()) != 2 ||
+		tc.Args()[1].Kind() != celast.LiteralKind {
+		return general
+	}
+	var key ref.Val = tc.Args()[1].AsLiteral()
+	_, ok := key.(types.String)
+	operand := nc.compile(tc.Args()[0])
+	if !ok || operand == nil {
+		return general
+	}
+	return func(a *activation) ref.Val {
+		m, ok := operand(a).(traits.Mapper)
+		if !ok {
+			return general(a)
+		}
+		got, found := m.Find(key)
+		switch {
+		case isErr(got):
+			return declined
+		case found:
+			return got
+		}
+		return rhs(a)
+	}
+}
+
+// strictCall calls a function implementation the way the interpreter's
+// evalUnary, evalBinary and evalVarArgs do.
+func strictCall(impl *functions.Overload, args []native) native {
+	strict := !impl.NonStrict
+	trait := impl.OperandTrait
+	traitOK := func(v ref.Val) bool {
+		return trait == 0 || (!strict && types.IsUnknownOrError(v)) || v.Type().HasTrait(trait)
+	}
+	switch {
+	case len(args) == 1 && (impl.Unary != nil || impl.Function == nil):
+		if impl.Unary == nil {
+			return nil
+		}
+		arg, f := args[0], impl.Unary
+		return func(a *activation) ref.Val {
+			v := arg(a)
+			if v == declined {
+				return declined
+			}
+			if strict && isErr(v) {
+				return v
+			}
+			if !traitOK(v) {
+				return declined
+			}
+			return f(v)
+		}
+	case len(args) == 2 && (impl.Binary != nil || impl.Function == nil):
+		if impl.Binary == nil {
+			return nil
+		}
+		lhs, rhs, f := args[0], args[1], impl.Binary
+		return func(a *activation) ref.Val {
+			l := lhs(a)
+			if l == declined {
+				return declined
+			}
+			if strict && isErr(l) {
+				return l
+			}
+			r := rhs(a)
+			if r == declined {
+				return declined
+			}
+			if strict && isErr(r) {
+				return r
+			}
+			if !traitOK(l) {
+				return declined
+			}
+			return f(l, r)
+		}
+	case len(args) > 0 && impl.Function != nil:
+		f := impl.Function
+		return func(a *activation) ref.Val {
+			vals := make([]ref.Val, len(args))
+			for i, arg := range args {
+				v := arg(a)
+				if v == declined {
+					return declined
+				}
+				if strict && isErr(v) {
+					return v
+				}
+				vals[i] = v
+			}
+			if !traitOK(vals[0]) {
+				return declined
+			}
+			return f(vals...)
+		}
+	}
+	return nil
+}
+
+// logical is && (stop False, otherwise True) or || (stop True, otherwise
+// False): the first term equal to stop decides, whatever the others are;
+// otherwise an error (or a term that is not a bool) is the result, and a
+// declined term declines.
+func logical(terms []native, stop, otherwise types.Bool) native {
+	return func(a *activation) ref.Val {
+		var err ref.Val
+		for _, t := range terms {
+			v := t(a)
+			b, ok := v.(types.Bool)
+			if ok && b == stop {
+				return stop
+			}
+			if !ok && err != declined {
+				if v == declined {
+					err = declined
+				} else if err == nil {
+					err = v
+				}
+			}
+		}
+		switch {
+		case err == declined:
+			return declined
+		case err == nil:
+			return otherwise
+		case isErr(err):
+			return err
+		}
+		return types.MaybeNoSuchOverloadErr(err)
+	}
+}
+
+// conditional is c ? t : f.
+func conditional(c, t, f native) native {
+	return func(a *activation) ref.Val {
+		switch v := c(a).(type) {
+		case types.Bool:
+			if v {
+				return t(a)
+			}
+			return f(a)
+		case *types.Err:
+			return v
+		}
+		return declined
+	}
+}
+
+// equality is == (or != when negate), as the interpreter's evalEq and
+// evalNe: an error on the left is the result without evaluating the right.
+func equality(lhs, rhs native, negate bool) native {
+	return func(a *activation) ref.Val {
+		l := lhs(a)
+		if isErr(l) {
+			return l
+		}
+		r := rhs(a)
+		if isErr(r) {
+			return r
+		}
+		eq := types.Equal(l, r)
+		if negate {
+			return types.Bool(eq != types.True)
+		}
+		return eq
+	}
+}
