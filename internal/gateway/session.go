@@ -228,9 +228,17 @@ func principalKey(p *guard.Principal) string {
 }
 
 // ownedBy reports whether p may use the session: it must be the principal
-// that created it.
+// that created it (the same issuer, subject and client id, the triple that
+// [principalKey] digests).
 func (s *Session) ownedBy(p *guard.Principal) bool {
-	return principalKey(s.principal) == principalKey(p)
+	q := s.principal
+	if q == p {
+		return true
+	}
+	if q == nil || p == nil {
+		return false
+	}
+	return q.Issuer == p.Issuer && q.Subject == p.Subject && q.ClientID == p.ClientID
 }
 
 func (s *Session) clientInit() *clientInit {

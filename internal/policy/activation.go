@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 	"weak"
 
 	"cel.dev/cel-go/common/types"
@@ -41,6 +42,11 @@ type activation struct {
 
 	pe                                            *principalEntry
 	client, request, tool, args, resource, prompt ref.Val
+
+	// For the native evaluator: the variables of the comprehensions being
+	// evaluated, and the metered cost of a condition (see compileNative).
+	locals [maxLocals]ref.Val
+	cost   int
 }
 
 // principalEntry returns the cached entry of the call's principal.
@@ -300,6 +306,46 @@ type principalEntry struct {
 	// so a principal seen once costs no more than evaluating the rules it
 	// meets.
 	ruledOut []atomic.Uint32
+	// plans keeps, per slice of candidate rules the engine's cache holds
+	// (keyed by its first element, which the key keeps alive), the rules
+	// among them this principal has not ruled out: a call then touches
+	// only the rules that may apply to it. At most maxPlans are kept.
+	plans  sync.Map // *int32 -> []*rule
+	nplans atomic.Int32
+}
+
+// maxPlans bounds the plans kept per principal (one per call shape it
+// uses: server, method and name).
+const maxPlans = 256
+
+// plan returns the rules among cands that the call's principal has not
+// ruled out, in order. cached says whether cands is the candidate cache's
+// own slice, which may then key a plan.
+func (a *activation) plan(cands []int32, cached bool) []*rule {
+	if len(cands) == 0 {
+		return nil
+	}
+	pe := a.principalEntry()
+	key := unsafe.SliceData(cands)
+	if cached {
+		if v, ok := pe.plans.Load(key); ok {
+			return v.([]*rule)
+		}
+	}
+	out := make([]*rule, 0, len(cands))
+	for _, i := range cands {
+		r := a.e.rules[i]
+		if r.principalOnly != nil && a.ruledOut(r) {
+			continue
+		}
+		out = append(out, r)
+	}
+	if cached && pe.nplans.Load() < maxPlans {
+		if _, loaded := pe.plans.LoadOrStore(key, out); !loaded {
+			pe.nplans.Add(1)
+		}
+	}
+	return out
 }
 
 func newPrincipalEntry(p *guard.Principal, rules int) *principalEntry {

@@ -349,11 +349,7 @@ func compileRule(env *cel.Env, rc *config.PolicyRule, i int, policyMode guard.Mo
 		} else if r.prog, r.partial, err = programs(env, ast); err != nil {
 			errs = append(errs, fmt.Errorf("when: %w", err))
 		} else {
-			if !hasComprehension(ast) {
-				// A comprehension runs under a cost limit that only the
-				// interpreter keeps.
-				r.fast, _ = compileNative(ast)
-			}
+			r.fast, _ = compileNative(ast, hasComprehension(ast))
 			r.principalOnly = principalConjuncts(ast)
 		}
 	}
@@ -456,8 +452,6 @@ type outcome struct {
 	all, enforced [3]slot // indexed by effectIndex
 	// allowErr is the first allow rule whose condition failed.
 	allowErr *rule
-	// matched says whether any rule's target matched.
-	matched bool
 }
 
 func effectIndex(e guard.Effect) int {
@@ -521,18 +515,25 @@ func (e *Engine) decide(c *guard.Call, now time.Time) []guard.Decision {
 		}
 		return []guard.Decision{d}
 	}
-	a := &activation{e: e, c: c, k: k, name: c.Name, now: now}
-	o := e.evaluate(a, e.candidates.get(e, c.Server, c.Method, k, c.Name))
-	return e.decisions(c, k, o)
+	a := activations.Get().(*activation)
+	*a = activation{e: e, c: c, k: k, name: c.Name, now: now}
+	var o outcome
+	cands, cached := e.candidates.get(e, c.Server, c.Method, k, c.Name)
+	e.evaluate(a, a.plan(cands, cached), &o)
+	*a = activation{} // the pool must not keep the call alive
+	activations.Put(a)
+	return e.decisions(c, k, &o)
 }
 
-// evaluate runs the candidate rules.
-func (e *Engine) evaluate(a *activation, cands []int32) *outcome {
-	o := &outcome{}
-	for _, i := range cands {
-		r := e.rules[i]
-		o.matched = true
-		if !o.needs(r) || (r.principalOnly != nil && a.ruledOut(r)) {
+// activations are reused from one decision to the next: an activation is
+// only used while its decision is made.
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+// evaluate runs the candidate rules that the call's principal has not
+// ruled out.
+func (e *Engine) evaluate(a *activation, rules []*rule, o *outcome) {
+	for _, r := range rules {
+		if !o.needs(r) {
 			continue
 		}
 		switch r.eval(a) {
@@ -552,7 +553,6 @@ func (e *Engine) evaluate(a *activation, cands []int32) *outcome {
 			break
 		}
 	}
-	return o
 }
 
 // decisions turns an outcome into decisions.
@@ -660,10 +660,13 @@ type candidateKey struct {
 	k                    kind
 }
 
-func (cc *candidateCache) get(e *Engine, server, method string, k kind, name string) []int32 {
+// get returns the indexes of the rules whose targets match, and whether
+// the slice is the one the cache keeps (the same for every call of that
+// shape).
+func (cc *candidateCache) get(e *Engine, server, method string, k kind, name string) ([]int32, bool) {
 	key := candidateKey{server, method, name, k}
 	if v, ok := cc.m.Load(key); ok {
-		return v.([]int32)
+		return v.([]int32), true
 	}
 	var out []int32
 	for i, r := range e.rules {
@@ -672,11 +675,13 @@ func (cc *candidateCache) get(e *Engine, server, method string, k kind, name str
 		}
 	}
 	if cc.n.Load() < maxCandidates {
-		if _, loaded := cc.m.LoadOrStore(key, out); !loaded {
+		v, loaded := cc.m.LoadOrStore(key, out)
+		if !loaded {
 			cc.n.Add(1)
 		}
+		return v.([]int32), true
 	}
-	return out
+	return out, false
 }
 
 // methodOf returns the method a list item is judged as: the call that

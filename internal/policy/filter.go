@@ -156,7 +156,7 @@ func (e *Engine) visible(c *guard.Call, list, name string, raw jsontext.Value, n
 			}
 		}
 	} else {
-		cands = e.candidates.get(e, c.Server, method, k, name)
+		cands, _ = e.candidates.get(e, c.Server, method, k, name)
 	}
 	a := &activation{e: e, c: c, k: k, name: name, now: now}
 	if k == kindTool {
@@ -180,7 +180,10 @@ func (e *Engine) visible(c *guard.Call, list, name string, raw jsontext.Value, n
 	for j, i := range cands {
 		r := e.rules[i]
 		v := yes
-		if r.partial != nil {
+		switch {
+		case r.principalOnly != nil && a.ruledOut(r):
+			v = no // false for this principal, whatever the arguments
+		case r.partial != nil:
 			v = partialVerdict(r, pa)
 		}
 		if maybeTarget != nil && maybeTarget[j] && v == yes {

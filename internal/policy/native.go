@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
@@ -69,15 +70,46 @@ var dispatcher = sync.OnceValues(func() (interpreter.Dispatcher, error) {
 
 // compileNative compiles a checked condition; ok is false when the
 // condition uses something the native evaluator does not cover.
-func compileNative(a *cel.Ast) (native, bool) {
+//
+// metered is for a condition with a comprehension, which the interpreter
+// runs under a cost limit (maxCost): the compiled condition then counts, in
+// activation.cost, an upper bound of the cost the interpreter would charge
+// (one per node, counted once outside loops and once per iteration inside
+// them, and for each function call the sizes of its arguments, which bound
+// CEL's own cost models: see [charge]), and declines once that bound
+// passes [meterBudget]. Below it the interpreter could not have hit its
+// limit, so both reach the same verdict. FuzzNativeMatchesCEL checks the
+// bound against the cost the interpreter reports.
+func compileNative(a *cel.Ast, metered bool) (native, bool) {
 	disp, err := dispatcher()
 	if err != nil || !a.IsChecked() {
 		return nil, false
 	}
-	nc := &nativeCompiler{ast: a.NativeRep(), disp: disp}
+	nc := &nativeCompiler{ast: a.NativeRep(), disp: disp, metered: metered}
 	fn := nc.compile(a.NativeRep().Expr())
-	return fn, fn != nil
+	if fn == nil {
+		return nil, false
+	}
+	if metered {
+		inner, n := fn, nodes(a.NativeRep().Expr())
+		fn = func(a *activation) ref.Val {
+			a.cost = n // each node outside a loop is evaluated at most once
+			v := inner(a)
+			if a.cost > meterBudget {
+				return declined
+			}
+			return v
+		}
+	}
+	return fn, true
 }
+
+// meterBudget is the metered cost past which a native evaluation declines:
+// a quarter of the interpreter's limit.
+const meterBudget = maxCost / 4
+
+// maxLocals bounds the variables of nested comprehensions (two each).
+const maxLocals = 4
 
 // principalConjuncts compiles the terms of a condition's top-level && that
 // read no variable but the principal (and no comprehension), each on its
@@ -128,24 +160,138 @@ func readsOnlyPrincipal(e celast.Expr) bool {
 }
 
 type nativeCompiler struct {
-	ast  *celast.AST
-	disp interpreter.Dispatcher
+	ast     *celast.AST
+	disp    interpreter.Dispatcher
+	metered bool
+	// locals are the comprehension variables in scope, innermost last;
+	// each lives in activation.locals at its index.
+	locals []string
 }
 
 // compile returns nil for an expression it does not cover.
 func (nc *nativeCompiler) compile(e celast.Expr) native {
+	var fn native
 	switch e.Kind() {
 	case celast.LiteralKind:
 		v := e.AsLiteral()
-		return func(*activation) ref.Val { return v }
+		fn = func(*activation) ref.Val { return v }
 	case celast.IdentKind, celast.SelectKind:
-		return nc.attribute(e)
+		fn = nc.attribute(e)
 	case celast.ListKind:
-		return nc.list(e)
+		fn = nc.list(e)
 	case celast.CallKind:
-		return nc.call(e)
+		fn = nc.call(e)
+	case celast.ComprehensionKind:
+		fn = nc.comprehension(e)
 	}
-	return nil
+	return fn
+}
+
+// local returns the slot of a comprehension variable in scope.
+func (nc *nativeCompiler) local(name string) (int, bool) {
+	for i := len(nc.locals) - 1; i >= 0; i-- {
+		if nc.locals[i] == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// comprehension compiles the comprehensions of the macros whose result is
+// a bool (all, exists, exists_one) over a list or a map, as the
+// interpreter's fold does: the iteration variable takes each element of a
+// list or each key of a map, the loop stops when its condition is not
+// true, and the result expression sees the accumulator only. Those macros
+// give the same result in any order of iteration, so the order of a Go map
+// does not matter. Other comprehensions (map, filter) stay with the
+// interpreter.
+func (nc *nativeCompiler) comprehension(e celast.Expr) native {
+	c := e.AsComprehension()
+	if c.HasIterVar2() || c.AccuInit().Kind() != celast.LiteralKind || len(nc.locals)+2 > maxLocals {
+		return nil
+	}
+	if t := nc.ast.GetType(e.ID()); t == nil || t.Kind() != types.BoolKind {
+		return nil
+	}
+	rng := nc.compile(c.IterRange())
+	init := c.AccuInit().AsLiteral()
+	accu := len(nc.locals)
+	iter := accu + 1
+	nc.locals = append(nc.locals, c.AccuVar(), c.IterVar())
+	cond := nc.compile(c.LoopCondition())
+	step := nc.compile(c.LoopStep())
+	nc.locals = nc.locals[:iter]
+	result := nc.compile(c.Result())
+	nc.locals = nc.locals[:accu]
+	if rng == nil || cond == nil || step == nil || result == nil {
+		return nil
+	}
+	// Metered, each iteration evaluates each node of the condition and the
+	// step at most once, the result's nodes once.
+	loopNodes, resultNodes := nodes(c.LoopCondition())+nodes(c.LoopStep()), nodes(c.Result())
+	// next runs one iteration; more is false once the loop is over, and v
+	// is declined when the evaluation must be left to the interpreter.
+	next := func(a *activation, elem ref.Val) (more bool, v ref.Val) {
+		a.cost += loopNodes
+		a.locals[iter] = elem
+		switch c := cond(a); {
+		case c == types.True:
+		case isErr(c):
+			return false, declined // the interpreter ends with an interruption error
+		default:
+			return false, nil
+		}
+		acc := step(a)
+		if acc == declined || a.cost > meterBudget {
+			return false, declined
+		}
+		a.locals[accu] = acc
+		return true, nil
+	}
+	return func(a *activation) ref.Val {
+		r := rng(a)
+		if isErr(r) {
+			return r
+		}
+		a.locals[accu] = init
+		switch rv := r.(type) {
+		case traits.Lister:
+			n, ok := rv.Size().(types.Int)
+			if !ok {
+				return declined
+			}
+			for i := types.Int(0); i < n; i++ {
+				more, v := next(a, rv.Get(i))
+				if v != nil {
+					return v
+				}
+				if !more {
+					break
+				}
+			}
+		case traits.Mapper:
+			for it := rv.Iterator(); it.HasNext() == types.True; {
+				more, v := next(a, it.Next())
+				if v != nil {
+					return v
+				}
+				if !more {
+					break
+				}
+			}
+		default:
+			return declined
+		}
+		a.cost += resultNodes
+		return result(a)
+	}
+}
+
+// nodes counts the nodes of an expression.
+func nodes(e celast.Expr) int {
+	n := 0
+	celast.PreOrderVisit(e, celast.NewExprVisitor(func(celast.Expr) { n++ }))
+	return n
 }
 
 // qualifier is one step of an attribute: a field name (a select or a
@@ -181,15 +327,7 @@ func (nc *nativeCompiler) attribute(e celast.Expr) native {
 		case celast.CallKind:
 			call := e.AsCall()
 			fn := call.FunctionName()
-			if (fn == operators.OptSelect || fn == operators.Index) && len(call.Args()) == 2 && !call.IsMemberFunction() {
-				key := call.Args()[1]
-				if key.Kind() != celast.LiteralKind {
-					return nil
-				}
-				s, ok := key.AsLiteral().(types.String)
-				if !ok {
-					return nil
-				}
+			if s, ok := constantKey(e); ok && (fn == operators.OptSelect || fn == operators.Index) {
 				quals = append(quals, qualifier{key: s, opt: fn == operators.OptSelect})
 				e = call.Args()[0]
 				continue
@@ -197,18 +335,9 @@ func (nc *nativeCompiler) attribute(e celast.Expr) native {
 		}
 		break
 	}
-	var root native
-	if e.Kind() == celast.IdentKind {
-		r, ok := nc.ast.ReferenceMap()[e.ID()]
-		if !ok || r.Value != nil || !isVariable(r.Name) || r.Name != e.AsIdent() {
-			return nil
-		}
-		name := r.Name
-		root = func(a *activation) ref.Val { return a.value(name) }
-	} else {
-		if root = nc.compile(e); root == nil {
-			return nil
-		}
+	root := nc.root(e)
+	if root == nil {
+		return nil
 	}
 	if len(quals) == 0 {
 		return root
@@ -225,8 +354,30 @@ func (nc *nativeCompiler) attribute(e celast.Expr) native {
 		}
 		return presence(root, quals)
 	}
-	// The common shape args.?name.orValue(default) is fused by call.
+	if nc.metered {
+		return func(a *activation) ref.Val {
+			a.cost += len(quals)
+			return qualify(root(a), quals)
+		}
+	}
 	return func(a *activation) ref.Val { return qualify(root(a), quals) }
+}
+
+// root compiles what an attribute's steps apply to: a comprehension
+// variable, a variable of the environment, or any other expression.
+func (nc *nativeCompiler) root(e celast.Expr) native {
+	if e.Kind() != celast.IdentKind {
+		return nc.compile(e)
+	}
+	name := e.AsIdent()
+	if slot, ok := nc.local(name); ok {
+		return func(a *activation) ref.Val { return a.locals[slot] }
+	}
+	r, ok := nc.ast.ReferenceMap()[e.ID()]
+	if !ok || r.Value != nil || !isVariable(r.Name) || r.Name != name {
+		return nil
+	}
+	return func(a *activation) ref.Val { return a.value(name) }
 }
 
 // qualify applies quals to v as the interpreter's attribute resolution
@@ -284,6 +435,66 @@ func presence(root native, quals []qualifier) native {
 			return declined
 		}
 		return types.Bool(found)
+	}
+}
+
+// constantKey returns the key of x.?name, x[?"name"] or x["name"].
+func constantKey(e celast.Expr) (types.String, bool) {
+	if e.Kind() != celast.CallKind {
+		return "", false
+	}
+	call := e.AsCall()
+	if call.IsMemberFunction() || len(call.Args()) != 2 || call.Args()[1].Kind() != celast.LiteralKind {
+		return "", false
+	}
+	s, ok := call.Args()[1].AsLiteral().(types.String)
+	return s, ok
+}
+
+// index is x[k] with k computed or not a string: a map's member by a
+// string, or a list's element by an int. Anything else (an optional, keys
+// of other types, which CEL converts between numeric kinds) is left to
+// the interpreter.
+func (nc *nativeCompiler) index(x, k celast.Expr) native {
+	operand, key := nc.compile(x), nc.compile(k)
+	if operand == nil || key == nil {
+		return nil
+	}
+	return func(a *activation) ref.Val {
+		v := operand(a)
+		if isErr(v) {
+			return v
+		}
+		kv := key(a)
+		if isErr(kv) {
+			return kv
+		}
+		switch c := v.(type) {
+		case traits.Mapper:
+			ks, ok := kv.(types.String)
+			if !ok {
+				return declined
+			}
+			got, found := c.Find(ks)
+			switch {
+			case isErr(got):
+				return declined
+			case !found:
+				return types.NewErr("no such key: %v", ks)
+			}
+			return got
+		case traits.Lister:
+			i, ok := kv.(types.Int)
+			n, ok2 := c.Size().(types.Int)
+			if !ok || !ok2 {
+				return declined
+			}
+			if i < 0 || i >= n {
+				return types.NewErr("index out of bounds: %d", i)
+			}
+			return c.Get(i)
+		}
+		return declined
 	}
 }
 
@@ -345,7 +556,13 @@ func (nc *nativeCompiler) call(e celast.Expr) native {
 	argExprs = append(argExprs, call.Args()...)
 	switch fn {
 	case operators.OptSelect, operators.Index:
-		return nc.attribute(e)
+		if _, ok := constantKey(e); ok {
+			return nc.attribute(e)
+		}
+		if fn == operators.OptSelect || len(argExprs) != 2 {
+			return nil
+		}
+		return nc.index(argExprs[0], argExprs[1])
 	case operators.OptIndex:
 		return nil
 	}
@@ -369,7 +586,7 @@ func (nc *nativeCompiler) call(e celast.Expr) native {
 		if len(args) != 2 {
 			return nil
 		}
-		return equality(args[0], args[1], fn == operators.NotEquals)
+		return equality(args[0], args[1], fn == operators.NotEquals, nc.metered)
 	}
 	// or and orValue on optionals short-circuit: cel-go's optional library
 	// replaces their calls with its own evaluation, mirrored here.
@@ -390,7 +607,95 @@ func (nc *nativeCompiler) call(e celast.Expr) native {
 	if impl == nil || impl.Async != nil || impl.LateBound {
 		return nil
 	}
-	return strictCall(impl, args)
+	if fn == operators.In && !nc.metered {
+		if set := stringSet(argExprs[1]); set != nil {
+			return inStrings(args[0], set, strictCall(impl, args, false, false))
+		}
+	}
+	call2 := strictCall(impl, args, nc.metered, !linear[fn])
+	if fast := fastBinary[fn]; fast != nil && !nc.metered && len(args) == 2 && call2 != nil {
+		return withFast(args[0], args[1], fast, call2)
+	}
+	return call2
+}
+
+// fastBinary are direct implementations of the functions policies use
+// most, for the argument types they are used with: they answer ok false
+// for other types, which the function's own implementation then takes.
+var fastBinary = map[string]func(l, r ref.Val) (ref.Val, bool){
+	"contains":              stringOp(strings.Contains),
+	"startsWith":            stringOp(strings.HasPrefix),
+	"endsWith":              stringOp(strings.HasSuffix),
+	operators.Less:          intOp(func(l, r types.Int) bool { return l < r }),
+	operators.LessEquals:    intOp(func(l, r types.Int) bool { return l <= r }),
+	operators.Greater:       intOp(func(l, r types.Int) bool { return l > r }),
+	operators.GreaterEquals: intOp(func(l, r types.Int) bool { return l >= r }),
+}
+
+func stringOp(f func(s, t string) bool) func(l, r ref.Val) (ref.Val, bool) {
+	return func(l, r ref.Val) (ref.Val, bool) {
+		ls, ok := l.(types.String)
+		rs, ok2 := r.(types.String)
+		if !ok || !ok2 {
+			return nil, false
+		}
+		return types.Bool(f(string(ls), string(rs))), true
+	}
+}
+
+func intOp(f func(l, r types.Int) bool) func(l, r ref.Val) (ref.Val, bool) {
+	return func(l, r ref.Val) (ref.Val, bool) {
+		li, ok := l.(types.Int)
+		ri, ok2 := r.(types.Int)
+		if !ok || !ok2 {
+			return nil, false
+		}
+		return types.Bool(f(li, ri)), true
+	}
+}
+
+// withFast evaluates both arguments and answers with fast when it can,
+// else with the general call, which evaluates them again (they are pure).
+func withFast(lhs, rhs native, fast func(l, r ref.Val) (ref.Val, bool), general native) native {
+	return func(a *activation) ref.Val {
+		l := lhs(a)
+		if _, ok := l.(*types.Err); !ok {
+			if v, ok := fast(l, rhs(a)); ok {
+				return v
+			}
+		}
+		return general(a)
+	}
+}
+
+// stringSet returns the members of a list literal of strings, or nil.
+func stringSet(e celast.Expr) map[types.String]bool {
+	if e.Kind() != celast.ListKind || len(e.AsList().OptionalIndices()) > 0 || len(e.AsList().Elements()) == 0 {
+		return nil
+	}
+	set := map[types.String]bool{}
+	for _, el := range e.AsList().Elements() {
+		if el.Kind() != celast.LiteralKind {
+			return nil
+		}
+		s, ok := el.AsLiteral().(types.String)
+		if !ok {
+			return nil
+		}
+		set[s] = true
+	}
+	return set
+}
+
+// inStrings is x in ["a", "b", ...]: a look-up when x is a string (no
+// other string equals one of them), else the general call.
+func inStrings(x native, set map[types.String]bool, general native) native {
+	return func(a *activation) ref.Val {
+		if s, ok := x(a).(types.String); ok {
+			return types.Bool(set[s])
+		}
+		return general(a)
+	}
 }
 
 // optionalOverloads are the functions on optionals that cel-go evaluates
@@ -450,9 +755,60 @@ func (nc *nativeCompiler) optionalOr(target celast.Expr, lhs, rhs native, value 
 	}
 }
 
+// size is the size of a value for metering: the bytes of a string, the
+// elements of a list or map, else 1.
+func size(v ref.Val) int {
+	switch x := v.(type) {
+	case types.String:
+		return len(x)
+	case types.Bytes:
+		return len(x)
+	case traits.Sizer:
+		if n, ok := x.Size().(types.Int); ok {
+			return int(n)
+		}
+	}
+	return 1
+}
+
+// linear are the functions whose cost CEL charges at most linearly in the
+// sizes of their arguments (a tenth of a string's length, a list's size,
+// or a constant); the meter charges them one plus the sum of the sizes.
+// Any other function (contains and matches, whose costs are products, and
+// the extensions' functions) is charged the product of one plus each size.
+var linear = map[string]bool{
+	operators.Less: true, operators.LessEquals: true, operators.Greater: true, operators.GreaterEquals: true,
+	operators.Equals: true, operators.NotEquals: true, operators.In: true, operators.LogicalNot: true,
+	operators.NotStrictlyFalse: true, operators.Add: true, operators.Subtract: true, operators.Multiply: true,
+	operators.Divide: true, operators.Modulo: true, operators.Negate: true,
+	"size": true, "startsWith": true, "endsWith": true, "lowerAscii": true, "upperAscii": true, "trim": true,
+	"int": true, "uint": true, "double": true, "string": true, "bool": true,
+	"hasValue": true, "value": true,
+	"getFullYear": true, "getMonth": true, "getDayOfYear": true, "getDayOfMonth": true, "getDate": true,
+	"getDayOfWeek": true, "getHours": true, "getMinutes": true, "getSeconds": true, "getMilliseconds": true,
+}
+
+// charge adds to a metered cost one plus the sum of the sizes of the
+// values, or the product of one plus each size (see [linear]), saturating
+// well above any budget.
+func charge(a *activation, product bool, vals ...ref.Val) {
+	c := 1
+	for _, v := range vals {
+		if product {
+			c *= 1 + size(v)
+		} else {
+			c += size(v)
+		}
+		if c > 1<<40 {
+			c = 1 << 40
+		}
+	}
+	a.cost += c
+}
+
 // strictCall calls a function implementation the way the interpreter's
 // evalUnary, evalBinary and evalVarArgs do.
-func strictCall(impl *functions.Overload, args []native) native {
+func strictCall(impl *functions.Overload, args []native, metered, product bool) native {
 	strict := !impl.NonStrict
 	trait := impl.OperandTrait
 	traitOK := func(v ref.Val) bool {
@@ -474,6 +830,9 @@ func strictCall(impl *functions.Overload, args []native) native {
 			}
 			if !traitOK(v) {
 				return declined
+			}
+			if metered {
+				charge(a, product, v)
 			}
 			return f(v)
 		}
@@ -500,6 +859,9 @@ func strictCall(impl *functions.Overload, args []native) native {
 			if !traitOK(l) {
 				return declined
 			}
+			if metered {
+				charge(a, product, l, r)
+			}
 			return f(l, r)
 		}
 	case len(args) > 0 && impl.Function != nil:
@@ -518,6 +880,9 @@ func strictCall(impl *functions.Overload, args []native) native {
 			}
 			if !traitOK(vals[0]) {
 				return declined
+			}
+			if metered {
+				charge(a, product, vals...)
 			}
 			return f(vals...)
 		}
@@ -576,7 +941,7 @@ func conditional(c, t, f native) native {
 
 // equality is == (or != when negate), as the interpreter's evalEq and
 // evalNe: an error on the left is the result without evaluating the right.
-func equality(lhs, rhs native, negate bool) native {
+func equality(lhs, rhs native, negate, metered bool) native {
 	return func(a *activation) ref.Val {
 		l := lhs(a)
 		if isErr(l) {
@@ -585,6 +950,9 @@ func equality(lhs, rhs native, negate bool) native {
 		r := rhs(a)
 		if isErr(r) {
 			return r
+		}
+		if metered {
+			charge(a, false, l, r)
 		}
 		eq := types.Equal(l, r)
 		if negate {

@@ -72,6 +72,19 @@ var nativeConditions = []string{
 	`args.a.split(",").size() > 2`,
 	`[args.a, args.b].exists(x, x == 1)`,
 	`args.exists(k, k.lowerAscii().contains("password"))`,
+	`args.exists(k, k.startsWith("__"))`,
+	`args.b.exists(x, x > 1)`,
+	`args.b.all(x, x > 0)`,
+	`args.b.exists_one(x, x == 1)`,
+	`args.a.all(x, x.size() < 3)`,
+	`args.exists(k, args[k] == 1)`,
+	`args.b[0] == 1 && args.b[1] > 0`,
+	`args.exists(k, args.exists(j, k != j && k.lowerAscii() == j.lowerAscii()))`,
+	`args.b.all(x, args.c.exists(y, x == y))`,
+	`args.b.filter(x, x > 1).size() > 0`,
+	`args.b.map(x, x + 1).exists(y, y > 2)`,
+	`principal.groups.exists(g, g.startsWith("team"))`,
+	`args.a.contains(args.b) && args.exists(k, k == "c")`,
 }
 
 // nativeEngine compiles the conditions as rules of a policy.
@@ -94,14 +107,14 @@ func nativeEngine(t testing.TB, conds []string) *Engine {
 }
 
 // TestNativeCovers keeps the native evaluator honest about what it
-// covers: every condition of the benchmark's policy without a
-// comprehension, and the shapes above but comprehensions, optional
-// indexes, map literals and type names, run natively.
+// covers: every condition of the benchmark's policy, and the shapes above
+// but map() and filter(), optional indexes, map literals and type names,
+// run natively.
 func TestNativeCovers(t *testing.T) {
 	e := nativeEngine(t, nativeConditions)
 	for _, r := range e.rules {
 		cond := nativeConditions[r.index]
-		uncovered := strings.Contains(cond, ".exists(") || strings.Contains(cond, "[?") ||
+		uncovered := strings.Contains(cond, ".map(") || strings.Contains(cond, ".filter(") || strings.Contains(cond, "[?") ||
 			strings.Contains(cond, "== {") || strings.Contains(cond, "type(")
 		if (r.fast == nil) != uncovered {
 			t.Errorf("%s: native %v", cond, r.fast != nil)
@@ -122,7 +135,7 @@ func TestNativeCovers(t *testing.T) {
 			t.Fatalf("%s: %d conditions", file, len(conds))
 		}
 		for _, r := range nativeEngine(t, conds).rules {
-			if r.fast == nil && !strings.Contains(conds[r.index], ".exists(") {
+			if r.fast == nil {
 				t.Errorf("%s: %q does not run natively", file, conds[r.index])
 			}
 		}
@@ -131,8 +144,10 @@ func TestNativeCovers(t *testing.T) {
 
 // FuzzNativeMatchesCEL evaluates every condition above, natively and with
 // CEL's interpreter, on arbitrary arguments and principals: where the
-// native evaluator does not decline, the two must reach the same verdict;
-// and a condition whose principal-only conjunct is false must be false.
+// native evaluator does not decline, the two must reach the same verdict,
+// and for a condition with a comprehension the metered cost must bound the
+// cost the interpreter charged; and a condition whose principal-only
+// conjunct is false must be false.
 func FuzzNativeMatchesCEL(f *testing.F) {
 	for _, s := range []struct {
 		args, groups, attrs string
@@ -174,12 +189,16 @@ func FuzzNativeMatchesCEL(f *testing.F) {
 		now := time.Date(2026, 12, 3, int(hour%24), 0, 0, 0, time.UTC)
 		for _, r := range e.rules {
 			a := &activation{e: e, c: c, k: kindTool, name: c.Name, now: now}
-			out, _, err := r.prog.Eval(a)
+			out, det, err := r.prog.Eval(a)
 			want := toVerdict(out, err)
 			if r.fast != nil {
 				a := &activation{e: e, c: c, k: kindTool, name: c.Name, now: now}
-				if got := r.fast(a); got != declined && toVerdict(got, nil) != want {
+				got := r.fast(a)
+				if got != declined && toVerdict(got, nil) != want {
 					t.Errorf("%s on %s: native %v (%v), CEL %v (%v, %v)", nativeConditions[r.index], args, toVerdict(got, nil), got, want, out, err)
+				}
+				if cost := det.ActualCost(); got != declined && cost != nil && *cost > uint64(a.cost) {
+					t.Errorf("%s on %s: metered %d, CEL charged %d", nativeConditions[r.index], args, a.cost, *cost)
 				}
 			}
 			a = &activation{e: e, c: c, k: kindTool, name: c.Name, now: now}
@@ -188,4 +207,46 @@ func FuzzNativeMatchesCEL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNativeMeter checks the metered cost on arguments large enough for
+// the interpreter's cost limit to matter: where the interpreter stops at
+// its limit, the native evaluation declines; where it does not, the meter
+// bounds what it charged and both decide alike.
+func TestNativeMeter(t *testing.T) {
+	conds := []string{
+		`args.exists(k, args.exists(j, k != j && k.lowerAscii() == j.lowerAscii()))`,
+		`args.exists(k, k.lowerAscii().contains("password"))`,
+	}
+	e := nativeEngine(t, conds)
+	for _, n := range []int{10, 200, 1500} {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(`"` + strings.Repeat("k", 40) + strconv.Itoa(i) + `":1`)
+		}
+		b.WriteString("}")
+		c := &guard.Call{ID: "c", Principal: &guard.Principal{Subject: "s"}, Server: "fs", Method: mcp.MethodToolsCall, Name: "t",
+			Params: jsontext.Value(`{"name":"t","arguments":` + b.String() + `}`)}
+		for _, r := range e.rules {
+			a := &activation{e: e, c: c, k: kindTool, name: c.Name, now: time.Now()}
+			out, det, err := r.prog.Eval(a)
+			want := toVerdict(out, err)
+			a = &activation{e: e, c: c, k: kindTool, name: c.Name, now: time.Now()}
+			got := r.fast(a)
+			limited := err != nil && strings.Contains(err.Error(), "cost limit")
+			switch {
+			case limited && got != declined:
+				t.Errorf("%d arguments, %s: the interpreter hit its cost limit, the native evaluation gave %v (metered %d)", n, conds[r.index], got, a.cost)
+			case !limited && got != declined && toVerdict(got, nil) != want:
+				t.Errorf("%d arguments, %s: native %v, CEL %v", n, conds[r.index], got, out)
+			case got != declined && *det.ActualCost() > uint64(a.cost):
+				t.Errorf("%d arguments, %s: metered %d, CEL charged %d", n, conds[r.index], a.cost, *det.ActualCost())
+			}
+			t.Logf("%d arguments, %s: CEL cost %d (%v), metered %d, native declined %v", n, conds[r.index], *det.ActualCost(), err, a.cost, got == declined)
+		}
+	}
 }
