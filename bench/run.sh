@@ -32,11 +32,14 @@
 #   BENCH_SLUICE_BIN     a sluice binary to measure instead of building ./cmd/sluice
 #   BENCH_GUARDED=0      skip the comparison of the core configuration with the
 #                        guarded one (default 1: run it; never with BENCH_DIRECT_ONLY)
+#   BENCH_GUARDED_ROUNDS rounds of the core/guarded comparison per scenario (default 3)
 #   BENCH_GUARDED_AUTH   how the load tool authenticates to the guarded Sluice, one
 #                        run each: "api-key", "jwt" or both (default "api-key jwt")
 #   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
 #                        core-TRANSPORT.pprof and guarded-TRANSPORT.pprof (serve's
 #                        hidden --cpu-profile; `go tool pprof -top sluice FILE`)
+#   BENCH_KEEP_LOGS      a directory to copy the logs of every process and the load
+#                        tool's reports into before the build is removed
 #   BENCH_STRICT=1       exit 1 when a floor is missed (a run that fails always does)
 set -euo pipefail
 
@@ -72,6 +75,7 @@ idle_sessions="${BENCH_IDLE_SESSIONS:-1000}"
 strict="${BENCH_STRICT:-0}"
 guarded="${BENCH_GUARDED:-1}"
 guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
+guarded_rounds="${BENCH_GUARDED_ROUNDS:-3}"
 profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
 
@@ -83,6 +87,11 @@ esac
 
 case "$guarded" in 0 | 1) ;; *)
 	echo "run.sh: BENCH_GUARDED must be 0 or 1" >&2
+	exit 2
+	;;
+esac
+case "$guarded_rounds" in '' | *[!0-9]* | 0)
+	echo "run.sh: BENCH_GUARDED_ROUNDS must be a positive number" >&2
 	exit 2
 	;;
 esac
@@ -137,6 +146,10 @@ cleanup() {
 			stop "$pid"
 		fi
 	done
+	if [ -n "${BENCH_KEEP_LOGS:-}" ]; then
+		# Logs and reports only: never the API key or the JWT.
+		mkdir -p "$BENCH_KEEP_LOGS" && cp "$tmp"/*.log "$tmp"/*.json "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -212,6 +225,11 @@ run_load() {
 	errors="$(jget "$tmp/$name.json" errors)"
 	if [ "$errors" != 0 ]; then
 		log "$name: $errors call(s) failed, first: $(jget "$tmp/$name.json" first_error)"
+		local target_log="${load_target_log:-$tmp/sluice.log}"
+		if [ -f "$target_log" ]; then
+			log "sluice log (last lines):"
+			tail -n 40 "$target_log" >&2
+		fi
 	fi
 }
 
@@ -388,73 +406,93 @@ stop_guarded() {
 }
 
 # guarded_runs NAME TRANSPORT LABEL CLIENTS CORE-CPS CORE-TICKS CORE-CALLS
-# CORE-ERRORS runs the scenario through the guarded Sluice once per
-# authentication method, then through the core Sluice once more, and compares
-# each guarded run with the two core runs around it, so that a machine
-# getting faster or slower during the runs moves both sides alike. The core
-# figures are those of the run just made ("-" when it failed).
+# CORE-ERRORS compares the core and the guarded Sluice on the scenario, in
+# $guarded_rounds rounds: each round runs the scenario through the guarded
+# Sluice once per authentication method, then through the core Sluice once
+# more. Each side's CPU per call is its total CPU over its total calls, all
+# rounds (and, for the core, the run just made) together, so that a machine
+# getting faster or slower during the runs moves both sides alike and
+# run-to-run noise averages out. The core figures are those of the run just
+# made ("-" when it failed).
 guarded_runs() {
 	local name="$1" transport="$2" label="$3" clients="$4" c_cps="$5" c_ticks="$6" c_calls="$7" c_err="$8"
-	local auth file t0 t1 g total g_cps g_err g_cpu c_cpu c_cpus added verdict
-	local -a problems done_auth=() g_cpus=() g_cpss=() g_errs=()
-	for auth in $guarded_auth; do
-		case "$auth" in
-		api-key) file="$tmp/api-key" ;;
-		jwt) file="$tmp/jwt" ;;
-		esac
-		if [ -z "$guarded_pid" ]; then
-			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: guarded Sluice not running |")
-			broken+=("$name ($auth): the guarded Sluice is not running")
-			continue
-		fi
-		log "$name: through guarded Sluice ($auth)"
-		t0="$(cpu_ticks "$guarded_pid")"
-		if ! load_target_log="$tmp/guarded.log" run_load "$name-guarded-$auth" -url "$guarded_url" -bearer-file "$file" -clients "$clients" -size 0; then
-			guarded_rows+=("| $transport | $label | $clients | $auth | - | - | - | - | - | - | FAIL: run through the guarded Sluice failed |")
-			broken+=("$name ($auth): run through the guarded Sluice failed")
-			if ! kill -0 "$guarded_pid" 2>/dev/null; then
-				log "guarded sluice exited; restarting it"
-				guarded_pid=""
-				stop_guarded
-				start_guarded "$guarded_server" || log "the guarded Sluice did not restart"
-			fi
-			continue
-		fi
-		t1="$(cpu_ticks "$guarded_pid")"
-		g="$tmp/$name-guarded-$auth.json"
-		total="$(jget "$g" total_calls)"
-		done_auth+=("$auth")
-		g_cpss+=("$(printf '%.0f' "$(jget "$g" calls_per_s)")")
-		g_errs+=("$(jget "$g" errors)")
-		g_cpus+=("$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")")
-	done
-	[ ${#done_auth[@]} -gt 0 ] || return 0
-
-	# The core run after: both core runs together make the core figure.
-	c_cpus="-"
-	c_cpu="-"
+	local auth file t0 t1 g total g_cpu c_cpu added verdict round i
+	local -a problems
+	local -A g_ticks=() g_calls=() g_cps_sum=() g_runs=() g_each=() g_errs=()
+	local c_runs=0 c_cps_sum=0 c_each=""
 	if [ "$c_ticks" != "-" ]; then
-		log "$name: through Sluice again"
-		t0="$(cpu_ticks "$sluice_pid")"
-		if run_load "$name-sluice-after" -url "$sluice_url" -clients "$clients" -size 0; then
-			t1="$(cpu_ticks "$sluice_pid")"
-			g="$tmp/$name-sluice-after.json"
+		c_runs=1
+		c_cps_sum="$c_cps"
+		c_each="$(printf '%.0f' "$(calc "$c_ticks * 1000000 / $clk_tck / $c_calls")")"
+	else
+		c_ticks=0 c_calls=0 c_err=0
+	fi
+	for round in $(seq 1 "$guarded_rounds"); do
+		for auth in $guarded_auth; do
+			case "$auth" in
+			api-key) file="$tmp/api-key" ;;
+			jwt) file="$tmp/jwt" ;;
+			esac
+			if [ -z "$guarded_pid" ]; then
+				broken+=("$name ($auth): the guarded Sluice is not running")
+				continue
+			fi
+			log "$name: through guarded Sluice ($auth), round $round of $guarded_rounds"
+			t0="$(cpu_ticks "$guarded_pid")"
+			if ! load_target_log="$tmp/guarded.log" run_load "$name-guarded-$auth-$round" -url "$guarded_url" -bearer-file "$file" -clients "$clients" -size 0; then
+				broken+=("$name ($auth): run $round through the guarded Sluice failed")
+				g_errs[$auth]=failed
+				if ! kill -0 "$guarded_pid" 2>/dev/null; then
+					log "guarded sluice exited; restarting it"
+					guarded_pid=""
+					stop_guarded
+					start_guarded "$guarded_server" || log "the guarded Sluice did not restart"
+				fi
+				continue
+			fi
+			t1="$(cpu_ticks "$guarded_pid")"
+			g="$tmp/$name-guarded-$auth-$round.json"
 			total="$(jget "$g" total_calls)"
-			c_cpus="$(printf '%.0f, %.0f' "$(calc "$c_ticks * 1000000 / $clk_tck / $c_calls")" \
-				"$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
-			c_cpu="$(printf '%.0f' "$(calc "($c_ticks + $t1 - $t0) * 1000000 / $clk_tck / ($c_calls + $total)")")"
-			c_cps="$(printf '%.0f' "$(calc "($c_cps + $(jget "$g" calls_per_s)) / 2")")"
+			g_ticks[$auth]=$((${g_ticks[$auth]:-0} + t1 - t0))
+			g_calls[$auth]=$((${g_calls[$auth]:-0} + total))
+			g_runs[$auth]=$((${g_runs[$auth]:-0} + 1))
+			g_cps_sum[$auth]="$(calc "${g_cps_sum[$auth]:-0} + $(jget "$g" calls_per_s)")"
+			g_each[$auth]+="${g_each[$auth]:+, }$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
+			if [ "${g_errs[$auth]:-0}" != failed ]; then
+				g_errs[$auth]=$((${g_errs[$auth]:-0} + $(jget "$g" errors)))
+			fi
+		done
+		log "$name: through Sluice again, round $round of $guarded_rounds"
+		t0="$(cpu_ticks "$sluice_pid")"
+		if run_load "$name-sluice-after-$round" -url "$sluice_url" -clients "$clients" -size 0; then
+			t1="$(cpu_ticks "$sluice_pid")"
+			g="$tmp/$name-sluice-after-$round.json"
+			total="$(jget "$g" total_calls)"
+			c_ticks=$((c_ticks + t1 - t0))
+			c_calls=$((c_calls + total))
+			c_runs=$((c_runs + 1))
+			c_cps_sum="$(calc "$c_cps_sum + $(jget "$g" calls_per_s)")"
+			c_each+="${c_each:+, }$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
 			c_err=$((c_err + $(jget "$g" errors)))
 		else
-			broken+=("$name: the second run through Sluice failed")
+			broken+=("$name: run $round of the core Sluice after the guarded one failed")
 		fi
-	fi
+	done
 
-	local i
-	for i in "${!done_auth[@]}"; do
-		auth="${done_auth[$i]}"
-		g_cpu="${g_cpus[$i]}"
-		g_err="${g_errs[$i]}"
+	c_cpu="-"
+	if [ "$c_runs" -gt 0 ]; then
+		c_cpu="$(printf '%.0f' "$(calc "$c_ticks * 1000000 / $clk_tck / $c_calls")")"
+		c_cps="$(printf '%.0f' "$(calc "$c_cps_sum / $c_runs")")"
+	else
+		c_cps="-" c_err="-"
+	fi
+	for auth in $guarded_auth; do
+		if [ "${g_runs[$auth]:-0}" = 0 ]; then
+			guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | - | $c_cpu (${c_each:--}) | - | - | - | FAIL: no run through the guarded Sluice |")
+			failures+=("$name, guarded ($auth): no run through the guarded Sluice")
+			continue
+		fi
+		g_cpu="$(printf '%.0f' "$(calc "${g_ticks[$auth]} * 1000000 / $clk_tck / ${g_calls[$auth]}")")"
 		problems=()
 		added="-"
 		if [ "$c_cpu" = "-" ]; then
@@ -466,7 +504,7 @@ guarded_runs() {
 				problems+=("added CPU above $floor_guarded_added_us µs")
 			fi
 		fi
-		if [ "$g_err" != 0 ] || { [ "$c_err" != 0 ] && [ "$c_err" != "-" ]; }; then
+		if [ "${g_errs[$auth]}" != 0 ] || { [ "$c_err" != 0 ] && [ "$c_err" != "-" ]; }; then
 			problems+=("errors")
 		fi
 		verdict="ok"
@@ -475,7 +513,7 @@ guarded_runs() {
 			verdict="${verdict//,/, }"
 			failures+=("$name, guarded ($auth): ${verdict#FAIL: }")
 		fi
-		guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | ${g_cpss[$i]} | $c_cpu ($c_cpus) | $g_cpu | $added | $c_err / $g_err | $verdict |")
+		guarded_rows+=("| $transport | $label | $clients | $auth | $c_cps | $(printf '%.0f' "$(calc "${g_cps_sum[$auth]} / ${g_runs[$auth]}")") | $c_cpu ($c_each) | $g_cpu (${g_each[$auth]}) | $added | $c_err / ${g_errs[$auth]} | $verdict |")
 	done
 }
 
@@ -696,9 +734,9 @@ report() {
 	echo "$memory"
 	if [ ${#guarded_rows[@]} -gt 0 ]; then
 		echo
-		echo "Authentication and policy: Sluice with the core configuration against Sluice with the guarded one (authentication, 100 policy rules, argument validation, a rate limit), small results. The core figures join the run above, made before the guarded runs, and one more made after them; floor: at most $floor_guarded_added_us µs of CPU added per call."
+		echo "Authentication and policy: Sluice with the core configuration against Sluice with the guarded one (authentication, 100 policy rules, argument validation, a rate limit), small results. In each of $guarded_rounds rounds the guarded Sluice runs once per authentication method, then the core Sluice once more; each side's CPU per call is its total CPU over its total calls (the core's with the run above), and each run's own figure follows in parentheses; floor: at most $floor_guarded_added_us µs of CPU added per call."
 		echo
-		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (before, after) | guarded CPU µs/call | added CPU µs/call | errors (core / guarded) | floors |"
+		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (each run) | guarded CPU µs/call (each run) | added CPU µs/call | errors (core / guarded) | floors |"
 		echo "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"
 		printf '%s\n' "${guarded_rows[@]}"
 	fi

@@ -10,7 +10,7 @@ import (
 )
 
 func TestTunerStep(t *testing.T) {
-	cfg := Config{Interval: 50 * time.Millisecond, Up: 0.7, Down: 0.4, DownAfter: 200 * time.Millisecond}
+	cfg := Config{Interval: 50 * time.Millisecond, Up: 0.7, UpAfter: 100 * time.Millisecond, Down: 0.4, DownAfter: 200 * time.Millisecond}
 	type step struct {
 		used   float64
 		n      int
@@ -21,15 +21,16 @@ func TestTunerStep(t *testing.T) {
 		steps []step
 	}{
 		{"idle stays on one P", []step{{0, 1, false}, {0.3, 1, false}, {0.69, 1, false}}},
-		{"a busy core scales up at once", []step{{0.1, 1, false}, {0.7, 0, true}, {1.5, 0, false}}},
+		{"a busy core scales up once it stays busy", []step{{0.1, 1, false}, {0.7, 1, false}, {0.8, 0, true}, {1.5, 0, false}}},
+		{"a burst does not scale up", []step{{0.9, 1, false}, {0.3, 1, false}, {0.9, 1, false}, {0.2, 1, false}, {0.95, 1, false}}},
 		{"back to one P only after a calm spell", []step{
-			{0.9, 0, true}, {0.3, 0, false}, {0.3, 0, false}, {0.3, 0, false}, {0.3, 1, true},
+			{0.9, 1, false}, {0.9, 0, true}, {0.3, 0, false}, {0.3, 0, false}, {0.3, 0, false}, {0.3, 1, true},
 		}},
 		{"a busy interval restarts the calm spell", []step{
-			{0.9, 0, true}, {0.3, 0, false}, {0.3, 0, false}, {0.5, 0, false},
+			{0.9, 1, false}, {0.9, 0, true}, {0.3, 0, false}, {0.3, 0, false}, {0.5, 0, false},
 			{0.3, 0, false}, {0.3, 0, false}, {0.3, 0, false}, {0.3, 1, true},
 		}},
-		{"use between the thresholds keeps the default", []step{{0.9, 0, true}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}}},
+		{"use between the thresholds keeps the default", []step{{0.9, 1, false}, {0.9, 0, true}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}, {0.5, 0, false}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +59,7 @@ func TestAdapt(t *testing.T) {
 	)
 	cfg := Config{
 		Interval:  10 * time.Millisecond,
+		UpAfter:   30 * time.Millisecond,
 		DownAfter: 30 * time.Millisecond,
 		cpu: func() (time.Duration, bool) {
 			mu.Lock()
