@@ -287,13 +287,30 @@ type toolCache struct{ weakCache[guard.Tool, ref.Val] }
 type principalCache struct {
 	weakCache[guard.Principal, *principalEntry]
 	anonymous *principalEntry // for calls nobody authenticated
+	// recent holds the entries of the principals seen last, by a hash of
+	// their address: one atomic load finds a busy principal, where the
+	// weak map takes a weak handle and a hash-trie walk. A slot holds its
+	// principal strongly, so at most len(recent) principals outlive their
+	// sessions, until another principal takes the slot.
+	recent [64]atomic.Pointer[recentPrincipal]
+}
+
+type recentPrincipal struct {
+	p *guard.Principal
+	e *principalEntry
 }
 
 func (pc *principalCache) get(p *guard.Principal) *principalEntry {
 	if p == nil {
 		return pc.anonymous
 	}
-	return pc.weakCache.get(p)
+	slot := &pc.recent[(uintptr(unsafe.Pointer(p))>>4)%uintptr(len(pc.recent))]
+	if r := slot.Load(); r != nil && r.p == p {
+		return r.e
+	}
+	e := pc.weakCache.get(p)
+	slot.Store(&recentPrincipal{p: p, e: e})
+	return e
 }
 
 // principalEntry is what a policy knows about one principal.
@@ -312,6 +329,14 @@ type principalEntry struct {
 	// only the rules that may apply to it. At most maxPlans are kept.
 	plans  sync.Map // *int32 -> []*rule
 	nplans atomic.Int32
+	// recent holds the plans used last, by a hash of their key: one
+	// atomic load instead of a hash-trie walk for a principal's usual calls.
+	recent [16]atomic.Pointer[recentPlan]
+}
+
+type recentPlan struct {
+	key   *int32
+	rules []*rule
 }
 
 // maxPlans bounds the plans kept per principal (one per call shape it
@@ -327,8 +352,13 @@ func (a *activation) plan(cands []int32, cached bool) []*rule {
 	}
 	pe := a.principalEntry()
 	key := unsafe.SliceData(cands)
+	slot := &pe.recent[(uintptr(unsafe.Pointer(key))>>2)%uintptr(len(pe.recent))]
 	if cached {
+		if r := slot.Load(); r != nil && r.key == key {
+			return r.rules
+		}
 		if v, ok := pe.plans.Load(key); ok {
+			slot.Store(&recentPlan{key: key, rules: v.([]*rule)})
 			return v.([]*rule)
 		}
 	}
@@ -344,6 +374,7 @@ func (a *activation) plan(cands []int32, cached bool) []*rule {
 		if _, loaded := pe.plans.LoadOrStore(key, out); !loaded {
 			pe.nplans.Add(1)
 		}
+		slot.Store(&recentPlan{key: key, rules: out})
 	}
 	return out
 }
