@@ -38,6 +38,8 @@
 #   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
 #                        core-TRANSPORT.pprof and guarded-TRANSPORT.pprof (serve's
 #                        hidden --cpu-profile; `go tool pprof -top sluice FILE`)
+#   BENCH_BASELINE=0     skip the calibration: small calls over HTTP through a bare
+#                        reverse proxy (bench/proxy) and through Sluice, alternately
 #   BENCH_KEEP_LOGS      a directory to copy the logs of every process and the load
 #                        tool's reports into before the build is removed
 #   BENCH_STRICT=1       exit 1 when a floor is missed (a run that fails always does)
@@ -76,6 +78,7 @@ strict="${BENCH_STRICT:-0}"
 guarded="${BENCH_GUARDED:-1}"
 guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
 guarded_rounds="${BENCH_GUARDED_ROUNDS:-3}"
+baseline="${BENCH_BASELINE:-1}"
 profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
 
@@ -122,6 +125,7 @@ echo_pid=""
 sluice_pid=""
 idle_pid=""
 guarded_pid=""
+proxy_pid=""
 issuer_pid=""
 
 log() { echo "bench: $*" >&2; }
@@ -141,7 +145,7 @@ stop() {
 # cleanup stops what is still running, newest first, and removes the build.
 cleanup() {
 	local pid
-	for pid in "$idle_pid" "$guarded_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
+	for pid in "$idle_pid" "$proxy_pid" "$guarded_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
 		if [ -n "$pid" ]; then
 			stop "$pid"
 		fi
@@ -528,6 +532,9 @@ log "building into $tmp"
 	if [ "$guarded" = 1 ] && [ "$guarded_jwt" = 1 ]; then
 		go build -o "$tmp/issuer" ./bench/issuer
 	fi
+	if [ "$baseline" = 1 ]; then
+		go build -o "$tmp/proxy" ./bench/proxy
+	fi
 )
 if [ "$direct_only" != 1 ] && [ -n "${BENCH_SLUICE_BIN:-}" ]; then
 	cp "$BENCH_SLUICE_BIN" "$tmp/sluice"
@@ -712,6 +719,65 @@ if [ "$direct_only" != 1 ] && [ "$idle_sessions" -gt 0 ]; then
 	stop_echo
 fi
 
+# The calibration: what this machine charges for HTTP in and HTTP out alone.
+# A bare reverse proxy and Sluice, each in front of the HTTP echo, take the
+# same small calls alternately, twice each per client count.
+baseline_rows=()
+if [ "$baseline" = 1 ] && [ "$direct_only" != 1 ] && [[ " $transports " == *" http "* ]]; then
+	profile_transport=baseline
+	if start_echo_http && start_sluice --upstream "$up_url"; then
+		"$tmp/proxy" -upstream "${up_url%/mcp}" 2>"$tmp/proxy.log" &
+		proxy_pid=$!
+		proxy_url=""
+		for _ in $(seq 100); do
+			proxy_url="$(sed -n 's/^listening on //p' "$tmp/proxy.log")"
+			[ -n "$proxy_url" ] && break
+			sleep 0.05
+		done
+		if [ -z "$proxy_url" ]; then
+			broken+=("baseline: the reverse proxy did not start")
+		else
+			proxy_url+="/mcp"
+			for clients in $clients_list; do
+				p_ticks=0 p_calls=0 s_ticks=0 s_calls=0 b_ok=1
+				for round in 1 2; do
+					log "baseline-$clients: through the bare reverse proxy, round $round"
+					t0="$(cpu_ticks "$proxy_pid")"
+					if ! load_target_log="$tmp/proxy.log" run_load "baseline-proxy-$clients-$round" -url "$proxy_url" -clients "$clients" -size 0; then
+						b_ok=0
+						break
+					fi
+					t1="$(cpu_ticks "$proxy_pid")"
+					p_ticks=$((p_ticks + t1 - t0))
+					p_calls=$((p_calls + $(jget "$tmp/baseline-proxy-$clients-$round.json" total_calls)))
+					log "baseline-$clients: through Sluice, round $round"
+					t0="$(cpu_ticks "$sluice_pid")"
+					if ! run_load "baseline-sluice-$clients-$round" -url "$sluice_url" -clients "$clients" -size 0; then
+						b_ok=0
+						break
+					fi
+					t1="$(cpu_ticks "$sluice_pid")"
+					s_ticks=$((s_ticks + t1 - t0))
+					s_calls=$((s_calls + $(jget "$tmp/baseline-sluice-$clients-$round.json" total_calls)))
+				done
+				if [ "$b_ok" = 0 ]; then
+					broken+=("baseline-$clients: a run failed")
+					continue
+				fi
+				p_cpu="$(calc "$p_ticks * 1000000 / $clk_tck / $p_calls")"
+				s_cpu="$(calc "$s_ticks * 1000000 / $clk_tck / $s_calls")"
+				baseline_rows+=("$(printf '| http | small | %d | %.0f | %.0f | %.2f |' "$clients" "$p_cpu" "$s_cpu" "$(calc "$s_cpu / $p_cpu")")")
+			done
+		fi
+		stop "$proxy_pid"
+		proxy_pid=""
+	else
+		broken+=("baseline: echo or Sluice did not start")
+	fi
+	stop_sluice
+	stop_echo
+fi
+
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 report() {
@@ -739,6 +805,14 @@ report() {
 		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (each run) | guarded CPU µs/call (each run) | added CPU µs/call | errors (core / guarded) | floors |"
 		echo "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"
 		printf '%s\n' "${guarded_rows[@]}"
+	fi
+	if [ ${#baseline_rows[@]} -gt 0 ]; then
+		echo
+		echo "Calibration: a bare reverse proxy (bench/proxy, net/http/httputil, no MCP awareness) and Sluice (core configuration), each in front of the same HTTP echo, alternately, two runs each; CPU per call over both runs. The floors were set where such a proxy costs about 400 µs per small call."
+		echo
+		echo "| upstream | result | clients | bare reverse proxy CPU µs/call | Sluice CPU µs/call | Sluice / proxy |"
+		echo "|---|---|---:|---:|---:|---:|"
+		printf '%s\n' "${baseline_rows[@]}"
 	fi
 	if [ ${#failures[@]} -gt 0 ]; then
 		echo
