@@ -349,8 +349,14 @@ func compileRule(env *cel.Env, rc *config.PolicyRule, i int, policyMode guard.Mo
 		} else if r.prog, r.partial, err = programs(env, ast); err != nil {
 			errs = append(errs, fmt.Errorf("when: %w", err))
 		} else {
-			r.fast, _ = compileNative(ast, hasComprehension(ast))
-			r.principalOnly = principalConjuncts(ast)
+			metered := hasComprehension(ast)
+			r.fast, _ = compileNative(ast, metered)
+			if !metered {
+				// A condition that iterates runs under a cost limit as a
+				// whole, which a term remembered per principal would not
+				// keep.
+				r.principalOnly = principalConjuncts(ast)
+			}
 		}
 	}
 	return r, errors.Join(errs...)
