@@ -25,11 +25,14 @@ import (
 // what the interpreter does for its node, errors included.
 //
 // It covers the shapes policies are written in: literals, variables, field
-// selection (plain, optional "?." and has()), constant string indexes, list
-// literals, &&, ||, the conditional, equality, and every strict or
-// non-strict function of the environment resolved at check time
-// (comparisons, "in", string functions, orValue, time accessors, ...).
-// Anything else (comprehensions, map literals, computed indexes) keeps the
+// selection (plain, optional "?." and has()), indexes, list literals, &&,
+// ||, the conditional, equality, the comprehensions whose result is a bool
+// (all, exists, exists_one), and every strict or non-strict function of the
+// environment resolved at check time (comparisons, "in", string functions,
+// orValue, time accessors, ...), with direct Go code for the commonest
+// (contains, startsWith, endsWith, comparisons of ints, "in" a list of
+// strings) when their arguments have the expected types. Anything else
+// (map() and filter(), map literals, optional indexes, type names) keeps the
 // whole condition on the interpreter. At run time, a value of a kind the
 // evaluator does not handle exactly as the interpreter would (selecting a
 // field of something that is not a map, an optional index, ...) yields
@@ -170,21 +173,20 @@ type nativeCompiler struct {
 
 // compile returns nil for an expression it does not cover.
 func (nc *nativeCompiler) compile(e celast.Expr) native {
-	var fn native
 	switch e.Kind() {
 	case celast.LiteralKind:
 		v := e.AsLiteral()
-		fn = func(*activation) ref.Val { return v }
+		return func(*activation) ref.Val { return v }
 	case celast.IdentKind, celast.SelectKind:
-		fn = nc.attribute(e)
+		return nc.attribute(e)
 	case celast.ListKind:
-		fn = nc.list(e)
+		return nc.list(e)
 	case celast.CallKind:
-		fn = nc.call(e)
+		return nc.call(e)
 	case celast.ComprehensionKind:
-		fn = nc.comprehension(e)
+		return nc.comprehension(e)
 	}
-	return fn
+	return nil
 }
 
 // local returns the slot of a comprehension variable in scope.
@@ -207,8 +209,8 @@ func (nc *nativeCompiler) local(name string) (int, bool) {
 // interpreter.
 func (nc *nativeCompiler) comprehension(e celast.Expr) native {
 	c := e.AsComprehension()
-	if c.HasIterVar2() || c.AccuInit().Kind() != celast.LiteralKind || len(nc.locals)+2 > maxLocals {
-		return nil
+	if !nc.metered || c.HasIterVar2() || c.AccuInit().Kind() != celast.LiteralKind || len(nc.locals)+2 > maxLocals {
+		return nil // a condition that iterates is always metered
 	}
 	if t := nc.ast.GetType(e.ID()); t == nil || t.Kind() != types.BoolKind {
 		return nil
