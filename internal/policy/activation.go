@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +39,10 @@ type activation struct {
 	toolRaw jsontext.Value
 	now     time.Time
 
-	pe                                            *principalEntry
-	client, request, tool, args, resource, prompt ref.Val
+	pe                                      *principalEntry
+	client, request, tool, resource, prompt ref.Val
+	argsObj                                 *object
+	argsErr                                 ref.Val
 
 	// For the native evaluator: the variables of the comprehensions being
 	// evaluated, and the metered cost of a condition (see compileNative).
@@ -111,10 +112,11 @@ func (a *activation) value(name string) ref.Val {
 		}
 		return a.tool
 	case expr.Args:
-		if a.args == nil {
-			a.args = argsValue(a.c, a.k)
+		o, err := a.argsObject()
+		if err != nil {
+			return err
 		}
-		return a.args
+		return o.value()
 	case expr.Resource:
 		if a.resource == nil {
 			uri := ""
@@ -385,58 +387,34 @@ func newPrincipalEntry(p *guard.Principal, rules int) *principalEntry {
 
 var errArgsNotObject = errors.New("arguments are not a JSON object")
 
-var emptyArgs = newMap(map[string]ref.Val{})
+// argsObject returns the decoded arguments of a tools/call or prompts/get
+// (other calls have none), decoding them on first use; or the error value
+// that every condition reading them gets: arguments that cannot be decoded
+// make such a condition fail (which denies the call if a deny rule reads
+// them).
+func (a *activation) argsObject() (*object, ref.Val) {
+	if a.argsObj == nil && a.argsErr == nil {
+		a.argsObj, a.argsErr = decodeArgs(a.c, a.k)
+	}
+	return a.argsObj, a.argsErr
+}
 
-// argsValue decodes the arguments of a tools/call or prompts/get; other
-// calls have none. Arguments that cannot be decoded make every condition
-// that reads them fail (which denies the call if a deny rule reads them).
-func argsValue(c *guard.Call, k kind) ref.Val {
+func decodeArgs(c *guard.Call, k kind) (*object, ref.Val) {
 	if k != kindTool && k != kindPrompt {
-		return emptyArgs
+		return emptyObject, nil
 	}
 	v, ok, err := mcp.Lookup(c.Params, "arguments")
 	switch {
 	case err != nil:
-		return types.WrapErr(err)
+		return nil, types.WrapErr(err)
 	case !ok || v.Kind() == 'n':
-		return emptyArgs
+		return emptyObject, nil
 	case v.Kind() != '{':
-		return types.WrapErr(errArgsNotObject)
+		return nil, types.WrapErr(errArgsNotObject)
 	}
-	m, err := decodeJSON(v)
+	o, err := decodeObject(v)
 	if err != nil {
-		return types.WrapErr(err)
+		return nil, types.WrapErr(err)
 	}
-	return m
-}
-
-// caseVariants reports whether two member names of m differ only by case
-// ("path" and "PATH", or "paſs" and "pass"). A condition reads one of them,
-// while a server that matches names case-insensitively (Go's encoding/json
-// does) may read the other: such arguments make conditions that read them
-// fail rather than judge a value the server might not use.
-func caseVariants(m map[string]ref.Val) bool {
-	if len(m) <= 8 {
-		var keys [8]string
-		n := 0
-		for ks := range m {
-			for _, prev := range keys[:n] {
-				if strings.EqualFold(ks, prev) {
-					return true
-				}
-			}
-			keys[n] = ks
-			n++
-		}
-		return false
-	}
-	seen := make(map[string]struct{}, len(m))
-	for k := range m {
-		f := strings.ToLower(strings.ToUpper(k))
-		if _, dup := seen[f]; dup {
-			return true
-		}
-		seen[f] = struct{}{}
-	}
-	return false
+	return o, nil
 }

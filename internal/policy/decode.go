@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"cel.dev/cel-go/common/types"
@@ -22,6 +23,23 @@ var (
 // maxDepth bounds the nesting of decoded arguments; the gateway bounds
 // messages more tightly before they get here.
 const maxDepth = 256
+
+// decodeObject decodes a JSON object (see [decodeJSON]) into an [object].
+func decodeObject(v jsontext.Value) (*object, error) {
+	d := jsonDecoder{b: v}
+	d.ws()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		return nil, errBadJSON
+	}
+	o, err := d.members(0)
+	if err != nil {
+		return nil, err
+	}
+	if d.ws(); d.i != len(d.b) {
+		return nil, errBadJSON
+	}
+	return o, nil
+}
 
 // decodeJSON decodes a JSON value into CEL values: maps, lists, strings,
 // booleans, null, int (integers that fit in 64 bits) and double (other
@@ -236,12 +254,22 @@ func (d *jsonDecoder) str() (string, error) {
 }
 
 func (d *jsonDecoder) object(depth int) (ref.Val, error) {
+	o, err := d.members(depth)
+	if err != nil {
+		return nil, err
+	}
+	return o.value(), nil
+}
+
+// members reads an object at d.i into an [object]: its members in order,
+// with duplicate names and names that differ only by case refused.
+func (d *jsonDecoder) members(depth int) (*object, error) {
 	d.i++ // {
-	m := map[string]ref.Val{}
+	o := &object{}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
-		return newMap(m), nil
+		return o, nil
 	}
 	for {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
@@ -261,10 +289,8 @@ func (d *jsonDecoder) object(depth int) (ref.Val, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := m[k]; dup {
-			return nil, errDuplicateKey
-		}
-		m[k] = v
+		o.keys = append(o.keys, k)
+		o.vals = append(o.vals, v)
 		d.ws()
 		if d.i >= len(d.b) {
 			return nil, errBadJSON
@@ -276,13 +302,87 @@ func (d *jsonDecoder) object(depth int) (ref.Val, error) {
 			continue
 		case '}':
 			d.i++
-			if len(m) > 1 && caseVariants(m) {
-				return nil, errCaseVariant
+			if err := o.check(); err != nil {
+				return nil, err
 			}
-			return newMap(m), nil
+			return o, nil
 		}
 		return nil, errBadJSON
 	}
+}
+
+// object is a decoded JSON object: its members in order, and the CEL map
+// of them, built when something needs the map itself. The arguments of a
+// call are kept this way, since most conditions only read a member or two.
+type object struct {
+	keys []string
+	vals []ref.Val
+	m    ref.Val
+}
+
+// emptyObject is the arguments of a call that has none.
+var emptyObject = &object{m: newMap(map[string]ref.Val{})}
+
+// check refuses duplicate member names and names that differ only by case
+// (see [caseVariants]).
+func (o *object) check() error {
+	n := len(o.keys)
+	if n <= 8 {
+		for i := 1; i < n; i++ {
+			for j := range i {
+				if o.keys[i] == o.keys[j] {
+					return errDuplicateKey
+				}
+			}
+		}
+		for i := 1; i < n; i++ {
+			for j := range i {
+				if strings.EqualFold(o.keys[i], o.keys[j]) {
+					return errCaseVariant
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[string]struct{}, n)
+	for _, k := range o.keys {
+		if _, dup := seen[k]; dup {
+			return errDuplicateKey
+		}
+		seen[k] = struct{}{}
+	}
+	folded := make(map[string]struct{}, n)
+	for _, k := range o.keys {
+		f := strings.ToLower(strings.ToUpper(k))
+		if _, dup := folded[f]; dup {
+			return errCaseVariant
+		}
+		folded[f] = struct{}{}
+	}
+	return nil
+}
+
+// get returns the member named k.
+func (o *object) get(k string) (ref.Val, bool) {
+	for i, key := range o.keys {
+		if key == k {
+			return o.vals[i], true
+		}
+	}
+	return nil, false
+}
+
+// value returns the CEL map of the object, built on first use. An object
+// is used by one decision at a time.
+func (o *object) value() ref.Val {
+	if o.m == nil {
+		m := make(map[string]ref.Val, len(o.keys))
+		for i, k := range o.keys {
+			m[k] = o.vals[i]
+		}
+		o.m = newMap(m)
+	}
+	return o.m
 }
 
 func (d *jsonDecoder) array(depth int) (ref.Val, error) {

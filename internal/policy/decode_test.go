@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -104,6 +105,37 @@ func decodeRefValue(dec *jsontext.Decoder, depth int) (ref.Val, error) {
 		return types.NewRefValList(adapter, l), nil
 	}
 	return nil, errors.New("unexpected JSON token")
+}
+
+// caseVariants reports whether two member names of m differ only by case
+// ("path" and "PATH", or "paſs" and "pass"). A condition reads one of them,
+// while a server that matches names case-insensitively (Go's encoding/json
+// does) may read the other: such arguments make conditions that read them
+// fail rather than judge a value the server might not use.
+func caseVariants(m map[string]ref.Val) bool {
+	if len(m) <= 8 {
+		var keys [8]string
+		n := 0
+		for ks := range m {
+			for _, prev := range keys[:n] {
+				if strings.EqualFold(ks, prev) {
+					return true
+				}
+			}
+			keys[n] = ks
+			n++
+		}
+		return false
+	}
+	seen := make(map[string]struct{}, len(m))
+	for k := range m {
+		f := strings.ToLower(strings.ToUpper(k))
+		if _, dup := seen[f]; dup {
+			return true
+		}
+		seen[f] = struct{}{}
+	}
+	return false
 }
 
 // sameValue reports whether two decoded values are identical, types

@@ -250,7 +250,27 @@ func (nc *nativeCompiler) comprehension(e celast.Expr) native {
 		a.locals[accu] = acc
 		return true, nil
 	}
+	overArgs := nc.isArgs(c.IterRange())
 	return func(a *activation) ref.Val {
+		if overArgs {
+			// The keys of the arguments, without building their map.
+			o, err := a.argsObject()
+			if err != nil {
+				return err
+			}
+			a.locals[accu] = init
+			for _, k := range o.keys {
+				more, v := next(a, types.String(k))
+				if v != nil {
+					return v
+				}
+				if !more {
+					break
+				}
+			}
+			a.cost += resultNodes
+			return result(a)
+		}
 		r := rng(a)
 		if isErr(r) {
 			return r
@@ -354,7 +374,13 @@ func (nc *nativeCompiler) attribute(e celast.Expr) native {
 				return nil // has() over an optional chain
 			}
 		}
+		if nc.isArgs(e) {
+			return argsPresence(quals)
+		}
 		return presence(root, quals)
+	}
+	if nc.isArgs(e) {
+		return argsAttribute(quals, nc.metered)
 	}
 	if nc.metered {
 		return func(a *activation) ref.Val {
@@ -395,6 +421,12 @@ func qualify(v ref.Val, quals []qualifier) ref.Val {
 		}
 		v, isOpt = o.GetValue(), true
 	}
+	return qualifySteps(v, quals, isOpt)
+}
+
+// qualifySteps applies quals to v, already unwrapped; isOpt says whether an
+// optional step came before.
+func qualifySteps(v ref.Val, quals []qualifier, isOpt bool) ref.Val {
 	for _, q := range quals {
 		isOpt = isOpt || q.opt
 		m, ok := v.(traits.Mapper)
@@ -425,6 +457,84 @@ func presence(root native, quals []qualifier) native {
 	prefix, last := quals[:len(quals)-1], quals[len(quals)-1]
 	return func(a *activation) ref.Val {
 		v := qualify(root(a), prefix)
+		if isErr(v) {
+			return v
+		}
+		m, ok := v.(traits.Mapper)
+		if !ok {
+			return declined
+		}
+		got, found := m.Find(last.key)
+		if isErr(got) {
+			return declined
+		}
+		return types.Bool(found)
+	}
+}
+
+// isArgs reports whether e is the variable args (not a comprehension
+// variable of that name), whose members are read from the decoded
+// arguments without building their CEL map.
+func (nc *nativeCompiler) isArgs(e celast.Expr) bool {
+	if e.Kind() != celast.IdentKind || e.AsIdent() != expr.Args {
+		return false
+	}
+	if _, local := nc.local(expr.Args); local {
+		return false
+	}
+	r, ok := nc.ast.ReferenceMap()[e.ID()]
+	return ok && r.Value == nil && r.Name == expr.Args
+}
+
+// argsMember looks up a member of the call's arguments as a step of an
+// attribute does: v is the member; done is set, with v the result, when the
+// attribute ends here (an error, or an optional step that found nothing).
+func argsMember(a *activation, q qualifier) (v ref.Val, done bool) {
+	o, err := a.argsObject()
+	if err != nil {
+		return err, true
+	}
+	v, found := o.get(string(q.key.(types.String)))
+	if !found {
+		if q.opt {
+			return types.OptionalNone, true
+		}
+		return types.NewErr("no such key: %v", q.key), true
+	}
+	return v, false
+}
+
+// argsAttribute is args.a.b..., plain or optional.
+func argsAttribute(quals []qualifier, metered bool) native {
+	return func(a *activation) ref.Val {
+		if metered {
+			a.cost += len(quals)
+		}
+		v, done := argsMember(a, quals[0])
+		if done {
+			return v
+		}
+		return qualifySteps(v, quals[1:], quals[0].opt)
+	}
+}
+
+// argsPresence is has(args.a...).
+func argsPresence(quals []qualifier) native {
+	if len(quals) == 1 {
+		key := string(quals[0].key.(types.String))
+		return func(a *activation) ref.Val {
+			o, err := a.argsObject()
+			if err != nil {
+				return err
+			}
+			_, found := o.get(key)
+			return types.Bool(found)
+		}
+	}
+	inner := argsAttribute(quals[:len(quals)-1], false)
+	last := quals[len(quals)-1]
+	return func(a *activation) ref.Val {
+		v := inner(a)
 		if isErr(v) {
 			return v
 		}
@@ -736,7 +846,20 @@ func (nc *nativeCompiler) optionalOr(target celast.Expr, lhs, rhs native, value 
 		return general
 	}
 	var key ref.Val = tc.Args()[1].AsLiteral()
-	_, ok := key.(types.String)
+	ks, ok := key.(types.String)
+	if ok && nc.isArgs(tc.Args()[0]) {
+		name := string(ks)
+		return func(a *activation) ref.Val {
+			o, err := a.argsObject()
+			if err != nil {
+				return err
+			}
+			if v, found := o.get(name); found {
+				return v
+			}
+			return rhs(a)
+		}
+	}
 	operand := nc.compile(tc.Args()[0])
 	if !ok || operand == nil {
 		return general
