@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	addr := fs.String("http", "", "serve streamable HTTP at `ADDR` (path /mcp) instead of stdio")
 	stateless := fs.Bool("stateless", false, "serve HTTP without sessions")
 	jsonResponse := fs.Bool("json", true, "answer HTTP requests with application/json instead of SSE")
+	trace := fs.Bool("trace", false, "over stdio, write a line to standard error for every read of standard input and every write to standard output (time, size, first bytes), to see where a stalled call waited")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +66,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	server := newServer()
 	if *addr == "" {
+		if *trace {
+			stdin = &tracer{r: stdin, log: stderr, what: "read"}
+			stdout = &tracer{w: stdout, log: stderr, what: "write"}
+		}
 		err := server.Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}})
 		if errors.Is(err, io.EOF) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, context.Canceled) {
 			return nil
@@ -97,6 +102,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		hs.Close()
 	}
 	return nil
+}
+
+// tracer reports each read or write it passes on: the time, the size and
+// the first bytes (which hold the message's id).
+type tracer struct {
+	r    io.Reader
+	w    io.Writer
+	log  io.Writer
+	what string
+	mu   sync.Mutex
+}
+
+func (t *tracer) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.report(p[:n], err)
+	return n, err
+}
+
+func (t *tracer) Write(p []byte) (int, error) {
+	t.report(p, nil) // before: a write that blocks shows as a write without a reply
+	return t.w.Write(p)
+}
+
+func (t *tracer) report(p []byte, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.log, "trace %s %s %d bytes %q err=%v\n", time.Now().UTC().Format("15:04:05.000000"), t.what, len(p), p[:min(len(p), 48)], err)
 }
 
 type nopWriteCloser struct{ io.Writer }

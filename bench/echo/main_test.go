@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,3 +190,43 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTrace: with -trace over stdio, every read of the request and every
+// write of the answer is reported on standard error, with the message's
+// first bytes.
+func TestRunTrace(t *testing.T) {
+	serverIn, clientOut := io.Pipe()
+	clientIn, serverOut := io.Pipe()
+	var stderr strings.Builder
+	var mu sync.Mutex
+	done := make(chan error, 1)
+	go func() {
+		done <- run(t.Context(), []string{"-trace"}, serverIn, serverOut, writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return stderr.Write(p)
+		}))
+		serverOut.Close()
+	}()
+	cs := clientSession(t, &mcp.IOTransport{Reader: clientIn, Writer: clientOut}, legacy)
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+	clientOut.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := stderr.String()
+	for _, want := range []string{` read `, ` write `, `\"method\":\"tools/call\"`, `\"result\"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trace lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -317,14 +317,24 @@ func (c *stdioConn) write(ctx context.Context, m *mcp.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	if _, err := c.stdin.Write(b); err != nil {
 		if c.isClosing() {
 			return ErrClosed
 		}
 		return fmt.Errorf("%w: writing to server: %v", ErrConnLost, err)
 	}
+	if d := time.Since(start); d > slowWrite {
+		// The pipe was full: the server is not reading its input.
+		c.log.Debug("slow write to the server's stdin", "took", d, "bytes", len(b))
+	}
 	return nil
 }
+
+// slowWrite is how long a write to the server's stdin may take before it
+// is logged (at debug level): a pipe write returns at once unless the
+// server has stopped reading.
+const slowWrite = 100 * time.Millisecond
 
 // Close shuts the server down the way the MCP stdio transport asks
 // ("the client SHOULD initiate shutdown by: first, closing the input

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
@@ -430,4 +432,38 @@ func TestStdioCallAfterCancelSendsNothing(t *testing.T) {
 	if len(stray) > 0 {
 		t.Errorf("the server answered %d of %d requests sent after their callers gave up (ids %v)", len(stray), n, stray)
 	}
+}
+
+// TestStdioSlowWriteLogged: a write that blocks because the server is not
+// reading its input (the pipe is full) is logged at debug level with how
+// long it took, which tells a stalled call's time in the pipe apart from its
+// time in the server.
+func TestStdioSlowWriteLogged(t *testing.T) {
+	var mu sync.Mutex
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := dialStdio(t, StdioConfig{
+		Command: []string{"/bin/sh", "-c", "sleep 0.5; exec cat >/dev/null"},
+		Env:     []string{"PATH=/usr/bin:/bin"},
+	}, Options{Logger: log})
+	big := jsontext.Value(`{"text":"` + strings.Repeat("x", 256<<10) + `"}`)
+	if err := c.Send(testCtx(t), mcp.NewNotification("notifications/test", big)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "slow write to the server's stdin") {
+		t.Fatalf("no slow write logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
