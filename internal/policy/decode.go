@@ -291,24 +291,36 @@ func (d *jsonDecoder) members(depth int) (*object, error) {
 		}
 		o.keys = append(o.keys, k)
 		o.vals = append(o.vals, v)
-		d.ws()
-		if d.i >= len(d.b) {
-			return nil, errBadJSON
+		end, err := d.next('}')
+		if err != nil {
+			return nil, err
 		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-			continue
-		case '}':
-			d.i++
+		if end {
 			if err := o.check(); err != nil {
 				return nil, err
 			}
 			return o, nil
 		}
-		return nil, errBadJSON
 	}
+}
+
+// next reads what follows a member or an element: a comma (end false, and
+// the next one may start), or the closing byte (end true).
+func (d *jsonDecoder) next(closing byte) (end bool, err error) {
+	d.ws()
+	if d.i >= len(d.b) {
+		return false, errBadJSON
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		d.ws()
+		return false, nil
+	case closing:
+		d.i++
+		return true, nil
+	}
+	return false, errBadJSON
 }
 
 // object is a decoded JSON object: its members in order, and the CEL map
@@ -399,19 +411,12 @@ func (d *jsonDecoder) array(depth int) (ref.Val, error) {
 			return nil, err
 		}
 		l = append(l, v)
-		d.ws()
-		if d.i >= len(d.b) {
-			return nil, errBadJSON
+		end, err := d.next(']')
+		if err != nil {
+			return nil, err
 		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-			continue
-		case ']':
-			d.i++
+		if end {
 			return types.NewRefValList(adapter, l), nil
 		}
-		return nil, errBadJSON
 	}
 }

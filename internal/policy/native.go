@@ -455,21 +455,23 @@ func qualifySteps(v ref.Val, quals []qualifier, isOpt bool) ref.Val {
 // is tested.
 func presence(root native, quals []qualifier) native {
 	prefix, last := quals[:len(quals)-1], quals[len(quals)-1]
-	return func(a *activation) ref.Val {
-		v := qualify(root(a), prefix)
-		if isErr(v) {
-			return v
-		}
-		m, ok := v.(traits.Mapper)
-		if !ok {
-			return declined
-		}
-		got, found := m.Find(last.key)
-		if isErr(got) {
-			return declined
-		}
-		return types.Bool(found)
+	return func(a *activation) ref.Val { return hasMember(qualify(root(a), prefix), last.key) }
+}
+
+// hasMember is the last step of has(): whether the map v has key.
+func hasMember(v, key ref.Val) ref.Val {
+	if isErr(v) {
+		return v
 	}
+	m, ok := v.(traits.Mapper)
+	if !ok {
+		return declined
+	}
+	got, found := m.Find(key)
+	if isErr(got) {
+		return declined
+	}
+	return types.Bool(found)
 }
 
 // isArgs reports whether e is the variable args (not a comprehension
@@ -533,21 +535,7 @@ func argsPresence(quals []qualifier) native {
 	}
 	inner := argsAttribute(quals[:len(quals)-1], false)
 	last := quals[len(quals)-1]
-	return func(a *activation) ref.Val {
-		v := inner(a)
-		if isErr(v) {
-			return v
-		}
-		m, ok := v.(traits.Mapper)
-		if !ok {
-			return declined
-		}
-		got, found := m.Find(last.key)
-		if isErr(got) {
-			return declined
-		}
-		return types.Bool(found)
-	}
+	return func(a *activation) ref.Val { return hasMember(inner(a), last.key) }
 }
 
 // constantKey returns the key of x.?name, x[?"name"] or x["name"].
