@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	stateless := fs.Bool("stateless", false, "serve HTTP without sessions")
 	jsonResponse := fs.Bool("json", true, "answer HTTP requests with application/json instead of SSE")
 	trace := fs.Bool("trace", false, "over stdio, write a line to standard error for every read of standard input and every write to standard output (time, size, first bytes), to see where a stalled call waited")
+	stall := fs.Duration("trace-stall", 0, "with -trace, when a request read has had no answer for this long, write every goroutine's stack to standard error (once per request)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,8 +69,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	server := newServer()
 	if *addr == "" {
 		if *trace {
-			stdin = &tracer{r: stdin, log: stderr, what: "read"}
-			stdout = &tracer{w: stdout, log: stderr, what: "write"}
+			w := &watch{log: stderr, after: *stall, pending: map[string]time.Time{}}
+			stdin = &tracer{r: stdin, log: stderr, what: "read", watch: w}
+			stdout = &tracer{w: stdout, log: stderr, what: "write", watch: w}
+			if *stall > 0 {
+				go w.run(ctx)
+			}
 		}
 		err := server.Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}})
 		if errors.Is(err, io.EOF) || errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, context.Canceled) {
@@ -107,11 +113,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // tracer reports each read or write it passes on: the time, the size and
 // the first bytes (which hold the message's id).
 type tracer struct {
-	r    io.Reader
-	w    io.Writer
-	log  io.Writer
-	what string
-	mu   sync.Mutex
+	r     io.Reader
+	w     io.Writer
+	log   io.Writer
+	what  string
+	watch *watch
+	mu    sync.Mutex
 }
 
 func (t *tracer) Read(p []byte) (int, error) {
@@ -129,6 +136,77 @@ func (t *tracer) report(p []byte, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fmt.Fprintf(t.log, "trace %s %s %d bytes %q err=%v\n", time.Now().UTC().Format("15:04:05.000000"), t.what, len(p), p[:min(len(p), 48)], err)
+	if t.watch != nil {
+		t.watch.saw(t.what, p)
+	}
+}
+
+// watch notes the ids of the requests read and of the answers written, and
+// dumps every goroutine's stack when a request has waited too long.
+type watch struct {
+	log     io.Writer
+	after   time.Duration
+	mu      sync.Mutex
+	pending map[string]time.Time // request id -> when it was read
+	dumped  map[string]bool
+}
+
+// idOf returns the id of a message that starts in p with its id (as
+// Sluice and the go-sdk write them): `{"jsonrpc":"2.0","id":ID,...`.
+func idOf(p []byte) (string, bool) {
+	const prefix = `{"jsonrpc":"2.0","id":`
+	s, ok := strings.CutPrefix(string(p[:min(len(p), 96)]), prefix)
+	if !ok {
+		return "", false
+	}
+	if i := strings.IndexByte(s, ','); i > 0 {
+		return s[:i], true
+	}
+	return "", false
+}
+
+func (w *watch) saw(what string, p []byte) {
+	id, ok := idOf(p)
+	if !ok {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case what == "read" && strings.Contains(string(p[:min(len(p), 96)]), `"method"`):
+		w.pending[id] = time.Now()
+	case what == "write":
+		delete(w.pending, id)
+	}
+}
+
+func (w *watch) run(ctx context.Context) {
+	tick := time.NewTicker(w.after / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			w.mu.Lock()
+			var late []string
+			for id, at := range w.pending {
+				if now.Sub(at) >= w.after && !w.dumped[id] {
+					late = append(late, id)
+					if w.dumped == nil {
+						w.dumped = map[string]bool{}
+					}
+					w.dumped[id] = true
+				}
+			}
+			w.mu.Unlock()
+			if len(late) > 0 {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				fmt.Fprintf(w.log, "trace stall: requests %v unanswered for %v; goroutines:\n%s\n", late, w.after, buf)
+			}
+		}
+	}
 }
 
 type nopWriteCloser struct{ io.Writer }

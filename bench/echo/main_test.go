@@ -230,3 +230,31 @@ func TestRunTrace(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestWatchDumpsStalledRequest: a request read and not answered within the
+// limit makes the watch write every goroutine's stack, once; an answered
+// one does not.
+func TestWatchDumpsStalledRequest(t *testing.T) {
+	var mu sync.Mutex
+	var out strings.Builder
+	w := &watch{log: writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	}), after: 40 * time.Millisecond, pending: map[string]time.Time{}}
+	w.saw("read", []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}`))
+	w.saw("read", []byte(`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{}}`))
+	w.saw("write", []byte(`{"jsonrpc":"2.0","id":8,"result":{}}`))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.run(ctx); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	got := out.String()
+	if strings.Count(got, "trace stall: requests [7]") != 1 || !strings.Contains(got, "goroutine ") || strings.Contains(got, "[8]") {
+		t.Fatalf("watch output:\n%.500s", got)
+	}
+}
