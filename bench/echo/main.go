@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	stateless := fs.Bool("stateless", false, "serve HTTP without sessions")
 	jsonResponse := fs.Bool("json", true, "answer HTTP requests with application/json instead of SSE")
 	trace := fs.Bool("trace", false, "over stdio, write a line to standard error for every read of standard input and every write to standard output (time, size, first bytes), to see where a stalled call waited")
-	stall := fs.Duration("trace-stall", 0, "with -trace, when a request read has had no answer for this long, write every goroutine's stack to standard error (once per request)")
+	stall := fs.Duration("trace-stall", 0, "over stdio, when a request read has had no answer for this long, write every goroutine's stack to standard error (once per request); without -trace, nothing else is written")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,10 +68,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	server := newServer()
 	if *addr == "" {
-		if *trace {
+		if *trace || *stall > 0 {
 			w := &watch{log: stderr, after: *stall, pending: map[string]time.Time{}}
-			stdin = &tracer{r: stdin, log: stderr, what: "read", watch: w}
-			stdout = &tracer{w: stdout, log: stderr, what: "write", watch: w}
+			stdin = &tracer{r: stdin, log: stderr, what: "read", watch: w, print: *trace}
+			stdout = &tracer{w: stdout, log: stderr, what: "write", watch: w, print: *trace}
 			if *stall > 0 {
 				go w.run(ctx)
 			}
@@ -118,6 +118,7 @@ type tracer struct {
 	log   io.Writer
 	what  string
 	watch *watch
+	print bool // report each read and write; else only watch
 	mu    sync.Mutex
 }
 
@@ -135,7 +136,9 @@ func (t *tracer) Write(p []byte) (int, error) {
 func (t *tracer) report(p []byte, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.log, "trace %s %s %d bytes %q err=%v\n", time.Now().UTC().Format("15:04:05.000000"), t.what, len(p), p[:min(len(p), 48)], err)
+	if t.print {
+		fmt.Fprintf(t.log, "trace %s %s %d bytes %q err=%v\n", time.Now().UTC().Format("15:04:05.000000"), t.what, len(p), p[:min(len(p), 48)], err)
+	}
 	if t.watch != nil {
 		t.watch.saw(t.what, p)
 	}
