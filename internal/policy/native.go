@@ -238,7 +238,7 @@ func (nc *nativeCompiler) comprehension(e celast.Expr) native {
 		a.locals[iter] = elem
 		switch c := cond(a); {
 		case c == types.True:
-		case isErr(c):
+		case types.IsError(c):
 			return false, declined // the interpreter ends with an interruption error
 		default:
 			return false, nil
@@ -272,7 +272,7 @@ func (nc *nativeCompiler) comprehension(e celast.Expr) native {
 			return result(a)
 		}
 		r := rng(a)
-		if isErr(r) {
+		if types.IsError(r) {
 			return r
 		}
 		a.locals[accu] = init
@@ -411,7 +411,7 @@ func (nc *nativeCompiler) root(e celast.Expr) native {
 // qualify applies quals to v as the interpreter's attribute resolution
 // does.
 func qualify(v ref.Val, quals []qualifier) ref.Val {
-	if isErr(v) {
+	if types.IsError(v) {
 		return v
 	}
 	isOpt := false
@@ -440,7 +440,7 @@ func qualifySteps(v ref.Val, quals []qualifier, isOpt bool) ref.Val {
 			}
 			return types.NewErr("no such key: %v", q.key)
 		}
-		if isErr(got) {
+		if types.IsError(got) {
 			return declined
 		}
 		v = got
@@ -460,7 +460,7 @@ func presence(root native, quals []qualifier) native {
 
 // hasMember is the last step of has(): whether the map v has key.
 func hasMember(v, key ref.Val) ref.Val {
-	if isErr(v) {
+	if types.IsError(v) {
 		return v
 	}
 	m, ok := v.(traits.Mapper)
@@ -468,7 +468,7 @@ func hasMember(v, key ref.Val) ref.Val {
 		return declined
 	}
 	got, found := m.Find(key)
-	if isErr(got) {
+	if types.IsError(got) {
 		return declined
 	}
 	return types.Bool(found)
@@ -562,11 +562,11 @@ func (nc *nativeCompiler) index(x, k celast.Expr) native {
 	}
 	return func(a *activation) ref.Val {
 		v := operand(a)
-		if isErr(v) {
+		if types.IsError(v) {
 			return v
 		}
 		kv := key(a)
-		if isErr(kv) {
+		if types.IsError(kv) {
 			return kv
 		}
 		switch c := v.(type) {
@@ -577,7 +577,7 @@ func (nc *nativeCompiler) index(x, k celast.Expr) native {
 			}
 			got, found := c.Find(ks)
 			switch {
-			case isErr(got):
+			case types.IsError(got):
 				return declined
 			case !found:
 				return types.NewErr("no such key: %v", ks)
@@ -608,11 +608,6 @@ func isVariable(name string) bool {
 	return false
 }
 
-func isErr(v ref.Val) bool {
-	_, ok := v.(*types.Err)
-	return ok
-}
-
 // list compiles a list literal without optional elements. A list of
 // constants is built once.
 func (nc *nativeCompiler) list(e celast.Expr) native {
@@ -632,7 +627,7 @@ func (nc *nativeCompiler) list(e celast.Expr) native {
 		vals := make([]ref.Val, len(elems))
 		for i, el := range elems {
 			v := el(a)
-			if isErr(v) {
+			if types.IsError(v) {
 				return v
 			}
 			vals[i] = v
@@ -859,7 +854,7 @@ func (nc *nativeCompiler) optionalOr(target celast.Expr, lhs, rhs native, value 
 		}
 		got, found := m.Find(key)
 		switch {
-		case isErr(got):
+		case types.IsError(got):
 			return declined
 		case found:
 			return got
@@ -938,7 +933,7 @@ func strictCall(impl *functions.Overload, args []native, metered, product bool) 
 			if v == declined {
 				return declined
 			}
-			if strict && isErr(v) {
+			if strict && types.IsError(v) {
 				return v
 			}
 			if !traitOK(v) {
@@ -959,14 +954,14 @@ func strictCall(impl *functions.Overload, args []native, metered, product bool) 
 			if l == declined {
 				return declined
 			}
-			if strict && isErr(l) {
+			if strict && types.IsError(l) {
 				return l
 			}
 			r := rhs(a)
 			if r == declined {
 				return declined
 			}
-			if strict && isErr(r) {
+			if strict && types.IsError(r) {
 				return r
 			}
 			if !traitOK(l) {
@@ -986,7 +981,7 @@ func strictCall(impl *functions.Overload, args []native, metered, product bool) 
 				if v == declined {
 					return declined
 				}
-				if strict && isErr(v) {
+				if strict && types.IsError(v) {
 					return v
 				}
 				vals[i] = v
@@ -1029,7 +1024,7 @@ func logical(terms []native, stop, otherwise types.Bool) native {
 			return declined
 		case err == nil:
 			return otherwise
-		case isErr(err):
+		case types.IsError(err):
 			return err
 		}
 		return types.MaybeNoSuchOverloadErr(err)
@@ -1057,11 +1052,11 @@ func conditional(c, t, f native) native {
 func equality(lhs, rhs native, negate, metered bool) native {
 	return func(a *activation) ref.Val {
 		l := lhs(a)
-		if isErr(l) {
+		if types.IsError(l) {
 			return l
 		}
 		r := rhs(a)
-		if isErr(r) {
+		if types.IsError(r) {
 			return r
 		}
 		if metered {

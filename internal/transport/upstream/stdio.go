@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sync"
@@ -317,16 +318,21 @@ func (c *stdioConn) write(ctx context.Context, m *mcp.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	start := time.Now()
+	// Timed only when the debug line could be written: every call to a
+	// stdio server passes here.
+	var start time.Time
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		start = time.Now()
+	}
 	if _, err := c.stdin.Write(b); err != nil {
 		if c.isClosing() {
 			return ErrClosed
 		}
 		return fmt.Errorf("%w: writing to server: %v", ErrConnLost, err)
 	}
-	if d := time.Since(start); d > slowWrite {
+	if !start.IsZero() && time.Since(start) > slowWrite {
 		// The pipe was full: the server is not reading its input.
-		c.log.Debug("slow write to the server's stdin", "took", d, "bytes", len(b))
+		c.log.Debug("slow write to the server's stdin", "took", time.Since(start), "bytes", len(b))
 	}
 	return nil
 }
