@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/procs"
+	"github.com/sluicehq/sluice/internal/transport/rawio"
 )
 
 // sourceFlags choose the configuration: a file, one upstream given on the
@@ -152,6 +153,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	ln = rawio.Listener{Listener: ln}
 	handler := gateway.NewHTTPHandler(g, gateway.HTTPOptions{AllowedOrigins: cfg.HTTP.AllowedOrigins, AllowedHosts: cfg.HTTP.AllowedHosts})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", handler)

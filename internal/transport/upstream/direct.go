@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/transport/rawio"
 )
 
 // DirectTransport is an HTTP/1.1 client transport for plain-http upstreams
@@ -140,6 +142,7 @@ func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bo
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	c = rawio.WrapConn(c)
 	return &directConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, false, nil
 }
 

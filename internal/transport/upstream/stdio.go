@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/transport/rawio"
 )
 
 // StdioConfig describes a server Sluice launches and talks to over its
@@ -53,8 +54,8 @@ type stdioConn struct {
 	cfg StdioConfig
 	cmd *exec.Cmd
 
-	stdin  *os.File // our end of the server's standard input
-	stdout *os.File
+	stdin  pipeEnd // our end of the server's standard input
+	stdout pipeEnd
 	stderr *os.File // nil when stderr is discarded
 
 	// wsem serialises writes to stdin; a channel rather than a mutex so
@@ -147,8 +148,8 @@ func DialStdio(ctx context.Context, cfg StdioConfig, opts Options) (Conn, error)
 		core:       newCore(opts),
 		cfg:        cfg,
 		cmd:        cmd,
-		stdin:      inW,
-		stdout:     outR,
+		stdin:      rawPipe(inW),
+		stdout:     rawPipe(outR),
 		stderr:     errR,
 		wsem:       make(chan struct{}, 1),
 		exited:     make(chan struct{}),
@@ -166,6 +167,21 @@ func DialStdio(ctx context.Context, cfg StdioConfig, opts Options) (Conn, error)
 	}
 	go c.monitor()
 	return c, nil
+}
+
+// pipeEnd is our end of a pipe to the server: an [*os.File], or a
+// [rawio.File] where raw reads and writes work, for the same reason that
+// Sluice's sockets use them.
+type pipeEnd interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+}
+
+func rawPipe(f *os.File) pipeEnd {
+	if r := rawio.WrapFile(f); r != nil {
+		return r
+	}
+	return f
 }
 
 func (c *stdioConn) wait() {

@@ -1,0 +1,196 @@
+// Package rawio gives TCP connections and pipes reads and writes that skip
+// the Go runtime's system-call hand-off.
+//
+// Why: an ordinary socket read or write enters the runtime's system-call
+// state. A write on a loopback socket runs the receiver's side of TCP in the
+// writer's system call and takes tens of microseconds, long enough for the
+// runtime's monitor thread to hand the processor to another thread, which
+// wakes, finds nothing to do and sleeps again; each system call also wakes
+// the monitor from its deep sleep. At one call at a time through the gateway
+// that churn was five context switches per tool call and a quarter of
+// Sluice's CPU. The sockets are non-blocking, so a read or write never waits
+// in the kernel; when one would block it returns EAGAIN and the goroutine
+// waits in the network poller as usual, with deadlines and Close working as
+// they do for any [net.Conn] or [*os.File].
+//
+// Under the race detector the same calls go through package syscall, whose
+// annotations let the detector see the ordering a socket gives.
+package rawio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Conn is a [*net.TCPConn] with raw reads and writes. Every other method,
+// including ReadFrom and WriteTo, is the TCPConn's own.
+type Conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+var _ net.Conn = (*Conn)(nil)
+
+// WrapConn returns c with raw reads and writes where this platform supports
+// them and c is a TCP connection, and c itself otherwise.
+func WrapConn(c net.Conn) net.Conn {
+	if !supported {
+		return c
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &Conn{TCPConn: tc, rc: rc}
+}
+
+func (c *Conn) Read(p []byte) (int, error) {
+	n, errno, err := rawRead(c.rc, p)
+	switch {
+	case err != nil:
+		// Closed, or past a deadline: the ordinary read says so in
+		// the words callers check for.
+		return c.TCPConn.Read(p)
+	case errno != nil:
+		return 0, c.opError("read", errno)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (c *Conn) Write(p []byte) (int, error) {
+	n, errno, err := rawWrite(c.rc, p)
+	switch {
+	case err != nil:
+		m, err := c.TCPConn.Write(p[n:])
+		return n + m, err
+	case errno != nil:
+		return n, c.opError("write", errno)
+	}
+	return n, nil
+}
+
+// opError reports a system call's error as package net does.
+func (c *Conn) opError(op string, errno error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+}
+
+// Listener wraps every connection it accepts with [WrapConn].
+type Listener struct{ net.Listener }
+
+func (l Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return WrapConn(c), nil
+}
+
+// File is an [*os.File] (the parent's end of a pipe) with raw reads and
+// writes. Every other method is the File's own.
+type File struct {
+	*os.File
+	rc syscall.RawConn
+}
+
+// WrapFile returns f as a [File], or nil where this platform does not
+// support raw reads and writes or f is not in non-blocking mode (only
+// pollable files, such as the ends of an [os.Pipe], are).
+func WrapFile(f *os.File) *File {
+	if !supported {
+		return nil
+	}
+	if nb, err := nonblocking(f); err != nil || !nb {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return &File{File: f, rc: rc}
+}
+
+func (f *File) Read(p []byte) (int, error) {
+	n, errno, err := rawRead(f.rc, p)
+	switch {
+	case err != nil:
+		return f.File.Read(p)
+	case errno != nil:
+		return 0, &os.PathError{Op: "read", Path: f.Name(), Err: errno}
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (f *File) Write(p []byte) (int, error) {
+	n, errno, err := rawWrite(f.rc, p)
+	switch {
+	case err != nil:
+		m, err := f.File.Write(p[n:])
+		return n + m, err
+	case errno != nil:
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: errno}
+	}
+	return n, nil
+}
+
+// maxWrite bounds one write system call, which holds its goroutine's
+// processor for its whole length.
+const maxWrite = 256 << 10
+
+// rawRead reads once into p, waiting in the poller while there is nothing
+// to read. errno is the system call's error; err is the poller's (a closed
+// file, a deadline).
+func rawRead(rc syscall.RawConn, p []byte) (n int, errno, err error) {
+	if len(p) == 0 {
+		return 0, nil, nil
+	}
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			r, e := read(fd, p)
+			switch e {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			}
+			n, errno = r, e
+			return true
+		}
+	})
+	return n, errno, err
+}
+
+// rawWrite writes all of p, waiting in the poller while the kernel's buffer
+// is full, and returns how much it wrote before any error.
+func rawWrite(rc syscall.RawConn, p []byte) (n int, errno, err error) {
+	err = rc.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			chunk := p[n:]
+			if len(chunk) > maxWrite {
+				chunk = chunk[:maxWrite]
+			}
+			r, e := write(fd, chunk)
+			switch e {
+			case nil:
+				n += r
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	return n, errno, err
+}

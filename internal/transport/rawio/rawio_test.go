@@ -1,0 +1,311 @@
+package rawio
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pair returns both ends of a loopback TCP connection, each wrapped.
+func pair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := Listener{ln}.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	client = WrapConn(c)
+	t.Cleanup(func() { client.Close(); s.Close() })
+	if runtime.GOOS == "linux" {
+		if _, ok := client.(*Conn); !ok {
+			t.Fatalf("WrapConn returned %T, want *Conn", client)
+		}
+		if _, ok := s.(*Conn); !ok {
+			t.Fatalf("Accept returned %T, want *Conn", s)
+		}
+	}
+	return client, s
+}
+
+// TestLargeTransfer sends more than the socket buffers hold both ways at
+// once, so that writes are partial and both sides wait in the poller.
+func TestLargeTransfer(t *testing.T) {
+	c, s := pair(t)
+	want := make([]byte, 3<<20+17)
+	rand.Read(want)
+	errc := make(chan error, 2)
+	go func() { // the server echoes
+		_, err := io.Copy(struct{ io.Writer }{s}, struct{ io.Reader }{s})
+		errc <- err
+	}()
+	go func() {
+		_, err := c.Write(want)
+		if err == nil {
+			err = c.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		errc <- err
+	}()
+	var got bytes.Buffer
+	buf := make([]byte, 1000) // odd sizes, many reads
+	for {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Len() == len(want) {
+			s.(interface{ CloseWrite() error }).CloseWrite()
+		}
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("echoed %d bytes, not the %d sent", got.Len(), len(want))
+	}
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty read = %d, %v", n, err)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	c, s := pair(t)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	if oe := (*net.OpError)(nil); !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("read error %#v, want a net.OpError for read", err)
+	}
+	// Nobody reads s: the socket buffers fill and the write waits.
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := c.Write(make([]byte, 64<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write past its deadline: %v, want a timeout", err)
+	}
+	if n <= 0 || n >= 64<<20 {
+		t.Fatalf("write reported %d bytes written, want a part", n)
+	}
+	// A deadline in the past interrupts a read at once, as net/http does to
+	// stop its background read.
+	c.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() { _, err := s.Read(make([]byte, 1)); done <- err }()
+	time.Sleep(10 * time.Millisecond)
+	s.SetReadDeadline(time.Unix(1, 0))
+	// s has unread bytes from c's write, so it may read them first.
+	if err := <-done; err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("interrupted read: %v", err)
+	}
+}
+
+func TestCloseAndEOF(t *testing.T) {
+	c, s := pair(t)
+	done := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 10)); done <- err }()
+	time.Sleep(10 * time.Millisecond)
+	c.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read on a closed conn: %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write on a closed conn: %v, want net.ErrClosed", err)
+	}
+	if _, err := s.Read(make([]byte, 10)); err != io.EOF {
+		t.Fatalf("read after the peer closed: %v, want io.EOF", err)
+	}
+	// Writing to a peer that is gone fails with the kernel's error.
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = s.Write([]byte("after close"))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		t.Fatalf("writing to a closed peer: %v, want a reset or broken pipe", err)
+	}
+}
+
+// TestHTTP serves net/http over wrapped connections, with keep-alive, request
+// bodies, the server's background read and a client that hangs up.
+func TestHTTP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hungUp := make(chan error, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		// An HTTP/1 handler reads the whole body before it answers.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Write(body)
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			hungUp <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			hungUp <- errors.New("the server did not see the client go")
+		}
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(Listener{ln})
+	t.Cleanup(func() { srv.Close() })
+	dials := 0
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials++
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return WrapConn(c), nil
+	}}}
+	for i := range 200 {
+		body := strings.Repeat("x", i*97)
+		resp, err := client.Post("http://"+ln.Addr().String()+"/echo", "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(got) != body {
+			t.Fatalf("request %d: %d bytes back, err %v", i, len(got), err)
+		}
+	}
+	if dials != 1 {
+		t.Fatalf("%d connections for 200 sequential requests, want 1", dials)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/hang", nil)
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := client.Do(req); err == nil {
+		t.Fatal("a cancelled request succeeded")
+	}
+	if err := <-hungUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler: %v", err)
+	}
+}
+
+func TestWrapOther(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if WrapConn(a) != a {
+		t.Fatal("WrapConn changed a connection that is not TCP")
+	}
+}
+
+func pipe(t *testing.T) (r, w *File) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close(); pw.Close() })
+	r, w = WrapFile(pr), WrapFile(pw)
+	if runtime.GOOS == "linux" && (r == nil || w == nil) {
+		t.Fatal("WrapFile refused the ends of an os.Pipe")
+	}
+	if r == nil || w == nil {
+		t.Skip("no raw file I/O on " + runtime.GOOS)
+	}
+	return r, w
+}
+
+func TestPipe(t *testing.T) {
+	r, w := pipe(t)
+	want := make([]byte, 1<<20+3)
+	rand.Read(want)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.Write(want) // more than a pipe holds: the writer waits
+		if err == nil {
+			err = w.Close()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(struct{ io.Reader }{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
+	}
+
+	r.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after the writer closed: %v, want io.EOF", err)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("write on a closed file: %v, want os.ErrClosed", err)
+	}
+}
+
+func TestPipeErrors(t *testing.T) {
+	r, w := pipe(t)
+	r.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past its deadline: %v, want a timeout", err)
+	}
+	r.Close()
+	if _, err := r.Read(make([]byte, 1)); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("read on a closed file: %v, want os.ErrClosed", err)
+	}
+	// The reader is gone: the write fails with EPIPE, and the process lives.
+	_, err := w.Write([]byte("nobody reads this"))
+	var pe *os.PathError
+	if !errors.Is(err, syscall.EPIPE) || !errors.As(err, &pe) || pe.Op != "write" {
+		t.Fatalf("write to a pipe without a reader: %v, want EPIPE", err)
+	}
+}
+
+func TestWrapFileBlocking(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "regular")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if WrapFile(f) != nil {
+		t.Fatal("WrapFile accepted a regular file, which is not in non-blocking mode")
+	}
+}
