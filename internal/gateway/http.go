@@ -110,14 +110,23 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cookies are never among them.
 var policyHeaders = []string{"User-Agent", "X-Forwarded-For", "X-Request-Id", "Traceparent", hdrProtocolVersion}
 
+// policyHeaderKeys are policyHeaders as guards see them, in lower case.
+var policyHeaderKeys = func() []string {
+	keys := make([]string, len(policyHeaders))
+	for i, k := range policyHeaders {
+		keys[i] = strings.ToLower(k)
+	}
+	return keys
+}()
+
 func httpTransport(r *http.Request) *guard.Transport {
 	t := &guard.Transport{Kind: "http", RemoteAddr: r.RemoteAddr}
-	for _, k := range policyHeaders {
+	for i, k := range policyHeaders {
 		if v := r.Header[k]; len(v) > 0 {
 			if t.Headers == nil {
 				t.Headers = make(map[string]string, len(policyHeaders))
 			}
-			t.Headers[strings.ToLower(k)] = v[0]
+			t.Headers[policyHeaderKeys[i]] = v[0]
 		}
 	}
 	return t

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -28,7 +29,7 @@ import (
 // including ReadFrom and WriteTo, is the TCPConn's own.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	r, w *raw
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -47,11 +48,12 @@ func WrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &Conn{TCPConn: tc, rc: rc}
+	r, w := newRaw(rc)
+	return &Conn{TCPConn: tc, r: r, w: w}
 }
 
 func (c *Conn) Read(p []byte) (int, error) {
-	n, errno, err := rawRead(c.rc, p)
+	n, errno, err := c.r.Read(p)
 	switch {
 	case err != nil:
 		// Closed, or past a deadline: the ordinary read says so in
@@ -66,7 +68,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 func (c *Conn) Write(p []byte) (int, error) {
-	n, errno, err := rawWrite(c.rc, p)
+	n, errno, err := c.w.Write(p)
 	switch {
 	case err != nil:
 		m, err := c.TCPConn.Write(p[n:])
@@ -97,7 +99,7 @@ func (l Listener) Accept() (net.Conn, error) {
 // writes. Every other method is the File's own.
 type File struct {
 	*os.File
-	rc syscall.RawConn
+	r, w *raw
 }
 
 // WrapFile returns f as a [File], or nil where this platform does not
@@ -114,11 +116,12 @@ func WrapFile(f *os.File) *File {
 	if err != nil {
 		return nil
 	}
-	return &File{File: f, rc: rc}
+	r, w := newRaw(rc)
+	return &File{File: f, r: r, w: w}
 }
 
 func (f *File) Read(p []byte) (int, error) {
-	n, errno, err := rawRead(f.rc, p)
+	n, errno, err := f.r.Read(p)
 	switch {
 	case err != nil:
 		return f.File.Read(p)
@@ -131,7 +134,7 @@ func (f *File) Read(p []byte) (int, error) {
 }
 
 func (f *File) Write(p []byte) (int, error) {
-	n, errno, err := rawWrite(f.rc, p)
+	n, errno, err := f.w.Write(p)
 	switch {
 	case err != nil:
 		m, err := f.File.Write(p[n:])
@@ -146,51 +149,86 @@ func (f *File) Write(p []byte) (int, error) {
 // processor for its whole length.
 const maxWrite = 256 << 10
 
-// rawRead reads once into p, waiting in the poller while there is nothing
-// to read. errno is the system call's error; err is the poller's (a closed
+// raw holds what one direction of raw I/O needs across its poller callback.
+// The callback is made once, so that a read or write allocates nothing; the
+// mutex keeps concurrent readers (or writers) of one connection, which
+// net.Conn allows, from sharing the state.
+type raw struct {
+	mu    sync.Mutex
+	rc    syscall.RawConn
+	p     []byte
+	n     int
+	errno error
+	read  func(uintptr) bool
+	write func(uintptr) bool
+}
+
+func newRaw(rc syscall.RawConn) (r, w *raw) {
+	r, w = &raw{rc: rc}, &raw{rc: rc}
+	r.read = r.readOnce
+	w.write = w.writeAll
+	return r, w
+}
+
+// Read reads once into p, waiting in the poller while there is nothing to
+// read. errno is the system call's error; err is the poller's (a closed
 // file, a deadline).
-func rawRead(rc syscall.RawConn, p []byte) (n int, errno, err error) {
+func (r *raw) Read(p []byte) (n int, errno, err error) {
 	if len(p) == 0 {
 		return 0, nil, nil
 	}
-	err = rc.Read(func(fd uintptr) bool {
-		for {
-			r, e := read(fd, p)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			}
-			n, errno = r, e
-			return true
-		}
-	})
+	r.mu.Lock()
+	r.p, r.n, r.errno = p, 0, nil
+	err = r.rc.Read(r.read)
+	n, errno = r.n, r.errno
+	r.p = nil
+	r.mu.Unlock()
 	return n, errno, err
 }
 
-// rawWrite writes all of p, waiting in the poller while the kernel's buffer
-// is full, and returns how much it wrote before any error.
-func rawWrite(rc syscall.RawConn, p []byte) (n int, errno, err error) {
-	err = rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			chunk := p[n:]
-			if len(chunk) > maxWrite {
-				chunk = chunk[:maxWrite]
-			}
-			r, e := write(fd, chunk)
-			switch e {
-			case nil:
-				n += r
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
+func (r *raw) readOnce(fd uintptr) bool {
+	for {
+		n, e := read(fd, r.p)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
+		r.n, r.errno = n, e
 		return true
-	})
+	}
+}
+
+// Write writes all of p, waiting in the poller while the kernel's buffer is
+// full, and returns how much it wrote before any error.
+func (w *raw) Write(p []byte) (n int, errno, err error) {
+	w.mu.Lock()
+	w.p, w.n, w.errno = p, 0, nil
+	err = w.rc.Write(w.write)
+	n, errno = w.n, w.errno
+	w.p = nil
+	w.mu.Unlock()
 	return n, errno, err
+}
+
+func (w *raw) writeAll(fd uintptr) bool {
+	for w.n < len(w.p) {
+		chunk := w.p[w.n:]
+		if len(chunk) > maxWrite {
+			chunk = chunk[:maxWrite]
+		}
+		n, e := write(fd, chunk)
+		switch e {
+		case nil:
+			w.n += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = e
+			return true
+		}
+	}
+	return true
 }

@@ -309,3 +309,20 @@ func TestWrapFileBlocking(t *testing.T) {
 		t.Fatal("WrapFile accepted a regular file, which is not in non-blocking mode")
 	}
 }
+
+func TestAllocs(t *testing.T) {
+	c, s := pair(t)
+	buf := make([]byte, 64)
+	msg := []byte("ping")
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a write and a read allocate %v times, want 0", allocs)
+	}
+}
