@@ -119,10 +119,10 @@ func (t *bridgeTable) take(tok string) *parkedCall {
 }
 
 // abandon ends a parked call whose input_required result never reached
-// the client (a guard refused it): no retry can come for it.
-func (t *bridgeTable) abandon(pc *parkedCall) {
+// the client (a guard refused it, with e): no retry can come for it.
+func (t *bridgeTable) abandon(pc *parkedCall, e *mcp.Error) {
 	t.drop(pc)
-	pc.cancel()
+	pc.end(e)
 }
 
 // closeAll ends every parked call (the gateway is closing).
@@ -134,8 +134,9 @@ func (t *bridgeTable) closeAll() {
 		delete(t.m, k)
 	}
 	t.mu.Unlock()
+	e := mcp.NewError(mcp.CodeUpstreamUnavailable, "the gateway is shutting down")
 	for _, pc := range pcs {
-		pc.cancel()
+		pc.end(e)
 	}
 }
 
@@ -169,6 +170,48 @@ type bridgeEvent struct {
 	resp *mcp.Message // the final response
 	err  error
 }
+
+// end stops the parked call. The server's requests that still wait for
+// the client are answered with e first: a server blocked on its own request
+// then returns at once, rather than waiting for a cancellation that may
+// reach it only after its session is gone (and a server that waits for its
+// handlers before closing a session would wait forever).
+func (pc *parkedCall) end(e *mcp.Error) {
+	pc.mu.Lock()
+	waiting := pc.waiting
+	pc.waiting = map[string]*mcp.Message{}
+	pc.mu.Unlock()
+	if len(waiting) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), answerTimeout)
+		for _, req := range waiting {
+			if err := pc.us.respond(ctx, mcp.NewErrorResponse(req.ID, e)); err != nil {
+				pc.us.up.g.log.Debug("could not answer an abandoned server request", "server", pc.us.up.name, "method", req.Method, "err", err)
+			}
+		}
+		cancel()
+	}
+	pc.cancel()
+}
+
+// abandonedError is what a server hears about its request when the call
+// that carried it ends without the client's answer: the denial or error
+// that ended it, as a legacy client's server would hear it.
+func abandonedError(err error) *mcp.Error {
+	var (
+		denied *guard.DeniedError
+		rpc    *mcp.Error
+	)
+	switch {
+	case errors.As(err, &denied):
+		return denied.RPCError()
+	case errors.As(err, &rpc):
+		return rpc
+	}
+	return mcp.NewError(mcp.CodeInternalError, "the call ended before the client answered")
+}
+
+// answerTimeout bounds the answers to a server's requests that end sends.
+const answerTimeout = 2 * time.Second
 
 func (pc *parkedCall) setStream(st Stream) {
 	pc.mu.Lock()
@@ -259,7 +302,7 @@ func (g *Gateway) bridgeWait(ctx context.Context, cc *callCtx, pc *parkedCall) (
 		case ev := <-pc.events:
 			if ev.req != nil {
 				if err := g.acceptInputRequest(pc, ev.req); err != nil {
-					pc.cancel()
+					pc.end(abandonedError(err))
 					return nil, err
 				}
 				// Servers often ask several things at once: gather what
@@ -276,7 +319,7 @@ func (g *Gateway) bridgeWait(ctx context.Context, cc *callCtx, pc *parkedCall) (
 						}
 						if err := g.acceptInputRequest(pc, ev2.req); err != nil {
 							timer.Stop()
-							pc.cancel()
+							pc.end(abandonedError(err))
 							return nil, err
 						}
 					case <-timer.C:

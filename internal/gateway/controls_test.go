@@ -25,6 +25,14 @@ import (
 // so only Sluice stands between a bad call and the tool.
 func controlsUpstream(t *testing.T, writes *atomic.Int32) string {
 	t.Helper()
+	return controlsUpstreamSampling(t, writes, nil)
+}
+
+// controlsUpstreamSampling is controlsUpstream that also reports, on
+// sampled when it is not nil, how each sampling request of "summarize"
+// ended: nil, or the error it was answered with.
+func controlsUpstreamSampling(t *testing.T, writes *atomic.Int32, sampled chan<- error) string {
+	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "up", Version: "1"}, nil)
 	s.AddTool(&mcp.Tool{
 		Name: "write",
@@ -46,6 +54,9 @@ func controlsUpstream(t *testing.T, writes *atomic.Int32) string {
 			MaxTokens: 10,
 			Messages:  []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "summarize"}}},
 		})
+		if sampled != nil {
+			sampled <- err
+		}
 		if err != nil {
 			return nil, nil, err
 		}

@@ -477,7 +477,7 @@ func (s *Session) runCall(ctx context.Context, st *state, c *guard.Call) (jsonte
 	res, err := st.chain.Handle(ctx, c)
 	if err != nil {
 		if cc := callCtxFrom(ctx); cc != nil && cc.parked != nil {
-			s.g.bridge.abandon(cc.parked)
+			s.g.bridge.abandon(cc.parked, abandonedError(err))
 		}
 		return nil, err
 	}

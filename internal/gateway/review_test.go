@@ -25,8 +25,9 @@ func TestPolicyServerRequests(t *testing.T) {
 	for _, era := range eras {
 		t.Run(era.name, func(t *testing.T) {
 			var writes atomic.Int32
+			upSampled := make(chan error, 4)
 			_, base := start(t, `servers:
-  up: {url: "`+controlsUpstream(t, &writes)+`", era: legacy}
+  up: {url: "`+controlsUpstreamSampling(t, &writes, upSampled)+`", era: legacy}
 policy:
   rules:
     - {id: tools, effect: allow, target: {tools: ["*"]}}
@@ -60,6 +61,17 @@ policy:
 			}
 			if n := sampled.Load(); n != 0 {
 				t.Errorf("the client was asked to sample %d times", n)
+			}
+			// The server's own request is answered with the refusal, in
+			// both eras, before the client hears of it: a server left
+			// waiting on it might not let its session close.
+			select {
+			case err := <-upSampled:
+				if err == nil || !strings.Contains(err.Error(), "policy") {
+					t.Errorf("the server's sampling request ended with %v, want the policy's refusal", err)
+				}
+			default:
+				t.Error("the server's sampling request was still waiting when the client had its answer")
 			}
 		})
 	}
