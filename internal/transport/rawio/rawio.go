@@ -48,36 +48,13 @@ func WrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r, w := newRaw(rc)
-	return &Conn{TCPConn: tc, r: r, w: w}
+	c2 := &Conn{TCPConn: tc}
+	c2.r, c2.w = newRaw(rc, tc, c2.opError)
+	return c2
 }
 
-func (c *Conn) Read(p []byte) (int, error) {
-	n, errno, err := c.r.Read(p)
-	switch {
-	case err != nil:
-		// Closed, or past a deadline: the ordinary read says so in
-		// the words callers check for.
-		return c.TCPConn.Read(p)
-	case errno != nil:
-		return 0, c.opError("read", errno)
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-func (c *Conn) Write(p []byte) (int, error) {
-	n, errno, err := c.w.Write(p)
-	switch {
-	case err != nil:
-		m, err := c.TCPConn.Write(p[n:])
-		return n + m, err
-	case errno != nil:
-		return n, c.opError("write", errno)
-	}
-	return n, nil
-}
+func (c *Conn) Read(p []byte) (int, error)  { return c.r.read(p) }
+func (c *Conn) Write(p []byte) (int, error) { return c.w.write(p) }
 
 // opError reports a system call's error as package net does.
 func (c *Conn) opError(op string, errno error) error {
@@ -116,70 +93,84 @@ func WrapFile(f *os.File) *File {
 	if err != nil {
 		return nil
 	}
-	r, w := newRaw(rc)
-	return &File{File: f, r: r, w: w}
+	f2 := &File{File: f}
+	f2.r, f2.w = newRaw(rc, f, f2.pathError)
+	return f2
 }
 
-func (f *File) Read(p []byte) (int, error) {
-	n, errno, err := f.r.Read(p)
-	switch {
-	case err != nil:
-		return f.File.Read(p)
-	case errno != nil:
-		return 0, &os.PathError{Op: "read", Path: f.Name(), Err: errno}
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
+func (f *File) Read(p []byte) (int, error)  { return f.r.read(p) }
+func (f *File) Write(p []byte) (int, error) { return f.w.write(p) }
 
-func (f *File) Write(p []byte) (int, error) {
-	n, errno, err := f.w.Write(p)
-	switch {
-	case err != nil:
-		m, err := f.File.Write(p[n:])
-		return n + m, err
-	case errno != nil:
-		return n, &os.PathError{Op: "write", Path: f.Name(), Err: errno}
-	}
-	return n, nil
+// pathError reports a system call's error as package os does.
+func (f *File) pathError(op string, errno error) error {
+	return &os.PathError{Op: op, Path: f.Name(), Err: errno}
 }
 
 // maxWrite bounds one write system call, which holds its goroutine's
 // processor for its whole length.
 const maxWrite = 256 << 10
 
-// raw holds what one direction of raw I/O needs across its poller callback.
-// The callback is made once, so that a read or write allocates nothing; the
-// mutex keeps concurrent readers (or writers) of one connection, which
-// net.Conn allows, from sharing the state.
+// raw is one direction of raw I/O on a descriptor. Its poller callback is
+// made once, so that a read or write allocates nothing; the mutex keeps
+// concurrent readers (or writers) of one connection, which net.Conn allows,
+// from sharing the state the callback works on.
 type raw struct {
-	mu    sync.Mutex
-	rc    syscall.RawConn
-	p     []byte
-	n     int
-	errno error
-	read  func(uintptr) bool
-	write func(uintptr) bool
+	mu       sync.Mutex
+	rc       syscall.RawConn
+	plain    io.ReadWriter                      // the ordinary reads and writes
+	sysError func(op string, errno error) error // wraps a system call's error
+	p        []byte
+	n        int
+	errno    error
+	callback func(uintptr) bool
 }
 
-func newRaw(rc syscall.RawConn) (r, w *raw) {
-	r, w = &raw{rc: rc}, &raw{rc: rc}
-	r.read = r.readOnce
-	w.write = w.writeAll
+func newRaw(rc syscall.RawConn, plain io.ReadWriter, sysError func(string, error) error) (r, w *raw) {
+	r = &raw{rc: rc, plain: plain, sysError: sysError}
+	w = &raw{rc: rc, plain: plain, sysError: sysError}
+	r.callback = r.readOnce
+	w.callback = w.writeAll
 	return r, w
 }
 
-// Read reads once into p, waiting in the poller while there is nothing to
-// read. errno is the system call's error; err is the poller's (a closed
-// file, a deadline).
-func (r *raw) Read(p []byte) (n int, errno, err error) {
+// read is io.Reader's Read. When the poller fails (the descriptor is
+// closed, or past a deadline), the ordinary read runs, so that the error
+// reads in the words callers check for.
+func (r *raw) read(p []byte) (int, error) {
+	n, errno, err := r.sysRead(p)
+	switch {
+	case err != nil:
+		return r.plain.Read(p)
+	case errno != nil:
+		return 0, r.sysError("read", errno)
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// write is io.Writer's Write, with the same fallback as read.
+func (w *raw) write(p []byte) (int, error) {
+	n, errno, err := w.sysWrite(p)
+	switch {
+	case err != nil:
+		m, err := w.plain.Write(p[n:])
+		return n + m, err
+	case errno != nil:
+		return n, w.sysError("write", errno)
+	}
+	return n, nil
+}
+
+// sysRead reads once into p, waiting in the poller while there is nothing
+// to read. errno is the system call's error; err is the poller's.
+func (r *raw) sysRead(p []byte) (n int, errno, err error) {
 	if len(p) == 0 {
 		return 0, nil, nil
 	}
 	r.mu.Lock()
 	r.p, r.n, r.errno = p, 0, nil
-	err = r.rc.Read(r.read)
+	err = r.rc.Read(r.callback)
 	n, errno = r.n, r.errno
 	r.p = nil
 	r.mu.Unlock()
@@ -200,12 +191,12 @@ func (r *raw) readOnce(fd uintptr) bool {
 	}
 }
 
-// Write writes all of p, waiting in the poller while the kernel's buffer is
-// full, and returns how much it wrote before any error.
-func (w *raw) Write(p []byte) (n int, errno, err error) {
+// sysWrite writes all of p, waiting in the poller while the kernel's buffer
+// is full, and returns how much it wrote before any error.
+func (w *raw) sysWrite(p []byte) (n int, errno, err error) {
 	w.mu.Lock()
 	w.p, w.n, w.errno = p, 0, nil
-	err = w.rc.Write(w.write)
+	err = w.rc.Write(w.callback)
 	n, errno = w.n, w.errno
 	w.p = nil
 	w.mu.Unlock()
