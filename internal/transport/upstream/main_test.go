@@ -38,6 +38,7 @@ const (
 	modeLinger   = "linger"   // keeps running after stdin closes, until SIGTERM
 	modeStubborn = "stubborn" // keeps running after stdin closes and ignores SIGTERM
 	modeSleeper  = "sleeper"  // not a server: sleeps, as a child of one
+	modeHolder   = "holder"   // holds each answer until the next line arrives
 )
 
 var tmpDir string
@@ -81,6 +82,10 @@ func helperMain(mode string) {
 	if mode == modeStubborn {
 		signal.Ignore(syscall.SIGTERM)
 	}
+	if mode == modeHolder {
+		holderMain()
+		return
+	}
 	if n, _ := strconv.Atoi(os.Getenv(helperStderrEnv)); n > 0 {
 		for i := 1; i <= n; i++ {
 			fmt.Fprintf(os.Stderr, "stderr line %d\n", i)
@@ -120,6 +125,35 @@ func helperMain(mode string) {
 	}
 	if err != nil {
 		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// holderMain is a server that keeps the answer to each request until the
+// next line reaches it, as go-sdk stdio servers were seen to do now and
+// then: it answers every request with an empty result, pings at once, and
+// anything else only when more input arrives.
+func holderMain() {
+	sc := bufio.NewScanner(os.Stdin)
+	var held []byte
+	for sc.Scan() {
+		if held != nil {
+			os.Stdout.Write(held)
+			held = nil
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) != nil || m.ID == nil || m.Method == "" {
+			continue
+		}
+		answer := []byte(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{}}` + "\n")
+		if m.Method == mcp.MethodPing {
+			os.Stdout.Write(answer)
+			continue
+		}
+		held = answer
 	}
 	os.Exit(0)
 }

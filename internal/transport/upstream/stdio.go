@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -68,8 +70,21 @@ type stdioConn struct {
 	stderrDone chan struct{}
 	monitored  chan struct{} // closed when the monitor goroutine is done
 
+	// The nudge: see [stdioConn.checkQuiet].
+	reads     atomic.Uint64 // messages read from stdout
+	seen      atomic.Uint64 // reads at the last check
+	pings     atomic.Uint64
+	nudge     *time.Timer
+	nudgeIn   time.Duration // nudgeAfter when the connection was made
+	nudgeOn   atomic.Bool   // the timer is armed
+	nudgeFree chan struct{}
+
 	closeOnce sync.Once
 }
+
+// nudgeAfter is how long a call may wait without the server writing
+// anything before Sluice pings the server.
+var nudgeAfter = time.Second
 
 var _ Conn = (*stdioConn)(nil)
 
@@ -156,7 +171,11 @@ func DialStdio(ctx context.Context, cfg StdioConfig, opts Options) (Conn, error)
 		readerDone: make(chan struct{}),
 		stderrDone: make(chan struct{}),
 		monitored:  make(chan struct{}),
+		nudgeFree:  make(chan struct{}, 1),
+		nudgeIn:    nudgeAfter,
 	}
+	c.nudge = time.AfterFunc(time.Hour, c.checkQuiet)
+	c.nudge.Stop()
 	c.log = c.log.With("upstream_pid", cmd.Process.Pid)
 	go c.wait()
 	go c.readStdout()
@@ -228,6 +247,7 @@ func (c *stdioConn) readStdout() {
 			}
 			continue
 		}
+		c.reads.Add(1)
 		c.dispatch(m)
 	}
 }
@@ -292,8 +312,64 @@ func (c *stdioConn) monitor() {
 
 func (c *stdioConn) Call(ctx context.Context, req *mcp.Message, _ func(*mcp.Message)) (*mcp.Message, error) {
 	return c.call(ctx, req, func(ctx context.Context, m *mcp.Message) (*mcp.Message, error) {
+		if !c.nudgeOn.Load() && c.nudgeOn.CompareAndSwap(false, true) {
+			c.nudge.Reset(c.nudgeIn)
+		}
 		return nil, c.write(ctx, m)
 	})
+}
+
+// checkQuiet runs every nudgeIn while calls are pending. When the server
+// has written nothing since the last check, it pings the server ("The
+// receiver MUST respond promptly with an empty response"), once at a time.
+//
+// Why: a server can sit on an answer it has ready until more input
+// arrives. Servers built on the go-sdk's stdio transport were seen to hold
+// a call until the next message, seconds or for good (docs/benchmarks.md,
+// "The stall, watched"); any input moves them, and a ping is the input the
+// protocol has for asking whether a peer is alive. An answered ping
+// changes nothing else, and a server busy with a long call answers it at
+// once.
+func (c *stdioConn) checkQuiet() {
+	c.mu.Lock()
+	pending := len(c.pending)
+	c.mu.Unlock()
+	if pending == 0 || c.isClosing() {
+		c.nudgeOn.Store(false)
+		// A call registered meanwhile saw the timer armed and left it.
+		c.mu.Lock()
+		pending = len(c.pending)
+		c.mu.Unlock()
+		if pending == 0 || c.isClosing() || !c.nudgeOn.CompareAndSwap(false, true) {
+			return
+		}
+	}
+	reads := c.reads.Load()
+	if reads == c.seen.Swap(reads) {
+		select {
+		case c.nudgeFree <- struct{}{}:
+			go c.ping()
+		default: // the last ping is still out
+		}
+	}
+	c.nudge.Reset(c.nudgeIn)
+}
+
+// ping sends one ping and waits for its answer, which the reader takes
+// like any other.
+func (c *stdioConn) ping() {
+	defer func() { <-c.nudgeFree }()
+	n := c.pings.Add(1)
+	id := strconv.AppendUint([]byte(`"sluice-ping-`), n, 10)
+	id = append(id, '"')
+	ctx, cancel := context.WithTimeout(context.Background(), 10*c.nudgeIn)
+	defer cancel()
+	c.log.Debug("no word from the server while a call waits; pinging it", "ping", n)
+	if _, err := c.call(ctx, mcp.NewRequest(id, mcp.MethodPing, nil), func(ctx context.Context, m *mcp.Message) (*mcp.Message, error) {
+		return nil, c.write(ctx, m)
+	}); err != nil {
+		c.log.Debug("ping of a quiet server failed", "ping", n, "err", err)
+	}
 }
 
 func (c *stdioConn) Send(ctx context.Context, msg *mcp.Message) error {
@@ -367,6 +443,7 @@ const slowWrite = 100 * time.Millisecond
 func (c *stdioConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.beginClose()
+		c.nudge.Stop()
 		c.stdin.Close()
 		if !c.waitExit(c.cfg.CloseTimeout) {
 			c.log.Debug("upstream server still running after stdin closed; sending SIGTERM")

@@ -467,3 +467,41 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestStdioNudgesQuietServer: a server that sits on its answer until more
+// input arrives is pinged while a call waits, and the call completes.
+func TestStdioNudgesQuietServer(t *testing.T) {
+	defer func(d time.Duration) { nudgeAfter = d }(nudgeAfter)
+	call := func(c *stdioConn, timeout time.Duration) (*mcp.Message, error) {
+		ctx, cancel := context.WithTimeout(testCtx(t), timeout)
+		defer cancel()
+		return c.Call(ctx, mcp.NewRequest([]byte("7"), mcp.MethodToolsCall, []byte(`{"name":"x"}`)), nil)
+	}
+
+	t.Run("without the nudge the call waits", func(t *testing.T) {
+		nudgeAfter = time.Hour
+		c := dialStdio(t, helperConfig(t, modeHolder), Options{})
+		if _, err := call(c, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call to a server holding its answer: %v, want a timeout", err)
+		}
+	})
+	t.Run("nudged", func(t *testing.T) {
+		nudgeAfter = 50 * time.Millisecond
+		c := dialStdio(t, helperConfig(t, modeHolder), Options{})
+		start := time.Now()
+		resp, err := call(c, 10*time.Second)
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+		if string(resp.ID) != "7" || resp.Result == nil {
+			t.Fatalf("answer %s, want the result of call 7", resp.Encode())
+		}
+		if c.pings.Load() == 0 {
+			t.Fatal("the call completed without a ping")
+		}
+		// Another call on the same connection is nudged again.
+		if _, err := call(c, 10*time.Second); err != nil {
+			t.Fatalf("second call: %v (after %v)", err, time.Since(start))
+		}
+	})
+}
