@@ -7,8 +7,9 @@
 // runtime's monitor thread to hand the processor to another thread, which
 // wakes, finds nothing to do and sleeps again; each system call also wakes
 // the monitor from its deep sleep. At one call at a time through the gateway
-// that churn was five context switches per tool call and a quarter of
-// Sluice's CPU. The sockets are non-blocking, so a read or write never waits
+// that churn made seven context switches per tool call where the work needs
+// two (2.5 with raw I/O), and raw I/O cut Sluice's CPU per call by about a
+// fifth (docs/benchmarks.md). The sockets are non-blocking, so a read or write never waits
 // in the kernel; when one would block it returns EAGAIN and the goroutine
 // waits in the network poller as usual, with deadlines and Close working as
 // they do for any [net.Conn] or [*os.File].

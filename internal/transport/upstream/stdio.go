@@ -328,8 +328,9 @@ func (c *stdioConn) Call(ctx context.Context, req *mcp.Message, _ func(*mcp.Mess
 // a call until the next message, seconds or for good (docs/benchmarks.md,
 // "The stall, watched"); any input moves them, and a ping is the input the
 // protocol has for asking whether a peer is alive. An answered ping
-// changes nothing else, and a server busy with a long call answers it at
-// once.
+// changes nothing else. A server that handles one request at a time
+// answers it after the call that holds it; an unanswered ping is dropped
+// after ten intervals, and only one is out at a time.
 func (c *stdioConn) checkQuiet() {
 	c.mu.Lock()
 	pending := len(c.pending)
