@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +91,7 @@ func (t *DirectTransport) roundTrip(req *http.Request, addr string) (*http.Respo
 		}
 		return nil, err
 	}
-	if err := req.Write(dc.bw); err != nil {
+	if err := writeRequest(dc.bw, req); err != nil {
 		return fail(err)
 	}
 	if err := dc.bw.Flush(); err != nil {
@@ -109,6 +112,108 @@ func (t *DirectTransport) roundTrip(req *http.Request, addr string) (*http.Respo
 	}
 	resp.Body = &directBody{rc: resp.Body, t: t, dc: dc, addr: addr, stop: stop, keep: !resp.Close && !req.Close}
 	return resp, nil
+}
+
+// writeRequest writes req as HTTP/1.1. The requests the gateway sends (a
+// body of known length, headers it has checked) are written directly;
+// anything else, or a header net/http would refuse or rewrite, goes through
+// [http.Request.Write], which also produces its error.
+func writeRequest(w *bufio.Writer, req *http.Request) error {
+	if !plainRequest(req) {
+		return req.Write(w)
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(req.URL.RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	if req.Body != nil || req.Method == http.MethodPost || req.Method == http.MethodPut {
+		w.WriteString("Content-Length: ")
+		var digits [20]byte
+		w.Write(strconv.AppendInt(digits[:0], req.ContentLength, 10))
+		w.WriteString("\r\n")
+	}
+	if req.Close {
+		w.WriteString("Connection: close\r\n")
+	}
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+	if req.Body == nil {
+		return nil
+	}
+	n, err := io.Copy(w, req.Body)
+	req.Body.Close()
+	if err == nil && n != req.ContentLength {
+		err = fmt.Errorf("request body was %d bytes, declared %d", n, req.ContentLength)
+	}
+	return err
+}
+
+// plainRequest reports whether writeRequest may write req itself: a known
+// body length, no trailers or transfer encodings, and header names and
+// values that are valid as they stand (nothing to reject or rewrite).
+func plainRequest(req *http.Request) bool {
+	if req.ContentLength < 0 || (req.ContentLength > 0 && req.Body == nil) || req.Body == http.NoBody ||
+		len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 || req.URL.Opaque != "" || req.URL.Host == "" ||
+		!plainHost(req.URL.Host) || (req.Host != "" && !plainHost(req.Host)) {
+		return false
+	}
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			return false
+		}
+		if k == "" || strings.IndexFunc(k, notTokenRune) >= 0 {
+			return false
+		}
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				if b := v[i]; (b < ' ' && b != '\t') || b == 0x7f {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// notTokenRune reports a rune that may not appear in a header name (an
+// RFC 9110 token).
+func notTokenRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+}
+
+// plainHost reports a host[:port] made only of the characters of names and
+// IP literals; anything else is left to net/http to judge.
+func plainHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		switch b := h[i]; {
+		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		case b == '.', b == '-', b == ':', b == '[', b == ']', b == '_':
+		default:
+			return false
+		}
+	}
+	return h != ""
 }
 
 func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bool, error) {
