@@ -37,6 +37,8 @@ type callCtx struct {
 	// checkOnly makes the terminal handler answer {} without going
 	// upstream: the call only asks the guards (see allowSubscription).
 	checkOnly bool
+	// reqID is the id of the client's request.
+	reqID jsontext.Value
 }
 
 type callCtxKey struct{}
@@ -74,7 +76,7 @@ func (s *Session) HandleRequest(ctx context.Context, m *mcp.Message, st Stream) 
 	}
 	defer cancel()
 	defer s.track(m.ID, cancel)()
-	cc := &callCtx{sess: s, stream: st, st: state, start: time.Now()}
+	cc := &callCtx{sess: s, stream: st, st: state, start: time.Now(), reqID: m.ID}
 	ctx = withCallCtx(ctx, cc)
 	if s.era == mcp.EraLegacy {
 		// Guards may ask a legacy client while its call waits (approval).
@@ -424,7 +426,7 @@ func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, me
 	if principal == anonymous {
 		principal = nil // guards must not take the placeholder for an identity
 	}
-	return &guard.Call{
+	c := &guard.Call{
 		ID:        s.g.newCallID(),
 		Principal: principal,
 		Client:    s.client,
@@ -438,6 +440,13 @@ func (s *Session) newCall(ctx context.Context, st *state, p *profile, server, me
 		Name:      name,
 		Params:    params,
 	}
+	if !s.ephemeral {
+		c.Session = s.id
+	}
+	if cc := callCtxFrom(ctx); cc != nil {
+		c.RequestID = cc.reqID
+	}
+	return c
 }
 
 // callNamed routes tools/call and prompts/get by their exposed name.

@@ -170,6 +170,11 @@ type Call struct {
 	Tool *Tool
 	// Transport is the HTTP request metadata of the call ("" over stdio).
 	Transport Transport
+	// Session is the legacy session the call belongs to ("" for modern
+	// clients, which have none).
+	Session string
+	// RequestID is the JSON-RPC id of the client's request, as sent.
+	RequestID jsontext.Value
 
 	Findings  []Finding
 	Labels    Labels

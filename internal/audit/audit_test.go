@@ -1,0 +1,452 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+func testSigner(t testing.TB) *Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewSigner(priv)
+}
+
+func testEvent(i int) *Event {
+	return &Event{
+		ID:        fmt.Sprintf("call-%d", i),
+		Time:      time.Date(2026, 12, 3, 10, 0, 0, i*1000, time.UTC),
+		Kind:      "call",
+		Principal: &Principal{Issuer: "api-key", Subject: []string{"alice", "bob"}[i%2], Groups: []string{"analysts"}},
+		Server:    "crm",
+		Era:       "legacy",
+		Direction: "to-server",
+		Method:    "tools/call",
+		Name:      "lookup",
+		RequestID: jsontext.Value(fmt.Sprint(i)),
+		Outcome:   "ok",
+		Reason:    "allowlist-allowed",
+		Decisions: []Decision{{Guard: "allowlist", Rule: "*", Reason: "allowlist-allowed", Effect: "allow", Mode: "enforce"}},
+		Args:      jsontext.Value(fmt.Sprintf(`{"customer":%d}`, i)),
+	}
+}
+
+// writeLog writes n events through a Log with a checkpoint every 10
+// records into a new SQLite store and, when jsonl is set, a JSON Lines
+// file beside it.
+func writeLog(t *testing.T, n int, jsonl string) (path string, signer *Signer) {
+	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "audit.db")
+	signer = testSigner(t)
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, CheckpointInterval: time.Hour, MaxBatch: 7}
+	if jsonl != "" {
+		j, err := OpenJSONL(jsonl, 0, 0, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Others = []Sink{j}
+	}
+	l, err := OpenLog(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, signer
+}
+
+func verifySQLite(t *testing.T, path string, pub ed25519.PublicKey) *Report {
+	t.Helper()
+	st, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := Verify(context.Background(), st, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestVerifyClean(t *testing.T) {
+	path, signer := writeLog(t, 95, "")
+	rep := verifySQLite(t, path, signer.Public())
+	if !rep.OK() {
+		t.Fatalf("clean log: %v", rep.Problems)
+	}
+	if rep.Records != 95 || rep.First != 1 || rep.Last != 95 || rep.Signed != 95 || rep.Unsigned != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	// Another key does not verify the checkpoints.
+	rep = verifySQLite(t, path, testSigner(t).Public())
+	if rep.OK() || rep.Problems[0].Kind != ProblemSignature {
+		t.Errorf("a foreign key verified: %v", rep.Problems)
+	}
+}
+
+// TestLogContinuesChain reopens a store and appends: the chain goes on
+// from where it was, across the restart.
+func TestLogContinuesChain(t *testing.T) {
+	path, signer := writeLog(t, 12, "")
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 13; i <= 20; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	rep := verifySQLite(t, path, signer.Public())
+	if !rep.OK() || rep.Last != 20 {
+		t.Fatalf("after a restart: %+v", rep)
+	}
+}
+
+// exec runs SQL statements against the database at path, as somebody with
+// write access to the file would.
+func exec(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, s := range stmts {
+		if _, err := st.DB().Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func TestTamperSQLite(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stmts  []string
+		kind   string
+		seq    uint64
+		event  string
+		detail string
+	}{
+		{name: "change-a-field", stmts: []string{`UPDATE audit_records SET body = replace(body, '"bob"', '"mallory"') WHERE seq = 41`},
+			kind: ProblemChanged, seq: 41, event: "call-41"},
+		{name: "change-the-time", stmts: []string{`UPDATE audit_records SET written = written + 1 WHERE seq = 41`},
+			kind: ProblemChanged, seq: 41, event: "call-41"},
+		{name: "delete-an-event", stmts: []string{`DELETE FROM audit_records WHERE seq = 41`},
+			kind: ProblemRemoved, seq: 41, detail: "record 41 is missing"},
+		{name: "delete-three", stmts: []string{`DELETE FROM audit_records WHERE seq BETWEEN 41 AND 43`},
+			kind: ProblemRemoved, seq: 41, detail: "records 41 to 43"},
+		{name: "insert-one", stmts: []string{
+			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
+			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
+			`INSERT INTO audit_records (seq, written, prev, hash, body) SELECT 42, written, prev, hash, body FROM audit_records WHERE seq = 41`},
+			kind: ProblemInserted, seq: 42, event: "call-41", detail: "copy of record 41"},
+		{name: "insert-a-forged-one", stmts: []string{
+			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
+			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
+			`INSERT INTO audit_records (seq, written, prev, hash, body) SELECT 42, written, hash, randomblob(32), replace(body, 'call-41', 'forged') FROM audit_records WHERE seq = 41`},
+			kind: ProblemChanged, seq: 42, event: "forged"},
+		{name: "reorder-two", stmts: []string{
+			`UPDATE audit_records SET seq = 1000 WHERE seq = 41`,
+			`UPDATE audit_records SET seq = 41 WHERE seq = 42`,
+			`UPDATE audit_records SET seq = 42 WHERE seq = 1000`},
+			kind: ProblemReordered, seq: 41, event: "call-42", detail: "written as record 42"},
+		{name: "truncate-the-tail", stmts: []string{`DELETE FROM audit_records WHERE seq > 83`},
+			kind: ProblemTruncated, seq: 84, detail: "records 84 to 95"},
+		{name: "swap-a-signature", stmts: []string{
+			`UPDATE audit_checkpoints SET sig = (SELECT sig FROM audit_checkpoints WHERE seq = 20) WHERE seq = 30`},
+			kind: ProblemSignature, seq: 30},
+		{name: "delete-an-event-and-its-checkpoint", stmts: []string{`DELETE FROM audit_records WHERE seq = 40`, `DELETE FROM audit_checkpoints WHERE seq = 40`},
+			kind: ProblemRemoved, seq: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path, signer := writeLog(t, 95, "")
+			exec(t, path, tc.stmts...)
+			rep := verifySQLite(t, path, signer.Public())
+			if rep.OK() {
+				t.Fatal("tampering not detected")
+			}
+			p := rep.Problems[0]
+			if p.Kind != tc.kind || p.Seq != tc.seq || p.EventID != tc.event || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("first problem %v, want %s at seq %d (event %q, detail with %q); all: %v", p, tc.kind, tc.seq, tc.event, tc.detail, rep.Problems)
+			}
+		})
+	}
+}
+
+// TestRewrittenChain: whoever changes a record and recomputes every hash
+// after it still cannot forge the checkpoint that signed the old chain.
+func TestRewrittenChain(t *testing.T) {
+	path, signer := writeLog(t, 95, "")
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []Record
+	if err := st.Records(context.Background(), func(r Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	recs[44].Body = bytes.ReplaceAll(recs[44].Body, []byte(`"customer":45`), []byte(`"customer":99`))
+	for i := 44; i < len(recs); i++ {
+		if i > 0 {
+			recs[i].Prev = recs[i-1].Hash
+		}
+		recs[i].Hash = ChainHash(recs[i].Seq, recs[i].Time, recs[i].Prev, recs[i].Body)
+		if _, err := st.DB().Exec(`UPDATE audit_records SET prev = ?, hash = ?, body = ? WHERE seq = ?`, recs[i].Prev[:], recs[i].Hash[:], recs[i].Body, recs[i].Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	rep := verifySQLite(t, path, signer.Public())
+	if rep.OK() {
+		t.Fatal("a recomputed chain verified")
+	}
+	p := rep.Problems[0]
+	if p.Kind != ProblemRewritten || p.Seq != 41 || !strings.Contains(p.Detail, "from 41 to 50") {
+		t.Errorf("first problem %v, want rewritten from 41 to 50", p)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	path, signer := writeLog(t, 95, "")
+	// Everything written so far is older than the cutoff; the purge stops
+	// at the last checkpoint before it.
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, Retention: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 96; i <= 105; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	rep := verifySQLite(t, path, signer.Public())
+	if !rep.OK() {
+		t.Fatalf("after retention: %v", rep.Problems)
+	}
+	if rep.Purged != 95 || rep.First != 96 || rep.Last != 105 {
+		t.Errorf("after retention: %+v", rep)
+	}
+	// Deleting kept records at the head is not retention.
+	exec(t, path, `DELETE FROM audit_records WHERE seq = 96`)
+	rep = verifySQLite(t, path, signer.Public())
+	if rep.OK() || rep.Problems[0].Kind != ProblemRemoved {
+		t.Errorf("a record removed after the retention point: %v", rep.Problems)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	return lines[:len(lines)-1]
+}
+
+func TestTamperJSONL(t *testing.T) {
+	// Line numbers (from 0) of the file: records and checkpoints, in the
+	// order written; find them by content.
+	find := func(lines []string, s string) int {
+		for i, l := range lines {
+			if strings.Contains(l, s) {
+				return i
+			}
+		}
+		t.Fatalf("no line with %q", s)
+		return -1
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func([]string) []string
+		kind   string
+		seq    uint64
+		event  string
+		detail string
+	}{
+		{name: "change-a-field", edit: func(ls []string) []string {
+			i := find(ls, `"call-41"`)
+			ls[i] = strings.Replace(ls[i], `"bob"`, `"mallory"`, 1)
+			return ls
+		}, kind: ProblemChanged, seq: 41, event: "call-41"},
+		{name: "delete-an-event", edit: func(ls []string) []string {
+			i := find(ls, `"call-41"`)
+			return append(ls[:i:i], ls[i+1:]...)
+		}, kind: ProblemRemoved, seq: 41},
+		{name: "insert-one", edit: func(ls []string) []string {
+			i := find(ls, `"call-41"`)
+			return append(ls[:i+1:i+1], append([]string{ls[i]}, ls[i+1:]...)...)
+		}, kind: ProblemInserted, seq: 41, event: "call-41"},
+		{name: "reorder-two", edit: func(ls []string) []string {
+			i, j := find(ls, `"call-41"`), find(ls, `"call-42"`)
+			ls[i], ls[j] = ls[j], ls[i]
+			return ls
+		}, kind: ProblemReordered, seq: 41, event: "call-41", detail: "record 41 appears after record 42"},
+		{name: "truncate-the-tail", edit: func(ls []string) []string {
+			return append(ls[:find(ls, `"call-84"`)], ls[len(ls)-1])
+		}, kind: ProblemTruncated, seq: 84},
+		{name: "swap-a-signature", edit: func(ls []string) []string {
+			i, j := find(ls, `"seq":20,"hash"`), find(ls, `"seq":30,"hash"`)
+			sig := func(l string) string { return l[strings.Index(l, `"sig"`):] }
+			ls[j] = strings.Replace(ls[j], sig(ls[j]), sig(ls[i]), 1)
+			return ls
+		}, kind: ProblemSignature, seq: 30},
+		{name: "torn-last-line", edit: func(ls []string) []string {
+			ls[len(ls)-1] = strings.TrimSuffix(ls[len(ls)-1], "\n")[:20]
+			return ls
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "audit.jsonl")
+			_, signer := writeLog(t, 95, file)
+			lines := tc.edit(readLines(t, file))
+			if err := os.WriteFile(file, []byte(strings.Join(lines, "")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Verify(context.Background(), JSONLFiles{file}, signer.Public())
+			if tc.kind == "" {
+				if err == nil {
+					t.Fatalf("a torn file read without error: %+v", rep)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatal("tampering not detected")
+			}
+			p := rep.Problems[0]
+			if p.Kind != tc.kind || p.Seq != tc.seq || p.EventID != tc.event || !strings.Contains(p.Detail, tc.detail) {
+				t.Errorf("first problem %v, want %s at seq %d (event %q); all: %v", p, tc.kind, tc.seq, tc.event, rep.Problems)
+			}
+		})
+	}
+	t.Run("clean", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "audit.jsonl")
+		_, signer := writeLog(t, 95, file)
+		rep, err := Verify(context.Background(), JSONLFiles{file}, signer.Public())
+		if err != nil || !rep.OK() || rep.Records != 95 || rep.Signed != 95 {
+			t.Fatalf("clean file: %+v, %v", rep, err)
+		}
+	})
+}
+
+// TestJSONLRotation: rotated files verify together, and the newest ones
+// still verify after the oldest are deleted.
+func TestJSONLRotation(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "audit.jsonl")
+	signer := testSigner(t)
+	st, err := OpenSQLite(filepath.Join(dir, "audit.db"), SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJSONL(file, 2000, 0, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Others: []Sink{j}, Signer: signer, CheckpointEvery: 25, MaxBatch: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 60; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	rotated, _ := filepath.Glob(filepath.Join(dir, "audit-*.jsonl"))
+	if len(rotated) < 3 {
+		t.Fatalf("%d rotated files, want several", len(rotated))
+	}
+	all := append(rotated, file)
+	rep, err := Verify(context.Background(), JSONLFiles(all), signer.Public())
+	if err != nil || !rep.OK() || rep.Records != 60 {
+		t.Fatalf("all files: %+v, %v", rep, err)
+	}
+	rep, err = Verify(context.Background(), JSONLFiles(all[2:]), signer.Public())
+	if err != nil || !rep.OK() || rep.First == 1 || rep.Last != 60 {
+		t.Fatalf("without the two oldest files: %+v, %v", rep, err)
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	r := &Recorder{Hasher: NewHasher([]byte("0123456789abcdef")), Sensitive: map[string]bool{"email": true, "card": true}}
+	tok := r.Hasher.Token
+	in := jsontext.Value(`{"name":"Ada","Email":"ada@example.com","age":36,"vip":true,"card":4111111111111111,"tags":["a","b"],"x":null}`)
+	for _, tc := range []struct {
+		mode Mode
+		want string
+	}{
+		{RecordNone, ``},
+		{RecordShape, `{"name":"<string:3>","Email":"<string:15>","age":"<number>","vip":"<bool>","card":"<number>","tags":["<string:1>","<string:1>"],"x":null}`},
+		{RecordRedacted, `{"name":"` + tok("Ada") + `","Email":"` + tok("ada@example.com") + `","age":36,"vip":true,"card":"` + tok("4111111111111111") + `","tags":["` + tok("a") + `","` + tok("b") + `"],"x":null}`},
+		{RecordFull, `{"name":"Ada","Email":"` + tok("ada@example.com") + `","age":36,"vip":true,"card":"` + tok("4111111111111111") + `","tags":["a","b"],"x":null}`},
+	} {
+		if got := string(r.Record(tc.mode, in)); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.mode, got, tc.want)
+		}
+	}
+	if tok("x") == NewHasher([]byte("another key 0123")).Token("x") {
+		t.Error("two keys gave the same token")
+	}
+	long := jsontext.Value(`{"s":"` + strings.Repeat("x", 20000) + `"}`)
+	if got := string(r.Record(RecordFull, long)); got != `"<omitted: 20008 bytes>"` {
+		t.Errorf("a large value: %.80s", got)
+	}
+	many := jsontext.Value(`[` + strings.Repeat(`1,`, 20) + `1]`)
+	if got := string(r.Record(RecordShape, many)); !strings.HasSuffix(got, `"<number>","<+5 more>"]`) {
+		t.Errorf("a long array's shape: %s", got)
+	}
+}
+
+func TestEventBody(t *testing.T) {
+	e := testEvent(7)
+	e.Client = Client{Name: "claude\xff"}
+	b := e.Body()
+	if !jsontext.Value(b).IsValid() {
+		t.Fatalf("invalid JSON: %s", b)
+	}
+	if !bytes.Equal(b, e.Body()) {
+		t.Error("two encodings of one event differ")
+	}
+	if eventID(b) != "call-7" {
+		t.Errorf("eventID: %q", eventID(b))
+	}
+}

@@ -1,0 +1,257 @@
+// Package audit keeps Sluice's tamper-evident record of every call and every
+// decision a guard made about it.
+//
+// An [Event] is encoded once as JSON (its body) and chained: record n holds
+// the SHA-256 of its sequence number, its time, the hash of record n-1 and
+// its body, so changing, removing, inserting or reordering a record breaks
+// every link after it. Every so often the [Log] signs the head of the chain
+// with an Ed25519 key (a checkpoint); rewriting the chain from some point on
+// then contradicts a signature that cannot be forged without the key.
+// [Verify] walks a stored chain, checks every link and signature, and names
+// the first record that does not hold.
+//
+// Values the configuration marks sensitive are never stored: they are
+// stored as keyed HMACs ([Hasher]), so that an operator with the key can
+// search for a value (`sluice audit hash VALUE`) while the log holds none.
+//
+// The [Guard] is the outermost guard of the chain: it sees every decision
+// of the guards inside it, and answers the caller only once the event is
+// committed to the primary sink. Events are written in batches by one
+// goroutine (group commit), off the request path's CPU, yet an event a
+// caller was answered for is on disk when the answer leaves.
+package audit
+
+import (
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Version is the format version of event bodies.
+const Version = 1
+
+// timeLayout is fixed-width UTC, so that times compare as strings (the
+// stores index and filter the body's time as text).
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// FormatTime formats t as event bodies carry it.
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// Event is one audited call.
+type Event struct {
+	// ID is the gateway's call ID, the one in the agent's error and in logs.
+	ID   string
+	Time time.Time
+	// Kind is "call" for calls through the chain.
+	Kind string
+
+	Principal *Principal
+	Client    Client
+	// Session is the legacy session ID; empty for modern (sessionless)
+	// clients, whose calls are tied together by their principal.
+	Session   string
+	Profile   string
+	Server    string
+	Era       string
+	Direction string
+	Method    string
+	// Name is the tool or prompt name (upstream-local) or resource URI.
+	Name string
+	// RequestID is the JSON-RPC id as the client sent it.
+	RequestID jsontext.Value
+	// Remote is the client's address for HTTP.
+	Remote string
+
+	// Outcome is "ok", "error" (the server or the gateway failed the
+	// call) or "denied" (a guard refused it).
+	Outcome string
+	// Reason is the reason code of the decision that settled the call: the
+	// denial, else the last decision recorded; empty when none was.
+	Reason string
+	// ErrorCode is the JSON-RPC error code the caller received, if any.
+	ErrorCode int64
+	Decisions []Decision
+	Findings  []FindingCount
+	Labels    []string
+
+	ArgsBytes   int
+	ResultBytes int
+	Latency     time.Duration
+	TraceID     string
+
+	// Args and Result are what the configured record modes keep of the
+	// call's params and result (nil: nothing).
+	Args   jsontext.Value
+	Result jsontext.Value
+}
+
+// Principal is who called.
+type Principal struct {
+	Issuer  string   `json:"iss,omitempty"`
+	Subject string   `json:"sub"`
+	Name    string   `json:"name,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	Client  string   `json:"client_id,omitempty"`
+}
+
+// Client is what the client declared about itself (untrusted).
+type Client struct {
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// Decision is one guard's verdict as recorded.
+type Decision struct {
+	Guard   string `json:"guard"`
+	Rule    string `json:"rule,omitempty"`
+	Version string `json:"version,omitempty"`
+	Reason  string `json:"reason"`
+	Effect  string `json:"effect"`
+	Mode    string `json:"mode"`
+}
+
+// FindingCount counts findings of one kind.
+type FindingCount struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+}
+
+// Body encodes e as the JSON body that is chained and stored. The members
+// come in a fixed order and every string is escaped the same way, so the
+// same event always gives the same bytes.
+func (e *Event) Body() []byte {
+	b := make([]byte, 0, 512+len(e.Args)+len(e.Result))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, Version, 10)
+	b = appendStr(b, "id", e.ID)
+	b = appendStr(b, "time", FormatTime(e.Time))
+	b = appendStr(b, "kind", e.Kind)
+	if p := e.Principal; p != nil {
+		b = append(b, `,"principal":{`...)
+		b = appendQuoted(b, "sub")
+		b = append(b, ':')
+		b = appendQuoted(b, p.Subject)
+		b = appendStr(b, "iss", p.Issuer)
+		b = appendStr(b, "name", p.Name)
+		b = appendStrs(b, "groups", p.Groups)
+		b = appendStr(b, "client_id", p.Client)
+		b = append(b, '}')
+	}
+	if e.Client.Name != "" || e.Client.Version != "" {
+		b = append(b, `,"client":{`...)
+		b = appendQuoted(b, "name")
+		b = append(b, ':')
+		b = appendQuoted(b, e.Client.Name)
+		b = appendStr(b, "version", e.Client.Version)
+		b = append(b, '}')
+	}
+	b = appendStr(b, "session", e.Session)
+	b = appendStr(b, "profile", e.Profile)
+	b = appendStr(b, "server", e.Server)
+	b = appendStr(b, "era", e.Era)
+	b = appendStr(b, "direction", e.Direction)
+	b = appendStr(b, "method", e.Method)
+	b = appendStr(b, "name", e.Name)
+	if len(e.RequestID) > 0 {
+		b = append(b, `,"request_id":`...)
+		b = append(b, e.RequestID...)
+	}
+	b = appendStr(b, "remote", e.Remote)
+	b = appendStr(b, "outcome", e.Outcome)
+	b = appendStr(b, "reason", e.Reason)
+	if e.ErrorCode != 0 {
+		b = append(b, `,"error_code":`...)
+		b = strconv.AppendInt(b, e.ErrorCode, 10)
+	}
+	if len(e.Decisions) > 0 {
+		b = append(b, `,"decisions":[`...)
+		for i, d := range e.Decisions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			b = appendQuoted(b, "guard")
+			b = append(b, ':')
+			b = appendQuoted(b, d.Guard)
+			b = appendStr(b, "rule", d.Rule)
+			b = appendStr(b, "version", d.Version)
+			b = appendStr(b, "reason", d.Reason)
+			b = appendStr(b, "effect", d.Effect)
+			b = appendStr(b, "mode", d.Mode)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if len(e.Findings) > 0 {
+		b = append(b, `,"findings":[`...)
+		for i, f := range e.Findings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"kind":`...)
+			b = appendQuoted(b, f.Kind)
+			b = append(b, `,"count":`...)
+			b = strconv.AppendInt(b, int64(f.Count), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = appendStrs(b, "labels", e.Labels)
+	b = append(b, `,"args_bytes":`...)
+	b = strconv.AppendInt(b, int64(e.ArgsBytes), 10)
+	b = append(b, `,"result_bytes":`...)
+	b = strconv.AppendInt(b, int64(e.ResultBytes), 10)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, e.Latency.Microseconds(), 10)
+	b = appendStr(b, "trace_id", e.TraceID)
+	if e.Args != nil {
+		b = append(b, `,"args":`...)
+		b = append(b, e.Args...)
+	}
+	if e.Result != nil {
+		b = append(b, `,"result":`...)
+		b = append(b, e.Result...)
+	}
+	return append(b, '}')
+}
+
+// appendStr appends ,"k":"v" unless v is empty.
+func appendStr(b []byte, k, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',')
+	b = appendQuoted(b, k)
+	b = append(b, ':')
+	return appendQuoted(b, v)
+}
+
+func appendStrs(b []byte, k string, vs []string) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, ',')
+	b = appendQuoted(b, k)
+	b = append(b, ":["...)
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, v)
+	}
+	return append(b, ']')
+}
+
+// appendQuoted appends s as a JSON string. Invalid UTF-8 is replaced, so
+// a body is always valid JSON.
+func appendQuoted(b []byte, s string) []byte {
+	// On invalid UTF-8, AppendQuote has written U+FFFD in its place and
+	// reports it; the replacement is what we want.
+	out, _ := jsontext.AppendQuote(b, s)
+	return out
+}
+
+// hexHash formats a chain hash for people.
+func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
