@@ -201,7 +201,8 @@ start_sluice() {
 		return 1
 	fi
 	port=$("$TESTENV" freeport)
-	start "$logfile" "$SLUICE" serve "${SLUICE_EXTRA[@]}" --listen "127.0.0.1:$port" "$@"
+	# Each Sluice keeps its audit log in a data directory of its own.
+	start "$logfile" env SLUICE_DATA_DIR="$WORK/sluice-data-$port" "$SLUICE" serve "${SLUICE_EXTRA[@]}" --listen "127.0.0.1:$port" "$@"
 	SL_PID=$STARTED_PID
 	SL_URL="http://127.0.0.1:$port/mcp"
 	if ! wait_port "$port" "$SL_PID"; then

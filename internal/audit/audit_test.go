@@ -450,3 +450,57 @@ func TestEventBody(t *testing.T) {
 		t.Errorf("eventID: %q", eventID(b))
 	}
 }
+
+// TestOpenChecksUnsignedTail: records written after the last checkpoint
+// (a crash before the next one) are checked before a restarted log signs
+// them.
+func TestOpenChecksUnsignedTail(t *testing.T) {
+	for _, tamper := range []string{"", `UPDATE audit_records SET body = replace(body, '"bob"', '"eve"') WHERE seq = 97`, `DELETE FROM audit_records WHERE seq = 95`} {
+		t.Run(fmt.Sprint(tamper != "", len(tamper)), func(t *testing.T) {
+			path, signer := writeLog(t, 95, "")
+			st, err := OpenSQLite(path, SQLiteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq, head, _, err := st.Head(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recs []Record
+			for i := 96; i <= 98; i++ {
+				seq++
+				r := Record{Seq: seq, Time: int64(i), Prev: head, Body: testEvent(i).Body()}
+				r.Hash = ChainHash(r.Seq, r.Time, r.Prev, r.Body)
+				head = r.Hash
+				recs = append(recs, r)
+			}
+			if err := st.Write(context.Background(), recs, nil); err != nil {
+				t.Fatal(err)
+			}
+			if tamper != "" {
+				if _, err := st.DB().Exec(tamper); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer})
+			if tamper == "" {
+				if err != nil {
+					t.Fatalf("an intact unsigned tail: %v", err)
+				}
+				l.Close()
+				if rep := verifySQLite(t, path, signer.Public()); !rep.OK() || rep.Signed != 98 {
+					t.Fatalf("after the restart: %+v", rep)
+				}
+				return
+			}
+			st.Close()
+			if err == nil {
+				l.Close()
+				t.Fatal("a log with a changed unsigned tail was continued")
+			}
+			if !strings.Contains(err.Error(), "sluice audit verify") {
+				t.Errorf("error: %v", err)
+			}
+		})
+	}
+}

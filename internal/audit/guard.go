@@ -60,6 +60,10 @@ func (g *Guard) Name() string { return Name }
 // suppress its own record.
 func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
+		if c.Method == mcp.MethodPing {
+			// Liveness, not an action: neither recorded nor refused.
+			return next.Handle(ctx, c)
+		}
 		start := time.Now()
 		wait := !g.opts.FailOpen
 		if wait && !g.log.Healthy() {

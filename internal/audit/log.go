@@ -92,6 +92,9 @@ func OpenLog(ctx context.Context, opts LogOptions) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: reading the head of %s: %w", opts.Primary.Name(), err)
 	}
+	if err := checkTail(ctx, opts.Primary, opts.Signer, seq, head); err != nil {
+		return nil, fmt.Errorf("audit: %s does not verify after its last checkpoint, and new checkpoints would sign it: %w; run sluice audit verify, and move the database aside to start a new log", opts.Primary.Name(), err)
+	}
 	l := &Log{
 		opts:     opts,
 		log:      opts.Logger,
@@ -152,13 +155,16 @@ func (l *Log) Append(ctx context.Context, body []byte, wait bool) error {
 
 // Close writes what is queued, signs the head and closes the sinks.
 func (l *Log) Close() error {
-	l.once.Do(func() { close(l.closeC) })
-	<-l.doneC
 	var errs []error
-	for _, s := range l.opts.Others {
-		errs = append(errs, s.Close())
-	}
-	errs = append(errs, l.opts.Primary.Close())
+	l.once.Do(func() {
+		close(l.closeC)
+		<-l.doneC
+		for _, s := range l.opts.Others {
+			errs = append(errs, s.Close())
+		}
+		errs = append(errs, l.opts.Primary.Close())
+	})
+	<-l.doneC
 	return errors.Join(errs...)
 }
 
@@ -288,4 +294,64 @@ func (l *Log) purge() {
 		return
 	}
 	l.log.Info("audit retention purged old records", "through_seq", cp.Seq)
+}
+
+// checkTail checks, before a log continues, what no signature covers yet:
+// the last checkpoint's signature, and that the records after it (at most
+// one checkpoint interval) link to it and to each other and match their
+// hashes. Whatever changed them while Sluice was stopped would otherwise be
+// signed by the next checkpoint.
+func checkTail(ctx context.Context, st Store, signer *Signer, seq uint64, head [32]byte) error {
+	cp, ok, err := st.LastCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	var (
+		expect = uint64(1)
+		prev   [32]byte
+	)
+	if ok {
+		if !cp.VerifySig(signer.Public()) {
+			return fmt.Errorf("the %s checkpoint at seq %d is not signed by this signing key (%s)", cp.Kind, cp.Seq, KeyID(signer.Public()))
+		}
+		expect, prev = cp.Seq+1, cp.Hash
+	}
+	if seq < expect {
+		if ok && seq+1 < expect {
+			return fmt.Errorf("records %d to %d, which a checkpoint signed, are missing", seq+1, cp.Seq)
+		}
+		if ok && cp.Kind == KindCheckpoint && head != cp.Hash {
+			return fmt.Errorf("record %d does not match the checkpoint that signed it", cp.Seq)
+		}
+		return nil
+	}
+	from := expect - 1
+	if ok && cp.Kind == KindCheckpoint {
+		// The checkpoint's own record must still be the one it signed.
+		from = cp.Seq - 1
+	}
+	signedSeen := !ok || cp.Kind != KindCheckpoint
+	err = st.Query(ctx, Filter{AfterSeq: from}, func(r Record) error {
+		if !signedSeen {
+			if r.Seq != cp.Seq || r.Hash != cp.Hash || ChainHash(r.Seq, r.Time, r.Prev, r.Body) != r.Hash {
+				return fmt.Errorf("record %d does not match the checkpoint that signed it", cp.Seq)
+			}
+			signedSeen = true
+			return nil
+		}
+		switch {
+		case r.Seq != expect:
+			return fmt.Errorf("record %d is missing", expect)
+		case r.Prev != prev:
+			return fmt.Errorf("record %d does not link to the record before it", r.Seq)
+		case ChainHash(r.Seq, r.Time, r.Prev, r.Body) != r.Hash:
+			return fmt.Errorf("record %d (event %s) was changed", r.Seq, eventID(r.Body))
+		}
+		expect, prev = r.Seq+1, r.Hash
+		return nil
+	})
+	if err == nil && !signedSeen {
+		err = fmt.Errorf("record %d, which a checkpoint signed, is missing", cp.Seq)
+	}
+	return err
 }

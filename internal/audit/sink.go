@@ -33,6 +33,9 @@ type Store interface {
 	// Purge deletes the records up to and including cp.Seq and stores cp,
 	// a signed [KindRetention] checkpoint, in one transaction.
 	Purge(ctx context.Context, cp Checkpoint) error
+	// LastCheckpoint returns the checkpoint (of any kind) with the highest
+	// sequence number, or ok false when there is none.
+	LastCheckpoint(ctx context.Context) (cp Checkpoint, ok bool, err error)
 	// RetentionPoint returns the last signed checkpoint whose record was
 	// written before cutoff, or ok false.
 	RetentionPoint(ctx context.Context, cutoff time.Time) (cp Checkpoint, ok bool, err error)

@@ -26,6 +26,7 @@ type SQLite struct {
 	db     *sql.DB
 	path   string
 	insert *sql.Stmt
+	unlock func()
 }
 
 // SQLiteOptions configure [OpenSQLite].
@@ -74,6 +75,30 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("audit database: %w", err)
 		}
+		unlock, err := lockWriter(path)
+		if err != nil {
+			return nil, err
+		}
+		s, err := openSQLite(path, opts)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		s.unlock = unlock
+		return s, nil
+	}
+	return openSQLite(path, opts)
+}
+
+func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
+	if !opts.ReadOnly {
+		// Created private before SQLite opens it: its WAL and shared
+		// memory files take the database file's permissions.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("audit database: %w", err)
+		}
+		f.Close()
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("audit database: %w", err)
 	}
@@ -100,10 +125,6 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		if _, err := db.Exec(sqliteSchema); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("audit database %s: %w", path, err)
-		}
-		if err := os.Chmod(path, 0o600); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("audit database: %w", err)
 		}
 		s.insert, err = db.Prepare(`INSERT INTO audit_records (seq, written, prev, hash, body) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -286,6 +307,26 @@ func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) err
 	return rows.Err()
 }
 
+// LastCheckpoint implements [Store].
+func (s *SQLite) LastCheckpoint(ctx context.Context) (Checkpoint, bool, error) {
+	var (
+		c    Checkpoint
+		seq  int64
+		hash []byte
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT kind, seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq DESC, kind LIMIT 1`).
+		Scan(&c.Kind, &seq, &hash, &c.Time, &c.KeyID, &c.Sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	c.Seq = uint64(seq)
+	copy(c.Hash[:], hash)
+	return c, true, nil
+}
+
 // RetentionPoint implements [Store].
 func (s *SQLite) RetentionPoint(ctx context.Context, cutoff time.Time) (Checkpoint, bool, error) {
 	var (
@@ -338,5 +379,9 @@ func (s *SQLite) Close() error {
 	if s.insert != nil {
 		s.insert.Close()
 	}
-	return s.db.Close()
+	err := s.db.Close()
+	if s.unlock != nil {
+		s.unlock()
+	}
+	return err
 }

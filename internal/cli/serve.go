@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
@@ -31,6 +32,7 @@ type sourceFlags struct {
 	upstream   string
 	era        string
 	transport  string
+	dataDir    string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -38,6 +40,23 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.upstream, "upstream", "", "URL of one upstream MCP server to front, instead of a configuration file")
 	cmd.Flags().StringVar(&f.era, "upstream-era", config.EraAuto, "protocol era of the upstream: auto, legacy or modern")
 	cmd.Flags().StringVar(&f.transport, "upstream-transport", "", "transport of the --upstream URL: streamable-http (default) or sse")
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for the audit log and its keys (default: data_dir, $SLUICE_DATA_DIR, $XDG_DATA_HOME/sluice or ~/.local/share/sluice)")
+}
+
+// gatewayOptions are the options every command that runs a gateway uses.
+func (f *sourceFlags) gatewayOptions(cfg *config.Config, log *slog.Logger) (gateway.Options, error) {
+	opts := gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()}
+	if f.dataDir != "" {
+		cfg.DataDir = f.dataDir
+	}
+	if cfg.AuditEnabled() {
+		dir, err := audit.ResolveDataDir(cfg.DataDir)
+		if err != nil {
+			return opts, err
+		}
+		opts.DataDir = dir
+	}
+	return opts, nil
 }
 
 // load builds the configuration. command is the argv after "--", if any.
@@ -104,7 +123,11 @@ command after "--".`,
 				}
 				defer stop()
 			}
-			return serve(cmd.Context(), cfg, src.configPath, log, logs)
+			opts, err := src.gatewayOptions(cfg, log)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, src.configPath, opts, logs)
 		},
 	}
 	src.register(cmd)
@@ -132,7 +155,8 @@ func checkListen(addr string, auth *config.Auth) error {
 	return fmt.Errorf("refusing to listen on %s: a non-loopback address would expose every upstream server to the network without authentication; configure auth (OAuth, API keys or mTLS) or listen on 127.0.0.1 or localhost", addr)
 }
 
-func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, logs logFlags) error {
+func serve(ctx context.Context, cfg *config.Config, path string, opts gateway.Options, logs logFlags) error {
+	log := opts.Logger
 	if err := checkListen(cfg.Listen, cfg.Auth); err != nil {
 		return err
 	}
@@ -144,7 +168,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		}
 		tlsConf = c
 	}
-	g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()})
+	g, err := gateway.New(cfg, opts)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/procs"
 )
@@ -32,7 +35,14 @@ upstream servers. Logs go to stderr. Configure your MCP client to launch
 			if err != nil {
 				return err
 			}
-			g, err := gateway.New(cfg, gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()})
+			if cfg.Audit != nil && slices.ContainsFunc(cfg.Audit.Sinks, func(s *config.AuditSink) bool { return s != nil && s.Type == config.AuditStdout }) {
+				return errors.New("audit.sinks: a stdout sink cannot be used with sluice stdio, whose standard output is the MCP connection")
+			}
+			opts, err := src.gatewayOptions(cfg, log)
+			if err != nil {
+				return err
+			}
+			g, err := gateway.New(cfg, opts)
 			if err != nil {
 				return err
 			}

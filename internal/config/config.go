@@ -68,6 +68,12 @@ type Config struct {
 	RateLimits []*RateLimit `yaml:"rate_limits,omitempty"` // how often
 	Controls   Controls     `yaml:"controls,omitempty"`    // strict API controls
 	Approval   *Approval    `yaml:"approval,omitempty"`    // how held calls are approved
+	Audit      *Audit       `yaml:"audit,omitempty"`       // what is recorded, where
+
+	// DataDir holds what Sluice keeps between runs (the audit database and
+	// keys). Default: $SLUICE_DATA_DIR, else $XDG_DATA_HOME/sluice, else
+	// ~/.local/share/sluice.
+	DataDir string `yaml:"data_dir,omitempty"`
 
 	// Source says where the configuration came from: the file name given to
 	// [Load] or [Parse], or "(default)" for [Default]. Errors are prefixed
@@ -257,6 +263,21 @@ func (c *Config) Clone() *Config {
 			d.Profiles[name] = &q
 		}
 	}
+	if c.Audit != nil {
+		a := *c.Audit
+		a.Sensitive = slices.Clone(c.Audit.Sensitive)
+		a.Sinks = make([]*AuditSink, len(c.Audit.Sinks))
+		for i, s := range c.Audit.Sinks {
+			if s != nil {
+				t := *s
+				a.Sinks[i] = &t
+			}
+		}
+		if c.Audit.Sinks == nil {
+			a.Sinks = nil
+		}
+		d.Audit = &a
+	}
 	d.lines = maps.Clone(c.lines)
 	d.templates = maps.Clone(c.templates)
 	return &d
@@ -282,7 +303,8 @@ func (f ToolFilter) clone() ToolFilter {
 const RedactedValue = "REDACTED"
 
 // Redacted returns a copy of c that is safe to log: the values of every
-// server's env and headers are replaced by [RedactedValue], a URL's password and
+// server's env and headers and the audit HMAC key are replaced by
+// [RedactedValue], a URL's password and
 // query values are hidden, and values that came from ${VAR} references show
 // the reference instead of the variable's value.
 func (c *Config) Redacted() *Config {
@@ -311,6 +333,9 @@ func (c *Config) Redacted() *Config {
 		for k := range s.Headers {
 			s.Headers[k] = RedactedValue
 		}
+	}
+	if d.Audit != nil && d.Audit.HMACKey != "" {
+		d.Audit.HMACKey = RedactedValue
 	}
 	d.templates = nil
 	return d

@@ -66,7 +66,8 @@ func validVarName(name string) bool {
 }
 
 // expand resolves the ${VAR} references in the values of c that may hold
-// them (command, env, dir, url and headers of each server), remembering the
+// them (command, env, dir, url and headers of each server, data_dir, and
+// the audit keys and sink paths), remembering the
 // original text of each changed value for [Config.Redacted]. It returns one
 // problem per value that could not be expanded; such a value is left as it was.
 func (c *Config) expand(lookup func(string) (string, bool)) []*Problem {
@@ -105,6 +106,16 @@ func (c *Config) expand(lookup func(string) (string, bool)) []*Problem {
 			v := s.Headers[k]
 			one(childPath(childPath(p, "headers"), k), &v)
 			s.Headers[k] = v
+		}
+	}
+	one("data_dir", &c.DataDir)
+	if a := c.Audit; a != nil {
+		one("audit.hmac_key", &a.HMACKey)
+		one("audit.signing_key", &a.SigningKey)
+		for i, s := range a.Sinks {
+			if s != nil {
+				one(childPath(indexPath("audit.sinks", i), "path"), &s.Path)
+			}
 		}
 	}
 	return problems

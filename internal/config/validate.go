@@ -70,6 +70,7 @@ func (c *Config) validate() []*Problem {
 	v.methods()
 	v.controls()
 	v.approval()
+	v.audit()
 	sortProblems(v.problems)
 	return v.problems
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/allowlist"
 	"github.com/sluicehq/sluice/internal/approval"
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
@@ -45,6 +46,9 @@ type Options struct {
 	Version string
 	// KillTimeouts shorten the stdio shutdown sequence (tests).
 	CloseTimeout, TermTimeout time.Duration
+	// DataDir is where the audit log and its keys live by default (the
+	// configuration's data_dir wins). With neither, calls are not audited.
+	DataDir string
 }
 
 // Gateway serves clients in front of the configured upstream servers.
@@ -73,6 +77,11 @@ type Gateway struct {
 	// limiter holds the rate limit buckets; it outlives reloads so that a
 	// reload does not refill them.
 	limiter ratelimit.Limiter
+	// audit is the audit log, opened once from the first configuration;
+	// nil when calls are not audited.
+	audit      *audit.Log
+	auditKeys  *audit.Keys
+	auditFixed auditFixed
 }
 
 // state is everything derived from one configuration; it is replaced whole
@@ -136,8 +145,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("approval: %w", err)
 	}
 	g.approvals = am
+	if err := g.openAudit(cfg); err != nil {
+		return nil, err
+	}
 	st, err := g.build(cfg, nil)
 	if err != nil {
+		g.closeAudit()
 		return nil, err
 	}
 	g.st.Store(st)
@@ -258,6 +271,14 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 		}
 		st.guards = append(st.guards, authn.Guard{})
 	}
+	if g.audit != nil && cfg.AuditEnabled() {
+		if !reflect.DeepEqual(g.fixedAudit(cfg), g.auditFixed) {
+			g.log.Warn("audit sinks, keys or data directory changed: they take effect at the next start")
+		}
+		st.guards = append(st.guards, audit.GuardFor(g.audit, cfg.Audit, g.auditKeys.HMAC))
+	} else if prev != nil && g.audit == nil && cfg.AuditEnabled() && g.auditDir(cfg) != "" {
+		g.log.Warn("auditing was off at start: it takes effect at the next start")
+	}
 	chain, err := guard.Chain(guard.HandlerFunc(g.forward), st.guards...)
 	if err != nil {
 		st.closeAuthn(prev)
@@ -275,6 +296,57 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 	}
 	st.chain = chain
 	return st, nil
+}
+
+// auditDir is the data directory the audit log uses, "" when none is set.
+func (g *Gateway) auditDir(cfg *config.Config) string {
+	if cfg.DataDir != "" {
+		return cfg.DataDir
+	}
+	return g.opts.DataDir
+}
+
+// openAudit opens the audit log when cfg audits and a data directory is
+// known. The log outlives reloads.
+func (g *Gateway) openAudit(cfg *config.Config) error {
+	dir := g.auditDir(cfg)
+	if !cfg.AuditEnabled() || dir == "" {
+		return nil
+	}
+	keys, err := audit.LoadKeys(cfg.Audit, dir, true)
+	if err != nil {
+		return err
+	}
+	l, err := audit.Open(context.Background(), cfg.Audit, dir, keys, g.log)
+	if err != nil {
+		return err
+	}
+	g.audit, g.auditKeys, g.auditFixed = l, keys, g.fixedAudit(cfg)
+	g.log.Info("auditing calls", "database", audit.DatabasePath(cfg.Audit, dir))
+	return nil
+}
+
+// auditFixed is the part of an audit configuration fixed at start: the
+// data directory, sinks, keys, checkpoints and retention.
+type auditFixed struct {
+	dir   string
+	audit config.Audit
+}
+
+func (g *Gateway) fixedAudit(cfg *config.Config) auditFixed {
+	f := auditFixed{dir: g.auditDir(cfg)}
+	if a := cfg.Audit; a != nil {
+		f.audit = config.Audit{Sinks: a.Sinks, HMACKey: a.HMACKey, SigningKey: a.SigningKey, Checkpoint: a.Checkpoint, Retention: a.Retention}
+	}
+	return f
+}
+
+func (g *Gateway) closeAudit() {
+	if g.audit != nil {
+		if err := g.audit.Close(); err != nil {
+			g.log.Error("closing the audit log", "err", err)
+		}
+	}
 }
 
 // buildAuthn gives st its authenticator: the previous one when the auth and
@@ -459,6 +531,8 @@ func (g *Gateway) Close() error {
 		go func() { defer wg.Done(); u.close() }()
 	}
 	wg.Wait()
+	// Last: the calls that ended with their upstreams have their records.
+	g.closeAudit()
 	return nil
 }
 
