@@ -168,12 +168,12 @@ func TestTamperSQLite(t *testing.T) {
 		{name: "insert-one", stmts: []string{
 			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
 			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
-			`INSERT INTO audit_records (seq, written, prev, hash, body) SELECT 42, written, prev, hash, body FROM audit_records WHERE seq = 41`},
+			`INSERT INTO audit_records SELECT 42, written, link, body FROM audit_records WHERE seq = 41`},
 			kind: ProblemInserted, seq: 42, event: "call-41", detail: "copy of record 41"},
 		{name: "insert-a-forged-one", stmts: []string{
 			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
 			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
-			`INSERT INTO audit_records (seq, written, prev, hash, body) SELECT 42, written, hash, randomblob(32), replace(body, 'call-41', 'forged') FROM audit_records WHERE seq = 41`},
+			`INSERT INTO audit_records SELECT 42, written, substr(link, 33) || randomblob(32), replace(body, 'call-41', 'forged') FROM audit_records WHERE seq = 41`},
 			kind: ProblemChanged, seq: 42, event: "forged"},
 		{name: "reorder-two", stmts: []string{
 			`UPDATE audit_records SET seq = 1000 WHERE seq = 41`,
@@ -220,8 +220,8 @@ func TestRewrittenChain(t *testing.T) {
 		if i > 0 {
 			recs[i].Prev = recs[i-1].Hash
 		}
-		recs[i].Hash = ChainHash(recs[i].Seq, recs[i].Time, recs[i].Prev, recs[i].Body)
-		if _, err := st.DB().Exec(`UPDATE audit_records SET prev = ?, hash = ?, body = ? WHERE seq = ?`, recs[i].Prev[:], recs[i].Hash[:], recs[i].Body, recs[i].Seq); err != nil {
+		recs[i].Hash = recs[i].ComputeHash()
+		if _, err := st.DB().Exec(`UPDATE audit_records SET link = ?, body = ? WHERE seq = ?`, append(recs[i].Prev[:], recs[i].Hash[:]...), recs[i].Body, recs[i].Seq); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -470,7 +470,7 @@ func TestOpenChecksUnsignedTail(t *testing.T) {
 			for i := 96; i <= 98; i++ {
 				seq++
 				r := Record{Seq: seq, Time: int64(i), Prev: head, Body: testEvent(i).Body()}
-				r.Hash = ChainHash(r.Seq, r.Time, r.Prev, r.Body)
+				r.Hash = r.ComputeHash()
 				head = r.Hash
 				recs = append(recs, r)
 			}

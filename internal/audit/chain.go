@@ -26,6 +26,12 @@ type Record struct {
 	Body []byte
 }
 
+// ComputeHash is the hash r should have.
+func (r *Record) ComputeHash() [32]byte { return r.hashAt(r.Seq) }
+
+// hashAt is the hash r would have at sequence number seq.
+func (r *Record) hashAt(seq uint64) [32]byte { return ChainHash(seq, r.Time, r.Prev, r.Body) }
+
 // Checkpoint kinds.
 const (
 	// KindCheckpoint signs the head of the chain.

@@ -194,33 +194,28 @@ var _ Source = JSONLFiles(nil)
 
 // Records implements [Source].
 func (fs JSONLFiles) Records(ctx context.Context, fn func(Record) error) error {
-	return fs.each(func(r *Record, _ *Checkpoint) error {
-		if r != nil {
-			return fn(*r)
-		}
-		return nil
+	return fs.each(lineRecord, func(r *Record, _ *Checkpoint) error {
+		return fn(*r)
 	})
 }
 
 // Checkpoints implements [Source].
 func (fs JSONLFiles) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	var out []Checkpoint
-	err := fs.each(func(_ *Record, c *Checkpoint) error {
-		if c != nil {
-			out = append(out, *c)
-		}
+	err := fs.each(lineCheckpoint, func(_ *Record, c *Checkpoint) error {
+		out = append(out, *c)
 		return nil
 	})
 	return out, err
 }
 
-func (fs JSONLFiles) each(fn func(*Record, *Checkpoint) error) error {
+func (fs JSONLFiles) each(want lineKind, fn func(*Record, *Checkpoint) error) error {
 	for _, name := range fs {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
 		}
-		err = ReadJSONL(f, fn)
+		err = readJSONL(f, want, fn)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -229,15 +224,42 @@ func (fs JSONLFiles) each(fn func(*Record, *Checkpoint) error) error {
 	return nil
 }
 
+// lineKind selects the lines readJSONL parses.
+type lineKind uint8
+
+const (
+	lineRecord lineKind = 1 << iota
+	lineCheckpoint
+	lineAny = lineRecord | lineCheckpoint
+)
+
+var (
+	recordPrefix     = []byte(`{"seq":`)
+	checkpointPrefix = []byte(`{"checkpoint":`)
+)
+
 // ErrTorn is reported for a last line cut short (a crash mid-write).
 var ErrTorn = errors.New("last line is incomplete")
 
 // ReadJSONL reads the lines [JSONL] writes, calling fn with a record or a
 // checkpoint for each.
 func ReadJSONL(r io.Reader, fn func(*Record, *Checkpoint) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	return readJSONL(r, lineAny, fn)
+}
+
+func readJSONL(r io.Reader, want lineKind, fn func(*Record, *Checkpoint) error) error {
+	br := bufio.NewReaderSize(r, 256<<10)
+	var long []byte
 	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
 		if len(line) == 0 && err == io.EOF {
 			return nil
 		}
@@ -247,14 +269,84 @@ func ReadJSONL(r io.Reader, fn func(*Record, *Checkpoint) error) error {
 		if !bytes.HasSuffix(line, []byte("\n")) {
 			return fmt.Errorf("line %d: %w", lineNo, ErrTorn)
 		}
+		// Lines of the other kind are passed over by their opening alone;
+		// a line that is neither is parsed, to be reported.
+		switch {
+		case want&lineRecord == 0 && bytes.HasPrefix(line, recordPrefix),
+			want&lineCheckpoint == 0 && bytes.HasPrefix(line, checkpointPrefix):
+			continue
+		}
+		if rec, ok := parseRecordLine(line); ok {
+			if err := fn(&rec, nil); err != nil {
+				return err
+			}
+			continue
+		}
 		rec, cp, perr := parseLine(line)
 		if perr != nil {
 			return fmt.Errorf("line %d: %w", lineNo, perr)
+		}
+		if (rec != nil && want&lineRecord == 0) || (cp != nil && want&lineCheckpoint == 0) {
+			continue
 		}
 		if err := fn(rec, cp); err != nil {
 			return err
 		}
 	}
+}
+
+// parseRecordLine reads a record line in exactly the form [JSONL] writes
+// it, without a JSON decoder; any other form is left to parseLine. The
+// body is the bytes between the "event" member's colon and the closing
+// brace of the line, which the record's hash then vouches for.
+func parseRecordLine(line []byte) (Record, bool) {
+	var r Record
+	rest, ok := bytes.CutPrefix(line, recordPrefix)
+	if !ok {
+		return r, false
+	}
+	num := func(b []byte, next string) (uint64, []byte, bool) {
+		i := bytes.IndexByte(b, ',')
+		if i <= 0 || i > 20 {
+			return 0, nil, false
+		}
+		n, err := strconv.ParseUint(string(b[:i]), 10, 64)
+		if err != nil {
+			return 0, nil, false
+		}
+		rest, ok := bytes.CutPrefix(b[i:], []byte(next))
+		return n, rest, ok
+	}
+	hash := func(b []byte, h *[32]byte, next string) ([]byte, bool) {
+		if len(b) < 64 {
+			return nil, false
+		}
+		if _, err := hex.Decode(h[:], b[:64]); err != nil {
+			return nil, false
+		}
+		rest, ok := bytes.CutPrefix(b[64:], []byte(next))
+		return rest, ok
+	}
+	var t uint64
+	if r.Seq, rest, ok = num(rest, `,"written":`); !ok {
+		return r, false
+	}
+	if t, rest, ok = num(rest, `,"prev":"`); !ok || t > 1<<63-1 {
+		return r, false
+	}
+	r.Time = int64(t)
+	if rest, ok = hash(rest, &r.Prev, `","hash":"`); !ok {
+		return r, false
+	}
+	if rest, ok = hash(rest, &r.Hash, `","event":`); !ok {
+		return r, false
+	}
+	body, ok := bytes.CutSuffix(rest, []byte("}\n"))
+	if !ok || len(body) < 2 || body[0] != '{' {
+		return r, false
+	}
+	r.Body = bytes.Clone(body)
+	return r, true
 }
 
 func parseLine(line []byte) (*Record, *Checkpoint, error) {

@@ -231,7 +231,7 @@ func (l *Log) commit(batch []*pending, forceSign bool) {
 	for i, p := range batch {
 		seq++
 		recs[i] = Record{Seq: seq, Time: now, Prev: head, Body: p.body}
-		recs[i].Hash = ChainHash(seq, now, head, p.body)
+		recs[i].Hash = recs[i].ComputeHash()
 		head = recs[i].Hash
 	}
 	var cps []Checkpoint
@@ -333,7 +333,7 @@ func checkTail(ctx context.Context, st Store, signer *Signer, seq uint64, head [
 	signedSeen := !ok || cp.Kind != KindCheckpoint
 	err = st.Query(ctx, Filter{AfterSeq: from}, func(r Record) error {
 		if !signedSeen {
-			if r.Seq != cp.Seq || r.Hash != cp.Hash || ChainHash(r.Seq, r.Time, r.Prev, r.Body) != r.Hash {
+			if r.Seq != cp.Seq || r.Hash != cp.Hash || r.ComputeHash() != r.Hash {
 				return fmt.Errorf("record %d does not match the checkpoint that signed it", cp.Seq)
 			}
 			signedSeen = true
@@ -344,7 +344,7 @@ func checkTail(ctx context.Context, st Store, signer *Signer, seq uint64, head [
 			return fmt.Errorf("record %d is missing", expect)
 		case r.Prev != prev:
 			return fmt.Errorf("record %d does not link to the record before it", r.Seq)
-		case ChainHash(r.Seq, r.Time, r.Prev, r.Body) != r.Hash:
+		case r.ComputeHash() != r.Hash:
 			return fmt.Errorf("record %d (event %s) was changed", r.Seq, eventID(r.Body))
 		}
 		expect, prev = r.Seq+1, r.Hash

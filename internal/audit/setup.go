@@ -36,8 +36,8 @@ func ResolveDataDir(dir string) (string, error) {
 	return filepath.Join(home, ".local", "share", "sluice"), nil
 }
 
-// Keys are the keys of a log.
-type Keys struct {
+// KeySet holds the keys of a log.
+type KeySet struct {
 	Signer *Signer // nil when only the public key is known
 	Public ed25519.PublicKey
 	HMAC   []byte
@@ -47,11 +47,11 @@ type Keys struct {
 // by default, generating missing ones when create is set (a server's first
 // start). Without create, a missing signing key is looked for as the
 // public key file, which is all verification needs.
-func LoadKeys(a *config.Audit, dataDir string, create bool) (*Keys, error) {
+func LoadKeys(a *config.Audit, dataDir string, create bool) (*KeySet, error) {
 	if a == nil {
 		a = &config.Audit{}
 	}
-	k := &Keys{}
+	k := &KeySet{}
 	signPath := a.SigningKey
 	if signPath == "" {
 		signPath = filepath.Join(dataDir, SigningKeyFile)
@@ -92,7 +92,7 @@ func DatabasePath(a *config.Audit, dataDir string) string {
 }
 
 // Open opens the sinks of a configuration and continues its chain.
-func Open(ctx context.Context, a *config.Audit, dataDir string, keys *Keys, logger *slog.Logger) (*Log, error) {
+func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, logger *slog.Logger) (*Log, error) {
 	if a == nil {
 		a = &config.Audit{}
 	}

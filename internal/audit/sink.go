@@ -54,12 +54,14 @@ type Source interface {
 type Filter struct {
 	Principal string
 	Server    string
+	// Reason matches the settling reason or that of any decision.
 	// Name is the tool or prompt name, or resource URI.
 	Name    string
 	Method  string
 	Outcome string
 	Reason  string
-	// Since and Until bound the event's time (Until exclusive).
+	// Since and Until bound the time the record was written (Until
+	// exclusive).
 	Since, Until time.Time
 	// Contains selects events whose body contains this text (an HMAC
 	// token from `sluice audit hash`).
@@ -68,6 +70,50 @@ type Filter struct {
 	AfterSeq uint64
 	// Limit keeps the last Limit records selected (0: all).
 	Limit int
+}
+
+// members are the body members, as the body writes them, that a record
+// matching f must hold (a first, textual test).
+func (f *Filter) members() []string {
+	var out []string
+	for _, m := range []struct{ k, v string }{{"sub", f.Principal}, {"server", f.Server}, {"name", f.Name}, {"method", f.Method}, {"outcome", f.Outcome}, {"reason", f.Reason}} {
+		if m.v != "" {
+			out = append(out, string(appendStr(nil, m.k, m.v)[1:]))
+		}
+	}
+	return out
+}
+
+// exact reports whether the textual test is all of f.
+func (f *Filter) exact() bool {
+	return f.Principal == "" && f.Server == "" && f.Name == "" && f.Method == "" && f.Outcome == "" && f.Reason == ""
+}
+
+// match checks the conditions on the event's members on its decoded body.
+func (f *Filter) match(r Record) bool {
+	if f.exact() {
+		return true
+	}
+	v, err := ParseView(r.Body)
+	if err != nil {
+		return false
+	}
+	switch {
+	case f.Principal != "" && v.Subject() != f.Principal,
+		f.Server != "" && v.Server != f.Server,
+		f.Name != "" && v.Name != f.Name,
+		f.Method != "" && v.Method != f.Method,
+		f.Outcome != "" && v.Outcome != f.Outcome:
+		return false
+	case f.Reason != "" && v.Reason != f.Reason:
+		for _, d := range v.Decisions {
+			if d.Reason == f.Reason {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // ErrClosed is returned by a [Log] that has been closed.

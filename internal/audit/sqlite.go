@@ -20,13 +20,32 @@ import (
 // synchronous=NORMAL a power loss may cost the last batches, which
 // [SQLiteOptions.Sync] trades for an fsync per batch.
 //
-// The columns that queries filter on are generated from the body, not
-// stored beside it: they cannot say something the chained body does not.
+// A record is its chain fields and its body, nothing beside: a query
+// filters on the body itself (see [SQLite.Query]), so no column can say
+// something the chained body does not.
 type SQLite struct {
-	db     *sql.DB
-	path   string
-	insert *sql.Stmt
-	unlock func()
+	db         *sql.DB
+	path       string
+	insert     *sql.Stmt // one record
+	insertMany *sql.Stmt // insertChunk records
+	unlock     func()
+	args       []any
+}
+
+// insertChunk is how many records one INSERT statement writes in a batch:
+// a statement per record costs more than the records.
+const insertChunk = 32
+
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_records (seq, written, link, body) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?)`)
+	}
+	return b.String()
 }
 
 // SQLiteOptions configure [OpenSQLite].
@@ -45,19 +64,10 @@ const sqliteSchema = `
 CREATE TABLE IF NOT EXISTS audit_records (
 	seq INTEGER PRIMARY KEY,
 	written INTEGER NOT NULL,
-	prev BLOB NOT NULL,
-	hash BLOB NOT NULL,
-	body TEXT NOT NULL,
-	time TEXT GENERATED ALWAYS AS (json_extract(body, '$.time')) VIRTUAL,
-	principal TEXT GENERATED ALWAYS AS (json_extract(body, '$.principal.sub')) VIRTUAL,
-	server TEXT GENERATED ALWAYS AS (json_extract(body, '$.server')) VIRTUAL,
-	method TEXT GENERATED ALWAYS AS (json_extract(body, '$.method')) VIRTUAL,
-	name TEXT GENERATED ALWAYS AS (json_extract(body, '$.name')) VIRTUAL,
-	outcome TEXT GENERATED ALWAYS AS (json_extract(body, '$.outcome')) VIRTUAL,
-	reason TEXT GENERATED ALWAYS AS (json_extract(body, '$.reason')) VIRTUAL
+	link BLOB NOT NULL,
+	body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records(time);
-CREATE INDEX IF NOT EXISTS audit_records_principal ON audit_records(principal);
+CREATE INDEX IF NOT EXISTS audit_records_written ON audit_records(written);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
 	kind TEXT NOT NULL,
 	seq INTEGER NOT NULL,
@@ -112,21 +122,31 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	q.Add("_pragma", "synchronous("+sync+")")
 	if opts.ReadOnly {
 		q.Add("mode", "ro")
+		// Pages read through a memory map, not a system call each:
+		// verification reads every page.
+		q.Add("_pragma", "mmap_size(1073741824)")
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("audit database: %w", err)
 	}
-	// One connection: the writer is one goroutine, and SQLite serialises
-	// writers anyway.
+	// One connection to write: the writer is one goroutine, and SQLite
+	// serialises writers anyway. Readers (verify) use several.
 	db.SetMaxOpenConns(1)
+	if opts.ReadOnly {
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+	}
 	s := &SQLite{db: db, path: path}
 	if !opts.ReadOnly {
 		if _, err := db.Exec(sqliteSchema); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("audit database %s: %w", path, err)
 		}
-		s.insert, err = db.Prepare(`INSERT INTO audit_records (seq, written, prev, hash, body) VALUES (?, ?, ?, ?, ?)`)
+		s.insert, err = db.Prepare(insertSQL(1))
+		if err == nil {
+			s.insertMany, err = db.Prepare(insertSQL(insertChunk))
+		}
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("audit database %s: %w", path, err)
@@ -153,13 +173,24 @@ func (s *SQLite) Write(ctx context.Context, recs []Record, cps []Checkpoint) err
 	if err != nil {
 		return err
 	}
-	ins := tx.StmtContext(ctx, s.insert)
-	for i := range recs {
-		r := &recs[i]
-		if _, err := ins.ExecContext(ctx, int64(r.Seq), r.Time, r.Prev[:], r.Hash[:], r.Body); err != nil {
+	for len(recs) > 0 {
+		n, stmt := 1, s.insert
+		if len(recs) >= insertChunk {
+			n, stmt = insertChunk, s.insertMany
+		}
+		args := s.args[:0]
+		for i := range recs[:n] {
+			r := &recs[i]
+			args = append(args, int64(r.Seq), r.Time, link(r), r.Body)
+		}
+		_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+		clear(args)
+		s.args = args[:0]
+		if err != nil {
 			tx.Rollback()
 			return err
 		}
+		recs = recs[n:]
 	}
 	for _, c := range cps {
 		if err := insertCheckpoint(ctx, tx, c); err != nil {
@@ -184,7 +215,7 @@ func (s *SQLite) Head(ctx context.Context) (uint64, [32]byte, uint64, error) {
 		signed sql.NullInt64
 		h      [32]byte
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := s.db.QueryRowContext(ctx, `SELECT seq, substr(link, 33) FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Everything may have been purged: the chain goes on from the
 		// retention point.
@@ -232,7 +263,10 @@ func (s *SQLite) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	return out, rows.Err()
 }
 
-// Query implements [Store].
+// Query implements [Store]. The conditions on the event's members are
+// found first as text in the body (its members are written in a fixed
+// form), then checked exactly on the decoded event, so that text inside
+// recorded arguments cannot make a record match.
 func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) error {
 	var (
 		where []string
@@ -242,29 +276,14 @@ func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) err
 		where = append(where, cond)
 		args = append(args, v)
 	}
-	if f.Principal != "" {
-		add("principal = ?", f.Principal)
-	}
-	if f.Server != "" {
-		add("server = ?", f.Server)
-	}
-	if f.Name != "" {
-		add("name = ?", f.Name)
-	}
-	if f.Method != "" {
-		add("method = ?", f.Method)
-	}
-	if f.Outcome != "" {
-		add("outcome = ?", f.Outcome)
-	}
-	if f.Reason != "" {
-		add("EXISTS (SELECT 1 FROM json_each(body, '$.decisions') WHERE json_extract(value, '$.reason') = ?)", f.Reason)
+	for _, m := range f.members() {
+		add("instr(body, ?) > 0", m)
 	}
 	if !f.Since.IsZero() {
-		add("time >= ?", FormatTime(f.Since))
+		add("written >= ?", f.Since.UnixNano())
 	}
 	if !f.Until.IsZero() {
-		add("time < ?", FormatTime(f.Until))
+		add("written < ?", f.Until.UnixNano())
 	}
 	if f.Contains != "" {
 		add("instr(body, ?) > 0", f.Contains)
@@ -272,15 +291,73 @@ func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) err
 	if f.AfterSeq > 0 {
 		add("seq > ?", int64(f.AfterSeq))
 	}
-	q := `SELECT seq, written, prev, hash, body FROM audit_records`
+	q := `SELECT seq, written, link, body FROM audit_records`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	if f.Limit > 0 {
-		q = `SELECT * FROM (` + q + fmt.Sprintf(` ORDER BY seq DESC LIMIT %d) ORDER BY seq`, f.Limit)
-	} else {
-		q += ` ORDER BY seq`
+	q += ` ORDER BY seq`
+	exact := f.exact()
+	if f.Limit > 0 && exact {
+		q = `SELECT * FROM (` + q + fmt.Sprintf(` DESC LIMIT %d) ORDER BY seq`, f.Limit)
+	} else if f.Limit > 0 {
+		// Which records are the last Limit that match is only known after
+		// the exact check: keep a window of them.
+		var last []Record
+		err := s.query(ctx, q+" DESC", args, func(r Record) error {
+			if len(last) < f.Limit && f.match(r) {
+				last = append(last, r)
+			}
+			if len(last) == f.Limit {
+				return errEnough
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errEnough) {
+			return err
+		}
+		slices.Reverse(last)
+		for _, r := range last {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
+	return s.query(ctx, q, args, func(r Record) error {
+		if !exact && !f.match(r) {
+			return nil
+		}
+		return fn(r)
+	})
+}
+
+var errEnough = errors.New("enough records")
+
+// link is how a record's chain hashes are stored: the previous record's
+// hash, then its own.
+func link(r *Record) []byte {
+	b := make([]byte, 64)
+	copy(b, r.Prev[:])
+	copy(b[32:], r.Hash[:])
+	return b
+}
+
+// seqBounds and recordsIn let [Verify] read ranges of records on several
+// connections at once.
+func (s *SQLite) seqBounds(ctx context.Context) (lo, hi uint64, err error) {
+	var a, b sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT min(seq), max(seq) FROM audit_records`).Scan(&a, &b)
+	if err != nil || !a.Valid {
+		return 1, 0, err
+	}
+	return uint64(a.Int64), uint64(b.Int64), nil
+}
+
+func (s *SQLite) recordsIn(ctx context.Context, lo, hi uint64, fn func(Record) error) error {
+	return s.query(ctx, `SELECT seq, written, link, body FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq`, []any{int64(lo), int64(hi)}, fn)
+}
+
+func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record) error) error {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
@@ -288,17 +365,18 @@ func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) err
 	defer rows.Close()
 	var (
 		seq        int64
-		prev, hash []byte
-		body       sql.RawBytes
+		lnk, body sql.RawBytes
 	)
 	for rows.Next() {
 		var r Record
-		if err := rows.Scan(&seq, &r.Time, &prev, &hash, &body); err != nil {
+		if err := rows.Scan(&seq, &r.Time, &lnk, &body); err != nil {
 			return err
 		}
 		r.Seq = uint64(seq)
-		copy(r.Prev[:], prev)
-		copy(r.Hash[:], hash)
+		if len(lnk) == 64 {
+			copy(r.Prev[:], lnk[:32])
+			copy(r.Hash[:], lnk[32:])
+		}
 		r.Body = slices.Clone([]byte(body))
 		if err := fn(r); err != nil {
 			return err
@@ -378,6 +456,7 @@ func (s *SQLite) Purge(ctx context.Context, cp Checkpoint) error {
 func (s *SQLite) Close() error {
 	if s.insert != nil {
 		s.insert.Close()
+		s.insertMany.Close()
 	}
 	err := s.db.Close()
 	if s.unlock != nil {

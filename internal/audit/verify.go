@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -127,9 +129,8 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 		missing              = -1
 		missingLo, missingHi uint64
 	)
-	err = src.Records(ctx, func(r Record) error {
+	check := func(r *Record, computed [32]byte) {
 		rep.Records++
-		computed := ChainHash(r.Seq, r.Time, r.Prev, r.Body)
 		if first {
 			first = false
 			rep.First = r.Seq
@@ -169,7 +170,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 			}
 		}
 		if computed != r.Hash {
-			p := classify(r, recent)
+			p := classify(*r, recent)
 			if p.Kind == ProblemReordered && p.shift != 0 && p.shift == shift && r.Seq == shiftEnd+1 {
 				// The same displacement as the record before: one problem.
 				shiftEnd = r.Seq
@@ -192,8 +193,15 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 		if r.Seq >= expect {
 			expect = r.Seq + 1
 		}
-		return nil
-	})
+	}
+	if rs, ok := src.(rangeSource); ok {
+		err = verifyRanges(ctx, rs, check)
+	} else {
+		err = src.Records(ctx, func(r Record) error {
+			check(&r, r.ComputeHash())
+			return nil
+		})
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -226,7 +234,7 @@ func classify(r Record, recent [reorderWindow]recentRecord) classified {
 	}
 	for d := int64(1); d <= reorderWindow; d++ {
 		for _, at := range []int64{int64(r.Seq) + d, int64(r.Seq) - d} {
-			if at > 0 && ChainHash(uint64(at), r.Time, r.Prev, r.Body) == r.Hash {
+			if at > 0 && r.hashAt(uint64(at)) == r.Hash {
 				return classified{shift: int64(r.Seq) - at, Problem: Problem{Kind: ProblemReordered, Seq: r.Seq, EventID: id,
 					Detail: fmt.Sprintf("the record was written as record %d: records were reordered, or one was inserted or removed before it", at)}}
 			}
@@ -264,4 +272,83 @@ func eventID(body []byte) string {
 		}
 	}
 	return ""
+}
+
+// rangeSource is a [Source] whose records can be read by ranges of
+// sequence numbers at once, in sequence order within a range.
+type rangeSource interface {
+	Source
+	seqBounds(ctx context.Context) (lo, hi uint64, err error)
+	recordsIn(ctx context.Context, lo, hi uint64, fn func(Record) error) error
+}
+
+// verifyChunk is how many sequence numbers one reader takes at a time.
+const verifyChunk = 4096
+
+type chunk struct {
+	lo, hi   uint64
+	recs     []Record
+	computed [][32]byte
+	err      error
+	done     chan struct{}
+}
+
+// verifyRanges reads and hashes chunks of records on several goroutines
+// and hands them to check in sequence order.
+func verifyRanges(ctx context.Context, src rangeSource, check func(*Record, [32]byte)) error {
+	lo, hi, err := src.seqBounds(ctx)
+	if err != nil || hi < lo {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
+	// order holds the chunks in sequence order for the checker; its
+	// capacity bounds the chunks in memory. work holds them for readers.
+	order := make(chan *chunk, 2*workers)
+	work := make(chan *chunk, 2*workers)
+	go func() {
+		defer close(order)
+		defer close(work)
+		for a := lo; a <= hi && a >= lo; a += verifyChunk {
+			c := &chunk{lo: a, hi: min(a+verifyChunk-1, hi), done: make(chan struct{})}
+			select {
+			case order <- c:
+			case <-ctx.Done():
+				return
+			}
+			work <- c // never blocks longer than order did: same capacity
+		}
+	}()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if ctx.Err() == nil {
+					c.recs = make([]Record, 0, c.hi-c.lo+1)
+					c.computed = make([][32]byte, 0, c.hi-c.lo+1)
+					c.err = src.recordsIn(ctx, c.lo, c.hi, func(r Record) error {
+						c.recs = append(c.recs, r)
+						c.computed = append(c.computed, r.ComputeHash())
+						return nil
+					})
+				}
+				close(c.done)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+	for c := range order {
+		<-c.done
+		if c.err != nil {
+			return c.err
+		}
+		for i := range c.recs {
+			check(&c.recs[i], c.computed[i])
+		}
+	}
+	return ctx.Err()
 }

@@ -80,7 +80,7 @@ type Gateway struct {
 	// audit is the audit log, opened once from the first configuration;
 	// nil when calls are not audited.
 	audit      *audit.Log
-	auditKeys  *audit.Keys
+	auditKeys  *audit.KeySet
 	auditFixed auditFixed
 }
 
