@@ -364,7 +364,7 @@ func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record
 	}
 	defer rows.Close()
 	var (
-		seq        int64
+		seq       int64
 		lnk, body sql.RawBytes
 	)
 	for rows.Next() {
