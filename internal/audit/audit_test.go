@@ -55,7 +55,7 @@ func writeLog(t *testing.T, n int, jsonl string) (path string, signer *Signer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, CheckpointInterval: time.Hour, MaxBatch: 7}
+	opts := LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, CheckpointInterval: time.Hour, IngestBatch: 7}
 	if jsonl != "" {
 		j, err := OpenJSONL(jsonl, 0, 0, signer)
 		if err != nil {
@@ -68,7 +68,7 @@ func writeLog(t *testing.T, n int, jsonl string) (path string, signer *Signer) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= n; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestLogContinuesChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 13; i <= 20; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 96; i <= 105; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -381,13 +381,16 @@ func TestJSONLRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Others: []Sink{j}, Signer: signer, CheckpointEvery: 25, MaxBatch: 3})
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Others: []Sink{j}, Signer: signer, CheckpointEvery: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 60; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body(), true); err != nil {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
 			t.Fatal(err)
+		}
+		if i%3 == 0 && !l.Flush() {
+			t.Fatal("flush failed")
 		}
 	}
 	l.Close()
@@ -433,6 +436,19 @@ func TestRecorder(t *testing.T) {
 	many := jsontext.Value(`[` + strings.Repeat(`1,`, 20) + `1]`)
 	if got := string(r.Record(RecordShape, many)); !strings.HasSuffix(got, `"<number>","<+5 more>"]`) {
 		t.Errorf("a long array's shape: %s", got)
+	}
+}
+
+func TestFormatTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 12, 3, 10, 4, 5, 7, time.UTC),
+		time.Date(1999, 1, 31, 23, 59, 59, 999999999, time.FixedZone("x", 3600)),
+		time.Unix(0, 0),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := FormatTime(tm), tm.UTC().Format(timeLayout); got != want {
+			t.Errorf("FormatTime(%v) = %s, want %s", tm, got, want)
+		}
 	}
 }
 
@@ -502,5 +518,123 @@ func TestOpenChecksUnsignedTail(t *testing.T) {
 				t.Errorf("error: %v", err)
 			}
 		})
+	}
+}
+
+// TestJournalRecovery: records journaled but not yet moved into the store
+// when the process dies are moved at the next start, and the chain goes on.
+// The crash is the state of the files at a moment the log is running: they
+// are copied aside and opened there.
+func TestJournalRecovery(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.db")
+	signer := testSigner(t)
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, IngestInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 1; i <= 15; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !l.Flush() {
+		t.Fatal("flush failed")
+	}
+	for i := 16; i <= 27; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crash cuts the last journal line short.
+	l.mu.Lock()
+	l.journalWrite([]byte(`{"seq":28,"written":1,"pr`))
+	l.mu.Unlock()
+
+	crash := t.TempDir()
+	files, _ := filepath.Glob(filepath.Join(dir, "audit.db*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crash, filepath.Base(f)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st2, err := OpenSQLite(filepath.Join(crash, "audit.db"), SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := OpenLog(context.Background(), LogOptions{Primary: st2, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Append(context.Background(), testEvent(28).Body()); err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	rep := verifySQLite(t, filepath.Join(crash, "audit.db"), signer.Public())
+	if !rep.OK() || rep.Records != 28 || rep.Last != 28 || rep.Signed != 28 {
+		t.Fatalf("after recovery: %+v", rep)
+	}
+	// A journal changed while Sluice was down does not enter the store.
+	crash2 := t.TempDir()
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if strings.HasSuffix(f, ".pending.0") || strings.HasSuffix(f, ".pending.1") {
+			b = bytes.ReplaceAll(b, []byte(`"customer":20`), []byte(`"customer":21`))
+		}
+		os.WriteFile(filepath.Join(crash2, filepath.Base(f)), b, 0o600)
+	}
+	st3, err := OpenSQLite(filepath.Join(crash2, "audit.db"), SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	if l3, err := OpenLog(context.Background(), LogOptions{Primary: st3, Signer: signer}); err == nil {
+		l3.Close()
+		t.Fatal("a changed journal was moved into the store")
+	} else if !strings.Contains(err.Error(), "record 20") {
+		t.Errorf("error: %v", err)
+	}
+}
+
+// TestBacklogBounded: while the store takes nothing, appends fill the
+// bounded backlog, then wait, then fail; once the store is back, they go
+// through again and nothing journaled is lost.
+func TestBacklogBounded(t *testing.T) {
+	st, err := OpenSQLite(filepath.Join(t.TempDir(), "audit.db"), SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := testSigner(t)
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, Backlog: 5, BacklogWait: 50 * time.Millisecond, IngestInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	breakStore(t, st, true)
+	ok := 0
+	for i := 1; i <= 8; i++ {
+		if err := l.Append(context.Background(), testEvent(i).Body()); err == nil {
+			ok++
+		}
+	}
+	if ok != 5 || l.Healthy() {
+		t.Fatalf("%d appends went through with a store that takes nothing and a backlog of 5 (healthy %v)", ok, l.Healthy())
+	}
+	breakStore(t, st, false)
+	if err := l.Append(context.Background(), testEvent(6).Body()); err != nil {
+		t.Fatalf("after the store came back: %v", err)
+	}
+	path := st.path
+	l.Close()
+	if rep := verifySQLite(t, path, signer.Public()); !rep.OK() || rep.Records != 6 {
+		t.Fatalf("%+v", rep)
 	}
 }

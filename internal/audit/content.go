@@ -99,6 +99,11 @@ func (r *Recorder) Record(mode Mode, v jsontext.Value) jsontext.Value {
 	if max <= 0 {
 		max = DefaultMaxRecorded
 	}
+	if len(v) > 4*max {
+		// Not worth walking: what it would give is bound to be too large
+		// or, for a shape, of little use.
+		return jsontext.Value(fmt.Sprintf(`"<omitted: %d bytes>"`, len(v)))
+	}
 	dec := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	out, err := r.walk(dec, make([]byte, 0, min(len(v)+64, max+64)), mode, false)
 	if err != nil {

@@ -46,7 +46,7 @@ func NewGuard(log *Log, opts GuardOptions) *Guard {
 		opts.Args = RecordRedacted
 	}
 	if opts.Results == "" {
-		opts.Results = RecordShape
+		opts.Results = RecordNone
 	}
 	return &Guard{log: log, opts: opts}
 }
@@ -55,9 +55,9 @@ func NewGuard(log *Log, opts GuardOptions) *Guard {
 func (g *Guard) Name() string { return Name }
 
 // Wrap implements [guard.Guard]. A call is answered only after its event
-// is committed (in fail-closed mode), and the record is written with a
-// context detached from the caller's, so that a client hanging up cannot
-// suppress its own record.
+// is journaled (in fail-closed mode). Journaling happens on the caller's
+// goroutine and does not look at its context, so that a client hanging up
+// cannot suppress its own record.
 func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
 		if c.Method == mcp.MethodPing {
@@ -65,17 +65,16 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			return next.Handle(ctx, c)
 		}
 		start := time.Now()
-		wait := !g.opts.FailOpen
-		if wait && !g.log.Healthy() {
-			// Refused without going upstream; writing the refusal probes
-			// whether the store is back.
+		closed := !g.opts.FailOpen
+		if closed && !g.log.Healthy() {
+			// Refused without going upstream, and recorded if the
+			// journal takes it.
 			err := c.Decide(unavailable())
-			_ = g.log.Append(context.WithoutCancel(ctx), g.event(c, start, nil, err).Body(), true)
+			_ = g.log.Append(ctx, g.event(c, start, nil, err).Body())
 			return nil, err
 		}
 		res, err := next.Handle(ctx, c)
-		aerr := g.log.Append(context.WithoutCancel(ctx), g.event(c, start, res, err).Body(), wait)
-		if aerr != nil && wait {
+		if aerr := g.log.Append(ctx, g.event(c, start, res, err).Body()); aerr != nil && closed {
 			// The call happened, but an answer whose record is not
 			// written does not leave.
 			return nil, c.Decide(unavailable())

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -67,7 +66,10 @@ func TestGuardConformance(t *testing.T) {
 		guardtest.Run(t, func(t *testing.T) guard.Guard {
 			l, st, _ := openTestLog(t)
 			breakStore(t, st, true)
-			if err := l.Append(context.Background(), testEvent(1).Body(), true); err == nil || l.Healthy() {
+			if err := l.Append(context.Background(), testEvent(1).Body()); err != nil {
+				t.Fatal(err)
+			}
+			if l.Flush() || l.Healthy() {
 				t.Fatal("a write to a query-only database succeeded")
 			}
 			return GuardFor(l, nil, []byte("0123456789abcdef"))
@@ -106,7 +108,9 @@ func TestGuardRecords(t *testing.T) {
 	if err := call("denied"); !errors.As(err, &denied) {
 		t.Fatalf("denied call: %v", err)
 	}
-	// Answered calls are committed: no wait, no Close, before reading.
+	if !l.Flush() {
+		t.Fatal("flush failed")
+	}
 	var views []*View
 	if err := st.Records(context.Background(), func(r Record) error {
 		v, err := ParseView(r.Body)
@@ -133,14 +137,20 @@ func TestGuardRecords(t *testing.T) {
 		t.Error("a sensitive value is stored raw")
 	}
 
-	// The store fails: the call that finds out is answered with an error,
-	// the next is refused without reaching the server.
+	// The store fails: once the log has found out, calls are refused
+	// without reaching the server; what they were is still journaled.
 	breakStore(t, st, true)
 	reached := 0
 	h = g.Wrap(guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
 		reached++
 		return next(ctx, c)
 	}))
+	if err := call("ok"); err != nil {
+		t.Fatalf("a call before the failure is found: %v", err)
+	}
+	if l.Flush() || l.Healthy() {
+		t.Fatal("the failing store took the records")
+	}
 	for i := range 2 {
 		err := call("ok")
 		if !errors.As(err, &denied) || denied.Decision.Reason != ReasonUnavailable {
@@ -148,19 +158,21 @@ func TestGuardRecords(t *testing.T) {
 		}
 	}
 	if reached != 1 {
-		t.Errorf("the server was reached %d times with the store failing, want once", reached)
+		t.Errorf("the server was reached %d times, want once (before the failure was found)", reached)
 	}
-	// The store is back: the next call's refusal record goes through, and
-	// the one after it is served.
+	// The store is back: what waited reaches it, and calls are served.
 	breakStore(t, st, false)
-	call("ok")
-	if err := call("ok"); err != nil || !l.Healthy() {
-		t.Fatalf("after the store came back: %v (healthy %v)", err, l.Healthy())
+	if !l.Flush() || !l.Healthy() {
+		t.Fatal("the store that came back did not take the records")
+	}
+	if err := call("ok"); err != nil {
+		t.Fatalf("after the store came back: %v", err)
 	}
 
 	// Fail open: calls go on, their events are dropped while it fails.
 	open := NewGuard(l, GuardOptions{FailOpen: true}).Wrap(next)
 	breakStore(t, st, true)
+	l.Flush()
 	for range 3 {
 		c := toolCall("ok")
 		if _, err := open.Handle(context.Background(), &c); err != nil {
@@ -168,7 +180,6 @@ func TestGuardRecords(t *testing.T) {
 		}
 	}
 	breakStore(t, st, false)
-	time.Sleep(10 * time.Millisecond)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,17 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // LogOptions configure [OpenLog].
 type LogOptions struct {
-	// Primary is where the chain is continued from and what must succeed
-	// for an event to count as written.
+	// Primary is where the chain is continued from and kept: the store
+	// that queries and verification read.
 	Primary Store
+	// Journal is the path prefix of the two journal files in front of the
+	// primary store (default: the SQLite database's path + ".pending").
+	Journal string
+	// Sync makes every journal write reach the disk (fsync) before the
+	// event counts as written, so that it survives a power loss too, not
+	// only a crash of Sluice.
+	Sync bool
 	// Others receive every batch too; their failures are logged, not
 	// returned.
 	Others []Sink
@@ -24,51 +36,78 @@ type LogOptions struct {
 	// arrive (default 1s), and Close signs it last.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
+	// IngestInterval is how often journaled records are moved into the
+	// primary store and the other sinks (default 200ms); IngestBatch
+	// moves them sooner once this many wait (default 2048).
+	IngestInterval time.Duration
+	IngestBatch    int
+	// Backlog bounds the records journaled but not yet in the primary
+	// store (default 100,000), so that memory stays bounded: past it,
+	// appends wait for the store, up to BacklogWait (default 5s), then
+	// fail.
+	Backlog     int
+	BacklogWait time.Duration
 	// Retention purges records older than this (zero keeps everything),
 	// checked every RetentionInterval (default 1h).
 	Retention         time.Duration
 	RetentionInterval time.Duration
-	// QueueSize bounds the events waiting to be written (default 4096);
-	// callers block while it is full. MaxBatch bounds one commit (default
-	// 1024).
-	QueueSize int
-	MaxBatch  int
-	Logger    *slog.Logger
+	Logger            *slog.Logger
 }
 
-// Log writes events to its sinks as one hash chain, in batches: whatever
-// queued while the previous batch was being committed goes in the next
-// one (group commit). It is safe for concurrent use.
+// Log keeps events as one hash chain. Appending an event chains it and
+// writes it to a journal file with one system call, on the caller's
+// goroutine; once that write returns, the event survives a crash of the
+// process. Every IngestInterval, one goroutine moves the journaled records
+// into the primary store (one transaction) and the other sinks, and empties
+// the journal. Two journal files alternate, so that appends go on into one
+// while the other is moved. After a crash, [OpenLog] moves what the
+// journals hold into the store before anything else.
+//
+// It is safe for concurrent use.
 type Log struct {
-	opts   LogOptions
-	log    *slog.Logger
-	in     chan *pending
-	closeC chan struct{}
-	doneC  chan struct{}
-	once   sync.Once
+	opts LogOptions
+	log  *slog.Logger
 
-	// writer state, owned by run
+	mu       sync.Mutex // guards the chain head, the journal and backlog
 	seq      uint64
 	head     [32]byte
 	signed   uint64
 	lastSign time.Time
+	journal  [2]*os.File
+	jw       [2]io.Writer // writes to journal, as raw system calls where supported
+	cur      int          // the journal appends go to
+	size     int64
+	line     []byte
+	backlog  []Record
+	cps      []Checkpoint
+	closed   bool
+	moving   int           // records an ingest took and has not stored yet
+	room     chan struct{} // closed when an ingest has stored records
+
+	kick     chan struct{}
+	closeC   chan struct{}
+	doneC    chan struct{}
+	once     sync.Once
+	closeErr error
+	ingestMu sync.Mutex // one ingest at a time
 	failing  map[string]bool
 
-	healthy atomic.Bool
-	dropped atomic.Uint64
+	journalOK atomic.Bool
+	storeOK   atomic.Bool
 }
 
-type pending struct {
-	body []byte
-	done chan error
-}
-
-var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
-
-// OpenLog continues the chain held by opts.Primary.
+// OpenLog continues the chain held by opts.Primary, first moving into it
+// what the journals hold from before a crash.
 func OpenLog(ctx context.Context, opts LogOptions) (*Log, error) {
 	if opts.Primary == nil || opts.Signer == nil {
 		return nil, errors.New("audit log needs a primary store and a signer")
+	}
+	if opts.Journal == "" {
+		st, ok := opts.Primary.(*SQLite)
+		if !ok {
+			return nil, errors.New("audit log needs a journal path")
+		}
+		opts.Journal = st.path + ".pending"
 	}
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 1000
@@ -76,202 +115,392 @@ func OpenLog(ctx context.Context, opts LogOptions) (*Log, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = time.Second
 	}
+	if opts.IngestInterval <= 0 {
+		opts.IngestInterval = 200 * time.Millisecond
+	}
+	if opts.IngestBatch <= 0 {
+		opts.IngestBatch = 2048
+	}
+	if opts.Backlog <= 0 {
+		opts.Backlog = 100_000
+	}
+	if opts.BacklogWait <= 0 {
+		opts.BacklogWait = 5 * time.Second
+	}
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = time.Hour
-	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 4096
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 1024
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	seq, head, signed, err := opts.Primary.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: reading the head of %s: %w", opts.Primary.Name(), err)
-	}
-	if err := checkTail(ctx, opts.Primary, opts.Signer, seq, head); err != nil {
-		return nil, fmt.Errorf("audit: %s does not verify after its last checkpoint, and new checkpoints would sign it: %w; run sluice audit verify, and move the database aside to start a new log", opts.Primary.Name(), err)
-	}
 	l := &Log{
 		opts:     opts,
 		log:      opts.Logger,
-		in:       make(chan *pending, opts.QueueSize),
+		kick:     make(chan struct{}, 1),
 		closeC:   make(chan struct{}),
 		doneC:    make(chan struct{}),
-		seq:      seq,
-		head:     head,
-		signed:   signed,
-		lastSign: time.Now(),
 		failing:  map[string]bool{},
+		lastSign: time.Now(),
+		room:     make(chan struct{}),
 	}
-	l.healthy.Store(true)
+	if err := l.recover(ctx); err != nil {
+		return nil, err
+	}
+	seq, head, signed, err := opts.Primary.Head(ctx)
+	if err != nil {
+		l.closeJournals()
+		return nil, fmt.Errorf("audit: reading the head of %s: %w", opts.Primary.Name(), err)
+	}
+	if err := checkTail(ctx, opts.Primary, opts.Signer, seq, head); err != nil {
+		l.closeJournals()
+		return nil, fmt.Errorf("audit: %s does not verify after its last checkpoint, and new checkpoints would sign it: %w; run sluice audit verify, and move the database aside to start a new log", opts.Primary.Name(), err)
+	}
+	l.seq, l.head, l.signed = seq, head, signed
+	l.journalOK.Store(true)
+	l.storeOK.Store(true)
 	go l.run()
 	return l, nil
 }
 
-// Healthy reports whether the last write to the primary store succeeded.
-func (l *Log) Healthy() bool { return l.healthy.Load() }
+func (l *Log) journalPath(i int) string { return fmt.Sprintf("%s.%d", l.opts.Journal, i) }
 
-// Dropped counts events given up on because the queue was full and the
-// caller did not wait ([Log.Append] with wait false).
-func (l *Log) Dropped() uint64 { return l.dropped.Load() }
-
-// Append queues body (an [Event.Body]) and, with wait, returns once it is
-// committed to the primary store, or with the error that kept it from
-// being. Without wait, it returns at once and an event that finds the
-// queue full is dropped and counted.
-func (l *Log) Append(ctx context.Context, body []byte, wait bool) error {
-	p := pendingPool.Get().(*pending)
-	p.body = body
-	if !wait {
-		select {
-		case l.in <- p:
-			// The writer owns p now; nobody reads its result.
+// recover moves the records and checkpoints left in the journals (a crash
+// after they were journaled, before they reached the store) into the
+// primary store, then opens both journals empty.
+func (l *Log) recover(ctx context.Context) error {
+	seq, _, _, err := l.opts.Primary.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: reading the head of %s: %w", l.opts.Primary.Name(), err)
+	}
+	var (
+		recs []Record
+		cps  []Checkpoint
+	)
+	for i := range l.journal {
+		f, err := os.Open(l.journalPath(i))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("audit journal: %w", err)
+		}
+		err = readJSONL(f, lineAny, func(r *Record, c *Checkpoint) error {
+			switch {
+			case r != nil && r.Seq > seq:
+				recs = append(recs, *r)
+			case c != nil && c.Seq > seq:
+				cps = append(cps, *c)
+			}
 			return nil
-		case <-l.closeC:
-			return ErrClosed
-		default:
-			l.dropped.Add(1)
-			return errors.New("audit queue full")
+		})
+		f.Close()
+		// A line cut short by the crash was never acknowledged: the
+		// write that carried it had not returned.
+		if err != nil && !errors.Is(err, ErrTorn) {
+			return fmt.Errorf("audit journal %s: %w", l.journalPath(i), err)
 		}
 	}
-	select {
-	case l.in <- p:
-	case <-l.closeC:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("audit: waiting for room in the queue: %w", ctx.Err())
+	slices.SortFunc(recs, func(a, b Record) int { return cmpSeq(a.Seq, b.Seq) })
+	if len(recs) > 0 || len(cps) > 0 {
+		// The chain is checked as it is moved: a journal changed while
+		// Sluice was down must not enter the store unnoticed.
+		next, prev := seq+1, [32]byte{}
+		if len(recs) > 0 {
+			_, prev, _, _ = l.opts.Primary.Head(ctx)
+		}
+		for _, r := range recs {
+			if r.Seq != next || r.Prev != prev || r.ComputeHash() != r.Hash {
+				return fmt.Errorf("audit journal: record %d does not continue the chain of %s; move the journal files %s.* aside after looking at them", r.Seq, l.opts.Primary.Name(), l.opts.Journal)
+			}
+			next, prev = r.Seq+1, r.Hash
+		}
+		if err := l.opts.Primary.Write(ctx, recs, cps); err != nil {
+			return fmt.Errorf("audit: moving the journal into %s: %w", l.opts.Primary.Name(), err)
+		}
+		for _, s := range l.opts.Others {
+			if err := s.Write(ctx, recs, cps); err != nil {
+				l.log.Error("audit sink missed records recovered from the journal", "sink", s.Name(), "err", err)
+			}
+		}
+		l.log.Warn("audit records recovered from the journal after a crash", "records", len(recs), "checkpoints", len(cps))
 	}
-	// The event is queued: wait for its commit even if ctx ends, so that
-	// an answer the caller sees is never ahead of its record.
-	err := <-p.done
-	p.body = nil
-	pendingPool.Put(p)
-	return err
+	for i := range l.journal {
+		f, err := os.OpenFile(l.journalPath(i), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			l.closeJournals()
+			return fmt.Errorf("audit journal: %w", err)
+		}
+		l.journal[i], l.jw[i] = f, f
+		if raw := rawio.WrapRegular(f); raw != nil {
+			l.jw[i] = raw
+		}
+	}
+	return nil
 }
 
-// Close writes what is queued, signs the head and closes the sinks.
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (l *Log) closeJournals() {
+	for i, f := range l.journal {
+		if f != nil {
+			f.Close()
+			l.journal[i] = nil
+		}
+	}
+}
+
+// Healthy reports whether events can be recorded: the journal takes
+// writes and the primary store took the last records moved into it.
+func (l *Log) Healthy() bool { return l.journalOK.Load() && l.storeOK.Load() }
+
+// Append chains body (an [Event.Body]) and journals it. When it returns
+// nil, the event survives a crash of the process; an error means the event
+// is not recorded.
+func (l *Log) Append(ctx context.Context, body []byte) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if len(l.backlog)+l.moving >= l.opts.Backlog {
+		if err := l.waitRoom(); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+	}
+	now := nowNano()
+	r := Record{Seq: l.seq + 1, Time: now, Prev: l.head, Body: body}
+	r.Hash = r.ComputeHash()
+	l.line = appendRecordLine(l.line[:0], &r)
+	var cp *Checkpoint
+	if r.Seq-l.signed >= uint64(l.opts.CheckpointEvery) || time.Since(l.lastSign) >= l.opts.CheckpointInterval {
+		cp = &Checkpoint{Kind: KindCheckpoint, Seq: r.Seq, Hash: r.Hash, Time: now}
+		l.opts.Signer.Sign(cp)
+		l.line = appendCheckpointLine(l.line, cp)
+	}
+	if err := l.journalWrite(l.line); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	l.seq, l.head = r.Seq, r.Hash
+	l.backlog = append(l.backlog, r)
+	if cp != nil {
+		l.signed, l.lastSign = cp.Seq, time.Now()
+		l.cps = append(l.cps, *cp)
+	}
+	n := len(l.backlog)
+	if cap(l.line) > 64<<10 {
+		l.line = nil
+	}
+	l.mu.Unlock()
+	if n == l.opts.IngestBatch {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// waitRoom waits, l.mu held, until the backlog has room or BacklogWait
+// has passed.
+func (l *Log) waitRoom() error {
+	timer := time.NewTimer(l.opts.BacklogWait)
+	defer timer.Stop()
+	for len(l.backlog)+l.moving >= l.opts.Backlog {
+		room := l.room
+		l.mu.Unlock()
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			l.mu.Lock()
+			return fmt.Errorf("audit: %d records wait for %s", len(l.backlog)+l.moving, l.opts.Primary.Name())
+		}
+		l.mu.Lock()
+		if l.closed {
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// journalWrite appends b to the current journal in one write. On a failure
+// it cuts the journal back, so that no partial line stays behind a later
+// good one. l.mu is held.
+func (l *Log) journalWrite(b []byte) error {
+	f := l.journal[l.cur]
+	n, err := l.jw[l.cur].Write(b)
+	if err == nil && l.opts.Sync {
+		err = f.Sync()
+	}
+	if err != nil {
+		if n > 0 {
+			f.Truncate(l.size)
+			f.Seek(l.size, io.SeekStart)
+		}
+		if l.journalOK.Swap(false) {
+			l.log.Error("audit journal failing", "file", f.Name(), "err", err)
+		}
+		return fmt.Errorf("audit: writing the journal: %w", err)
+	}
+	l.size += int64(n)
+	if !l.journalOK.Swap(true) {
+		l.log.Info("audit journal writing again", "file", f.Name())
+	}
+	return nil
+}
+
+// sign journals a checkpoint over the head when records are unsigned and
+// the interval has passed (or force is set). l.mu is held.
+func (l *Log) sign(force bool) {
+	if l.signed >= l.seq || (!force && time.Since(l.lastSign) < l.opts.CheckpointInterval) {
+		return
+	}
+	cp := Checkpoint{Kind: KindCheckpoint, Seq: l.seq, Hash: l.head, Time: nowNano()}
+	l.opts.Signer.Sign(&cp)
+	if err := l.journalWrite(appendCheckpointLine(nil, &cp)); err != nil {
+		return
+	}
+	l.signed, l.lastSign = cp.Seq, time.Now()
+	l.cps = append(l.cps, cp)
+}
+
+// Close moves what is journaled into the sinks, signs the head and closes
+// the sinks.
 func (l *Log) Close() error {
-	var errs []error
 	l.once.Do(func() {
 		close(l.closeC)
 		<-l.doneC
+		var errs []error
 		for _, s := range l.opts.Others {
 			errs = append(errs, s.Close())
 		}
 		errs = append(errs, l.opts.Primary.Close())
+		l.closeErr = errors.Join(errs...)
 	})
 	<-l.doneC
-	return errors.Join(errs...)
+	return l.closeErr
 }
 
 func (l *Log) run() {
 	defer close(l.doneC)
-	tick := time.NewTicker(l.opts.CheckpointInterval)
+	tick := time.NewTicker(l.opts.IngestInterval)
 	defer tick.Stop()
 	retain := time.NewTicker(l.opts.RetentionInterval)
 	defer retain.Stop()
 	if l.opts.Retention > 0 {
 		l.purge()
 	}
-	batch := make([]*pending, 0, l.opts.MaxBatch)
 	for {
-		batch = batch[:0]
 		select {
-		case p := <-l.in:
-			batch = append(batch, p)
 		case <-tick.C:
-			if l.signed < l.seq && time.Since(l.lastSign) >= l.opts.CheckpointInterval {
-				l.commit(nil, true)
-			}
-			continue
+		case <-l.kick:
 		case <-retain.C:
 			if l.opts.Retention > 0 {
+				l.ingest(false)
 				l.purge()
 			}
 			continue
 		case <-l.closeC:
-			for l.drain(&batch) {
-				l.commit(batch, false)
-				batch = batch[:0]
+			l.mu.Lock()
+			l.closed = true
+			l.sign(true)
+			l.mu.Unlock()
+			if !l.ingest(false) {
+				l.log.Error("audit records remain in the journal; they are moved into the store at the next start", "journal", l.opts.Journal)
 			}
-			if l.signed < l.seq {
-				l.commit(nil, true)
-			}
+			l.closeJournals()
 			return
 		}
-		l.drain(&batch)
-		l.commit(batch, false)
+		l.ingest(true)
 	}
 }
 
-// drain adds what is queued to batch, up to MaxBatch, and reports whether
-// batch holds anything.
-func (l *Log) drain(batch *[]*pending) bool {
-	for len(*batch) < l.opts.MaxBatch {
-		select {
-		case p := <-l.in:
-			*batch = append(*batch, p)
-		default:
-			return len(*batch) > 0
+// Flush moves what is journaled into the sinks now, and reports whether
+// the primary store took it.
+func (l *Log) Flush() bool { return l.ingest(false) }
+
+// ingest moves the journaled records into the primary store and the other
+// sinks, then empties the journal they were in. It reports whether
+// everything journaled is in the store.
+func (l *Log) ingest(timed bool) bool {
+	l.ingestMu.Lock()
+	defer l.ingestMu.Unlock()
+	l.mu.Lock()
+	if l.journal[l.cur] == nil {
+		l.mu.Unlock()
+		return false // closed
+	}
+	if timed {
+		l.sign(false)
+	}
+	recs, cps := l.backlog, l.cps
+	if len(recs) == 0 && len(cps) == 0 {
+		l.mu.Unlock()
+		return true
+	}
+	// Appends go on into the other journal while this one's records move.
+	// The other is empty unless the store failed the last time; lines
+	// left there are of records the store now has or is given now, which
+	// recovery would pass over.
+	full := l.journal[l.cur]
+	l.cur = 1 - l.cur
+	l.size, _ = l.journal[l.cur].Seek(0, io.SeekEnd)
+	l.backlog, l.cps = nil, nil
+	l.moving = len(recs)
+	l.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := l.opts.Primary.Write(ctx, recs, cps)
+	if err != nil {
+		if l.storeOK.Swap(false) {
+			l.log.Error("audit store failing; records wait in the journal", "store", l.opts.Primary.Name(), "err", err)
+		}
+		// Back in front of whatever came since; the journal keeps them.
+		l.mu.Lock()
+		l.backlog = append(recs, l.backlog...)
+		l.cps = append(cps, l.cps...)
+		l.moving = 0
+		l.mu.Unlock()
+		return false
+	}
+	if !l.storeOK.Swap(true) {
+		l.log.Info("audit store writing again", "store", l.opts.Primary.Name())
+	}
+	// The journal appends went to is not this one: emptying it is safe.
+	l.mu.Lock()
+	if err := full.Truncate(0); err == nil {
+		full.Seek(0, io.SeekStart)
+	}
+	l.moving = 0
+	close(l.room)
+	l.room = make(chan struct{})
+	l.mu.Unlock()
+	for _, s := range l.opts.Others {
+		serr := s.Write(ctx, recs, cps)
+		switch {
+		case serr != nil && !l.failing[s.Name()]:
+			l.failing[s.Name()] = true
+			l.log.Error("audit sink failing; its copy of the chain will have a gap", "sink", s.Name(), "err", serr)
+		case serr == nil && l.failing[s.Name()]:
+			delete(l.failing, s.Name())
+			l.log.Info("audit sink writing again", "sink", s.Name())
 		}
 	}
 	return true
-}
-
-// commit chains batch onto the head and writes it with a checkpoint when
-// one is due (or forced), then tells every waiter how it went.
-func (l *Log) commit(batch []*pending, forceSign bool) {
-	now := nowNano()
-	recs := make([]Record, len(batch))
-	seq, head := l.seq, l.head
-	for i, p := range batch {
-		seq++
-		recs[i] = Record{Seq: seq, Time: now, Prev: head, Body: p.body}
-		recs[i].Hash = recs[i].ComputeHash()
-		head = recs[i].Hash
-	}
-	var cps []Checkpoint
-	if seq > l.signed && (forceSign || seq-l.signed >= uint64(l.opts.CheckpointEvery) ||
-		time.Since(l.lastSign) >= l.opts.CheckpointInterval) {
-		cp := Checkpoint{Kind: KindCheckpoint, Seq: seq, Hash: head, Time: now}
-		l.opts.Signer.Sign(&cp)
-		cps = []Checkpoint{cp}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err := l.opts.Primary.Write(ctx, recs, cps)
-	if err != nil {
-		err = fmt.Errorf("audit: writing to %s: %w", l.opts.Primary.Name(), err)
-		if l.healthy.Swap(false) {
-			l.log.Error("audit store failing", "err", err)
-		}
-	} else {
-		if !l.healthy.Swap(true) {
-			l.log.Info("audit store writing again", "store", l.opts.Primary.Name())
-		}
-		l.seq, l.head = seq, head
-		if len(cps) > 0 {
-			l.signed, l.lastSign = seq, time.Now()
-		}
-		for _, s := range l.opts.Others {
-			serr := s.Write(ctx, recs, cps)
-			switch {
-			case serr != nil && !l.failing[s.Name()]:
-				l.failing[s.Name()] = true
-				l.log.Error("audit sink failing; its copy of the chain will have a gap", "sink", s.Name(), "err", serr)
-			case serr == nil && l.failing[s.Name()]:
-				delete(l.failing, s.Name())
-				l.log.Info("audit sink writing again", "sink", s.Name())
-			}
-		}
-	}
-	cancel()
-	for _, p := range batch {
-		p.done <- err
-	}
 }
 
 // purge deletes records older than the retention period, up to the last

@@ -106,6 +106,7 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 	var (
 		primary Store
 		others  []Sink
+		sync    bool
 	)
 	closeAll := func() {
 		for _, s := range others {
@@ -129,7 +130,7 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 			var st *SQLite
 			st, err = OpenSQLite(path, SQLiteOptions{Sync: s.Sync})
 			if err == nil && i == 0 {
-				primary = st
+				primary, sync = st, s.Sync
 				continue
 			}
 			sink = st
@@ -152,6 +153,7 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 	}
 	l, err := OpenLog(ctx, LogOptions{
 		Primary:            primary,
+		Sync:               sync,
 		Others:             others,
 		Signer:             keys.Signer,
 		CheckpointEvery:    a.Checkpoint.Every,

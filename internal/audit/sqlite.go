@@ -34,7 +34,7 @@ type SQLite struct {
 
 // insertChunk is how many records one INSERT statement writes in a batch:
 // a statement per record costs more than the records.
-const insertChunk = 32
+const insertChunk = 128
 
 func insertSQL(n int) string {
 	var b strings.Builder

@@ -177,6 +177,18 @@ func TestAuditSurvivesKill(t *testing.T) {
 	if ok, err := s2.call(context.Background(), "after-restart", "find_customers", `{"query":"paris"}`); !ok || err != nil {
 		t.Fatalf("call after the restart: %v %v", ok, err)
 	}
+	// The last calls before the kill were only in the journal: the
+	// restart moved them into the database.
+	if !strings.Contains(s2.log.String(), "recovered from the journal") {
+		t.Errorf("the restart recovered nothing from the journal:\n%s", s2.log.String())
+	}
+	if err := s2.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s2.done; err != nil {
+		t.Errorf("sluice after the restart: %v", err)
+	}
+	s2.done <- nil
 	ids := recordedIDs(t, dir)
 	missing := 0
 	for _, id := range answered {
@@ -187,13 +199,6 @@ func TestAuditSurvivesKill(t *testing.T) {
 	if missing > 0 || !ids["after-restart"] {
 		t.Errorf("%d of %d answered calls are not in the audit log (after-restart recorded: %v)", missing, len(answered), ids["after-restart"])
 	}
-	if err := s2.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-s2.done; err != nil {
-		t.Errorf("sluice after the restart: %v", err)
-	}
-	s2.done <- nil
 	res := runMain(t, context.Background(), nil, "audit", "verify", "--data-dir", dir)
 	if res.Code != 0 || !strings.Contains(res.Stdout, "OK") {
 		t.Fatalf("verify after a kill and a restart: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)

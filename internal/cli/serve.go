@@ -22,7 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
 	"github.com/sluicehq/sluice/internal/procs"
-	"github.com/sluicehq/sluice/internal/transport/rawio"
+	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // sourceFlags choose the configuration: a file, one upstream given on the
@@ -33,6 +33,7 @@ type sourceFlags struct {
 	era        string
 	transport  string
 	dataDir    string
+	noAudit    bool
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -40,6 +41,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.upstream, "upstream", "", "URL of one upstream MCP server to front, instead of a configuration file")
 	cmd.Flags().StringVar(&f.era, "upstream-era", config.EraAuto, "protocol era of the upstream: auto, legacy or modern")
 	cmd.Flags().StringVar(&f.transport, "upstream-transport", "", "transport of the --upstream URL: streamable-http (default) or sse")
+	cmd.Flags().BoolVar(&f.noAudit, "no-audit", false, "do not record calls in the audit log (for trials and benchmarks; overrides audit.enabled)")
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "directory for the audit log and its keys (default: data_dir, $SLUICE_DATA_DIR, $XDG_DATA_HOME/sluice or ~/.local/share/sluice)")
 }
 
@@ -48,6 +50,14 @@ func (f *sourceFlags) gatewayOptions(cfg *config.Config, log *slog.Logger) (gate
 	opts := gateway.Options{Logger: log, BaseEnv: gateway.MinimalEnv(), Version: version()}
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
+	}
+	if f.noAudit {
+		off := false
+		if cfg.Audit == nil {
+			cfg.Audit = &config.Audit{}
+		}
+		cfg.Audit.Enabled = &off
+		log.Warn("auditing is off (--no-audit): calls are not recorded")
 	}
 	if cfg.AuditEnabled() {
 		dir, err := audit.ResolveDataDir(cfg.DataDir)

@@ -37,7 +37,7 @@ type Audit struct {
 // and strings as HMACs) or "full" (values, except sensitive ones as HMACs).
 type AuditRecord struct {
 	Arguments string `yaml:"arguments,omitempty"` // default redacted
-	Results   string `yaml:"results,omitempty"`   // default shape
+	Results   string `yaml:"results,omitempty"`   // default none (their size is recorded)
 }
 
 // AuditCheckpoint says how often the head of the chain is signed.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/transport/rawio"
+	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // DirectTransport is an HTTP/1.1 client transport for plain-http upstreams

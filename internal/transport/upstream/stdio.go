@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/mcp"
-	"github.com/sluicehq/sluice/internal/transport/rawio"
+	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // StdioConfig describes a server Sluice launches and talks to over its

@@ -90,3 +90,50 @@ func TestWrapFileBlocking(t *testing.T) {
 		t.Fatal("WrapFile accepted a regular file, which is not in non-blocking mode")
 	}
 }
+
+// TestRegular: writes to a regular file land where the file's offset says,
+// and reads see them; other kinds of file are not wrapped.
+func TestRegular(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := WrapRegular(f)
+	if w == nil {
+		t.Fatal("a regular file was not wrapped")
+	}
+	for _, s := range []string{"one\n", "two\n"} {
+		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("write %q: %d %v", s, n, err)
+		}
+	}
+	if err := f.Truncate(4); err != nil {
+		t.Fatal(err)
+	}
+	f.Seek(4, io.SeekStart)
+	w.Write([]byte("three\n"))
+	got, err := os.ReadFile(f.Name())
+	if err != nil || string(got) != "one\nthree\n" {
+		t.Fatalf("file holds %q, %v", got, err)
+	}
+	f.Seek(0, io.SeekStart)
+	buf := make([]byte, 64)
+	n, err := w.Read(buf)
+	if err != nil || string(buf[:n]) != "one\nthree\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	f.Close()
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Error("a write to a closed file succeeded")
+	}
+	r, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer pw.Close()
+	if WrapRegular(r) != nil {
+		t.Error("a pipe was wrapped as a regular file")
+	}
+}

@@ -99,6 +99,30 @@ func WrapFile(f *os.File) *File {
 	return f2
 }
 
+// WrapRegular returns f, a regular file, as a [File] whose reads and
+// writes are raw system calls, or nil where this platform does not support
+// them or f is not a regular file. It is for small writes to the page
+// cache, such as an append-only journal's: they take microseconds, too
+// short to hand the processor to another thread as the runtime does for a
+// blocking system call. A write the kernel holds back (dirty-page
+// throttling) keeps the goroutine's processor meanwhile.
+func WrapRegular(f *os.File) *File {
+	if !supported {
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	f2 := &File{File: f}
+	f2.r, f2.w = newRaw(rc, f, f2.pathError)
+	return f2
+}
+
 func (f *File) Read(p []byte) (int, error)  { return f.r.read(p) }
 func (f *File) Write(p []byte) (int, error) { return f.w.write(p) }
 
