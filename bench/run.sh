@@ -12,7 +12,13 @@
 # driver writes (authentication by API key, and by a JWT from bench/issuer, a
 # 100-rule policy, argument validation, a rate limit), against the core
 # configuration measured just before and once more just after. The floor is
-# the CPU per call it adds.
+# the CPU per call it adds. A third Sluice, the core configuration with the
+# audit log on, is compared with the core one in the same way.
+#
+# The core and guarded configurations run with auditing off (--no-audit,
+# audit.enabled: false), so that their figures stay those of the gateway
+# and of authentication and policy; the audited comparison measures what the
+# audit log adds.
 # See docs/benchmarks.md for the method and the floors.
 #
 # Usage: bench/run.sh [-o FILE]
@@ -32,7 +38,10 @@
 #   BENCH_SLUICE_BIN     a sluice binary to measure instead of building ./cmd/sluice
 #   BENCH_GUARDED=0      skip the comparison of the core configuration with the
 #                        guarded one (default 1: run it; never with BENCH_DIRECT_ONLY)
-#   BENCH_GUARDED_ROUNDS rounds of the core/guarded comparison per scenario (default 3)
+#   BENCH_GUARDED_ROUNDS rounds of the core/guarded and core/audited comparisons
+#                        per scenario (default 3)
+#   BENCH_AUDITED=0      skip the comparison of the core configuration with the
+#                        audited one (default 1: run it; never with BENCH_DIRECT_ONLY)
 #   BENCH_GUARDED_AUTH   how the load tool authenticates to the guarded Sluice, one
 #                        run each: "api-key", "jwt" or both (default "api-key jwt")
 #   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
@@ -78,6 +87,7 @@ strict="${BENCH_STRICT:-0}"
 guarded="${BENCH_GUARDED:-1}"
 guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
 guarded_rounds="${BENCH_GUARDED_ROUNDS:-3}"
+audited="${BENCH_AUDITED:-1}"
 baseline="${BENCH_BASELINE:-1}"
 profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
@@ -112,12 +122,21 @@ done
 if [ "$direct_only" = 1 ] || [ -z "${guarded_auth// /}" ]; then
 	guarded=0
 fi
+case "$audited" in 0 | 1) ;; *)
+	echo "run.sh: BENCH_AUDITED must be 0 or 1" >&2
+	exit 2
+	;;
+esac
+if [ "$direct_only" = 1 ]; then
+	audited=0
+fi
 
 # Floors from the performance issues; see docs/benchmarks.md.
 floor_cpu_small_us=200
 floor_cpu_64k_us=1000
 floor_ratio_16=0.75
 floor_guarded_added_us=30 # CPU per call that authentication and policy add
+floor_audited_added_us=20 # CPU per call that the audit log adds
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
@@ -145,7 +164,7 @@ stop() {
 # cleanup stops what is still running, newest first, and removes the build.
 cleanup() {
 	local pid
-	for pid in "$idle_pid" "$proxy_pid" "$guarded_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
+	for pid in "$idle_pid" "$proxy_pid" "$guarded_pid" "$audited_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
 		if [ -n "$pid" ]; then
 			stop "$pid"
 		fi
@@ -274,11 +293,36 @@ start_sluice() {
 	(
 		cd "$tmp/sluice-home"
 		XDG_DATA_HOME="$tmp/sluice-home" XDG_STATE_HOME="$tmp/sluice-home" XDG_CONFIG_HOME="$tmp/sluice-home" \
-			exec "$tmp/sluice" serve --listen "127.0.0.1:$port" $(profile_flag core) "${sluice_args[@]}" "$@"
+			exec "$tmp/sluice" serve --no-audit --listen "127.0.0.1:$port" $(profile_flag core) "${sluice_args[@]}" "$@"
 	) >"$tmp/sluice.log" 2>&1 &
 	sluice_pid=$!
 	wait_port "$sluice_pid" "$port" "$tmp/sluice.log"
 	sluice_url="http://127.0.0.1:$port/mcp"
+}
+
+audited_pid=""
+audited_url=""
+# start_audited UPSTREAM-ARGS... starts the core configuration with the audit
+# log on (SQLite and its journal in a data directory of its own).
+start_audited() {
+	local port
+	port="$(free_port)"
+	mkdir -p "$tmp/audited-home"
+	(
+		cd "$tmp/audited-home"
+		exec "$tmp/sluice" serve --data-dir "$tmp/audited-home/data" --listen "127.0.0.1:$port" $(profile_flag audited) "${sluice_args[@]}" "$@"
+	) >"$tmp/audited.log" 2>&1 &
+	audited_pid=$!
+	wait_port "$audited_pid" "$port" "$tmp/audited.log" || return 1
+	audited_url="http://127.0.0.1:$port/mcp"
+}
+
+stop_audited() {
+	if [ -n "$audited_pid" ]; then
+		stop "$audited_pid"
+	fi
+	audited_pid=""
+	audited_url=""
 }
 
 stop_sluice() {
@@ -310,6 +354,7 @@ write_guarded_config() {
 	{
 		echo "# The guarded configuration of bench/run.sh (generated)."
 		echo "listen: 127.0.0.1:$port"
+		echo "audit: {enabled: false}"
 		echo "servers:"
 		echo "  upstream: $server"
 		echo "auth:"
@@ -521,6 +566,66 @@ guarded_runs() {
 	done
 }
 
+# audited_runs NAME TRANSPORT LABEL CLIENTS compares the core Sluice with the
+# audited one on the scenario, in $guarded_rounds rounds of one run each,
+# audited first; each side's CPU per call is its total CPU over its total
+# calls.
+audited_runs() {
+	local name="$1" transport="$2" label="$3" clients="$4"
+	local round t0 t1 f total side a_cpu c_cpu added verdict
+	local -A ticks=() calls=() cps_sum=() runs=() each=() errs=()
+	local -a problems
+	for round in $(seq 1 "$guarded_rounds"); do
+		for side in audited core; do
+			local pid="$sluice_pid" url="$sluice_url" tlog="$tmp/sluice.log"
+			if [ "$side" = audited ]; then
+				pid="$audited_pid" url="$audited_url" tlog="$tmp/audited.log"
+			fi
+			if [ -z "$pid" ]; then
+				broken+=("$name: the $side Sluice is not running")
+				continue
+			fi
+			log "$name: through $side Sluice (audit comparison), round $round of $guarded_rounds"
+			t0="$(cpu_ticks "$pid")"
+			if ! load_target_log="$tlog" run_load "$name-$side-audit-$round" -url "$url" -clients "$clients" -size 0; then
+				broken+=("$name: run $round through the $side Sluice (audit comparison) failed")
+				continue
+			fi
+			t1="$(cpu_ticks "$pid")"
+			f="$tmp/$name-$side-audit-$round.json"
+			total="$(jget "$f" total_calls)"
+			ticks[$side]=$((${ticks[$side]:-0} + t1 - t0))
+			calls[$side]=$((${calls[$side]:-0} + total))
+			runs[$side]=$((${runs[$side]:-0} + 1))
+			cps_sum[$side]="$(calc "${cps_sum[$side]:-0} + $(jget "$f" calls_per_s)")"
+			each[$side]+="${each[$side]:+, }$(printf '%.0f' "$(calc "($t1 - $t0) * 1000000 / $clk_tck / ($total > 0 ? $total : 1)")")"
+			errs[$side]=$((${errs[$side]:-0} + $(jget "$f" errors)))
+		done
+	done
+	if [ "${runs[audited]:-0}" = 0 ] || [ "${runs[core]:-0}" = 0 ]; then
+		audited_rows+=("| $transport | $label | $clients | - | - | - | - | - | - | FAIL: runs failed |")
+		failures+=("$name, audited: runs failed")
+		return
+	fi
+	a_cpu="$(printf '%.0f' "$(calc "${ticks[audited]} * 1000000 / $clk_tck / ${calls[audited]}")")"
+	c_cpu="$(printf '%.0f' "$(calc "${ticks[core]} * 1000000 / $clk_tck / ${calls[core]}")")"
+	added=$((a_cpu - c_cpu))
+	problems=()
+	if [ "$added" -gt "$floor_audited_added_us" ]; then
+		problems+=("added CPU above $floor_audited_added_us µs")
+	fi
+	if [ "${errs[audited]}" != 0 ] || [ "${errs[core]}" != 0 ]; then
+		problems+=("errors")
+	fi
+	verdict="ok"
+	if [ ${#problems[@]} -gt 0 ]; then
+		verdict="FAIL: $(IFS=,; echo "${problems[*]}")"
+		verdict="${verdict//,/, }"
+		failures+=("$name, audited: ${verdict#FAIL: }")
+	fi
+	audited_rows+=("| $transport | $label | $clients | $(printf '%.0f' "$(calc "${cps_sum[core]} / ${runs[core]}")") | $(printf '%.0f' "$(calc "${cps_sum[audited]} / ${runs[audited]}")") | $c_cpu (${each[core]}) | $a_cpu (${each[audited]}) | $added | ${errs[core]} / ${errs[audited]} | $verdict |")
+}
+
 log "building into $tmp"
 (
 	cd "$root"
@@ -553,6 +658,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 rows=()
 guarded_rows=()
+audited_rows=()
 failures=() # floors missed
 broken=()   # runs that did not complete
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -589,6 +695,14 @@ for transport in $transports; do
 	if [ "$direct_only" != 1 ]; then
 		start_sluice "${upstream[@]}"
 		log "sluice $transport upstream at $sluice_url (pid $sluice_pid)"
+		if [ "$audited" = 1 ] && [[ " $sizes " == *" 0 "* ]]; then
+			if start_audited "${upstream[@]}"; then
+				log "audited sluice $transport upstream at $audited_url (pid $audited_pid)"
+			else
+				log "the audited Sluice did not start"
+				stop_audited
+			fi
+		fi
 		if [ "$guarded" = 1 ] && [[ " $sizes " == *" 0 "* ]]; then
 			if start_guarded "$guarded_server"; then
 				log "guarded sluice $transport upstream at $guarded_url (pid $guarded_pid)"
@@ -673,6 +787,9 @@ for transport in $transports; do
 				if [ "$guarded" = 1 ] && [ "$size" = 0 ]; then
 					guarded_runs "$name" "$transport" "$label" "$clients" "$s_cps" "$((t1 - t0))" "$total" "$s_err"
 				fi
+				if [ "$audited" = 1 ] && [ "$size" = 0 ]; then
+					audited_runs "$name" "$transport" "$label" "$clients"
+				fi
 			fi
 			d_cps="$(printf '%.0f' "$d_cps")"
 			rows+=("| $transport | $label | $clients | $d_cps | $s_cps | $ratio | $add50 | $add99 | $cpu | $d_err / $s_err | $verdict |")
@@ -680,6 +797,7 @@ for transport in $transports; do
 	done
 
 	stop_guarded
+	stop_audited
 	stop_sluice
 	stop_echo
 done
@@ -805,6 +923,14 @@ report() {
 		echo "| upstream | result | clients | auth | core calls/s | guarded calls/s | core CPU µs/call (each run) | guarded CPU µs/call (each run) | added CPU µs/call | errors (core / guarded) | floors |"
 		echo "|---|---|---:|---|---:|---:|---:|---:|---:|---|---|"
 		printf '%s\n' "${guarded_rows[@]}"
+	fi
+	if [ ${#audited_rows[@]} -gt 0 ]; then
+		echo
+		echo "Audit log: Sluice with the core configuration against the same with the audit log on (SQLite and its journal in the data directory, arguments recorded redacted), small results. In each of $guarded_rounds rounds the audited Sluice runs once, then the core Sluice; each side's CPU per call is its total CPU over its total calls, and each run's own figure follows in parentheses; floor: at most $floor_audited_added_us µs of CPU added per call."
+		echo
+		echo "| upstream | result | clients | core calls/s | audited calls/s | core CPU µs/call (each run) | audited CPU µs/call (each run) | added CPU µs/call | errors (core / audited) | floors |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+		printf '%s\n' "${audited_rows[@]}"
 	fi
 	if [ ${#baseline_rows[@]} -gt 0 ]; then
 		echo
