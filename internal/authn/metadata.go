@@ -250,6 +250,10 @@ func (a *Authenticator) WriteChallenge(w http.ResponseWriter, r *http.Request, e
 	w.Write(body)
 }
 
+// ReasonOf is the reason code of an authentication failure, as its
+// challenge carries it.
+func ReasonOf(err error) string { return asError(err).Reason }
+
 // asError returns err as an *Error; any other error becomes a plain 401.
 func asError(err error) *Error {
 	var e *Error

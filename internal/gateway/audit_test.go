@@ -2,12 +2,17 @@ package gateway_test
 
 import (
 	"context"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/sluicehq/sluice/internal/audit"
+	"github.com/sluicehq/sluice/internal/authn"
 )
 
 // TestAudit runs the audit guard in the real gateway with clients of both
@@ -95,5 +100,91 @@ policy:
 	st.Query(context.Background(), audit.Filter{Contains: token}, func(audit.Record) error { n++; return nil })
 	if n != 2 {
 		t.Errorf("the token of the argument finds %d records, want 2", n)
+	}
+}
+
+// TestAuditRefusals: requests refused before the guard chain (wrong
+// credentials, a Host that is not allowed) are recorded too, with the
+// reason code the caller was given; a good key's call carries its
+// principal.
+func TestAuditRefusals(t *testing.T) {
+	alpha := upstreamServer(t, "alpha", false, "read")
+	dir := t.TempDir()
+	const key = "audit-test-key-0123456789"
+	_, base := start(t, `
+data_dir: `+dir+`
+servers:
+  alpha: {url: "`+alpha+`", era: legacy}
+auth:
+  api_keys:
+    - {id: k, hash: "`+authn.HashKey(key)+`", principal: {subject: auditor}}
+`)
+	post := func(token, host string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("wrong-key-0123456789abcdef", ""); got != http.StatusUnauthorized {
+		t.Fatalf("a wrong key: %d", got)
+	}
+	if got := post(key, "evil.example.com"); got != http.StatusForbidden {
+		t.Fatalf("a foreign Host: %d", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: &http.Client{Transport: bearer{key, http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := callText(ctx, cs, "read", "x"); err != nil {
+		t.Fatal(err)
+	}
+	cs.Close()
+
+	st, err := audit.OpenSQLite(filepath.Join(dir, audit.DatabaseFile), audit.SQLiteOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	var reasons []string
+	for {
+		reasons = nil
+		err := st.Query(context.Background(), audit.Filter{}, func(r audit.Record) error {
+			v, err := audit.ParseView(r.Body)
+			if err == nil {
+				reasons = append(reasons, v.Outcome+" "+v.Reason+" "+v.Subject()+" "+v.Name)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reasons) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := []string{"denied authn-api-key-unknown - /mcp", "denied http-host-not-allowed - /mcp"}
+	for _, w := range want {
+		if !slices.Contains(reasons, w) {
+			t.Errorf("no record %q in %q", w, reasons)
+		}
+	}
+	if !slices.ContainsFunc(reasons, func(s string) bool { return strings.HasPrefix(s, "ok ") && strings.Contains(s, " auditor read") }) {
+		t.Errorf("the authenticated call is not recorded with its principal: %q", reasons)
 	}
 }

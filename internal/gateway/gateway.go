@@ -349,6 +349,37 @@ func (g *Gateway) closeAudit() {
 	}
 }
 
+// Reason codes of requests refused at the HTTP front, before the chain.
+const (
+	ReasonHostNotAllowed   = "http-host-not-allowed"
+	ReasonOriginNotAllowed = "http-origin-not-allowed"
+)
+
+// auditRefusal records a request refused before the guard chain (its
+// Host, its Origin, or its credentials), whose method is not known since
+// its body was not read. What the journal does not take is dropped: the
+// request is refused either way.
+func (g *Gateway) auditRefusal(r *http.Request, by, reason string) {
+	if g.audit == nil || !g.st.Load().cfg.AuditEnabled() {
+		return
+	}
+	e := &audit.Event{
+		ID:        g.newCallID(),
+		Time:      time.Now(),
+		Kind:      "request",
+		Direction: guard.ToServer.String(),
+		Method:    r.Method,
+		Name:      r.URL.Path,
+		Remote:    r.RemoteAddr,
+		Outcome:   "denied",
+		Reason:    reason,
+		Decisions: []audit.Decision{{Guard: by, Reason: reason, Effect: string(guard.Deny), Mode: string(guard.Enforce)}},
+	}
+	if err := g.audit.Append(r.Context(), e.Body()); err != nil {
+		g.log.Warn("refused request not recorded", "reason", reason, "err", err)
+	}
+}
+
 // buildAuthn gives st its authenticator: the previous one when the auth and
 // tls configuration did not change (keeping its fetched keys and verified
 // tokens), else a new one.

@@ -61,10 +61,12 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// DNS rebinding defence first, so that a hostile page learns nothing,
 	// not even which profiles exist.
 	if !h.hostAllowed(st, r.Host) {
+		h.g.auditRefusal(r, "http", ReasonHostNotAllowed)
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "host not allowed"))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+		h.g.auditRefusal(r, "http", ReasonOriginNotAllowed)
 		writeHTTPError(w, http.StatusForbidden, nil, mcp.NewError(mcp.CodeInvalidRequest, "origin not allowed"))
 		return
 	}
@@ -75,6 +77,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err := st.authn.Authenticate(r)
 		if err != nil {
 			h.g.log.Info("request not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			h.g.auditRefusal(r, "authn", authn.ReasonOf(err))
 			st.authn.WriteChallenge(w, r, err)
 			return
 		}
