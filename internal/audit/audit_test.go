@@ -638,3 +638,34 @@ func TestBacklogBounded(t *testing.T) {
 		t.Fatalf("%+v", rep)
 	}
 }
+
+// TestOpenAlternates: a second process (here, a second log) that may keep
+// a chain of its own takes the next database when the default one is
+// written by another, and both verify.
+func TestOpenAlternates(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := LoadKeys(nil, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*Log
+	for range 3 {
+		l, err := Open(context.Background(), nil, dir, keys, nil, OpenOptions{Alternates: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+		if err := l.Append(context.Background(), testEvent(1).Body()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []string{"audit.db", "audit-2.db", "audit-3.db"} {
+		if name := logs[i].Store().Name(); !strings.HasSuffix(name, string(filepath.Separator)+want) {
+			t.Errorf("log %d writes %s, want %s", i, name, want)
+		}
+		logs[i].Close()
+		if rep := verifySQLite(t, filepath.Join(dir, want), keys.Public); !rep.OK() || rep.Records != 1 {
+			t.Errorf("%s: %+v", want, rep)
+		}
+	}
+}

@@ -257,6 +257,9 @@ func (l *Log) closeJournals() {
 	}
 }
 
+// Store is the primary store.
+func (l *Log) Store() Store { return l.opts.Primary }
+
 // Healthy reports whether events can be recorded: the journal takes
 // writes and the primary store took the last records moved into it.
 func (l *Log) Healthy() bool { return l.journalOK.Load() && l.storeOK.Load() }

@@ -91,8 +91,20 @@ func DatabasePath(a *config.Audit, dataDir string) string {
 	return filepath.Join(dataDir, DatabaseFile)
 }
 
+// OpenOptions adjust [Open].
+type OpenOptions struct {
+	// Alternates lets a process whose default database another Sluice is
+	// writing keep a chain of its own beside it (audit-2.db, audit-3.db,
+	// ...), rather than wait: several desktop clients each start their
+	// own `sluice stdio`.
+	Alternates bool
+}
+
+// maxAlternates bounds the numbered databases tried.
+const maxAlternates = 16
+
 // Open opens the sinks of a configuration and continues its chain.
-func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, logger *slog.Logger) (*Log, error) {
+func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, logger *slog.Logger, oo OpenOptions) (*Log, error) {
 	if a == nil {
 		a = &config.Audit{}
 	}
@@ -128,7 +140,11 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 				path = filepath.Join(dataDir, DatabaseFile)
 			}
 			var st *SQLite
-			st, err = OpenSQLite(path, SQLiteOptions{Sync: s.Sync})
+			if i == 0 && s.Path == "" && oo.Alternates {
+				st, err = openAlternate(dataDir, s.Sync, logger)
+			} else {
+				st, err = OpenSQLite(path, SQLiteOptions{Sync: s.Sync})
+			}
 			if err == nil && i == 0 {
 				primary, sync = st, s.Sync
 				continue
@@ -166,6 +182,26 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 		return nil, err
 	}
 	return l, nil
+}
+
+// openAlternate opens the default database of dataDir, or when another
+// process writes it, the first numbered one nobody writes.
+func openAlternate(dataDir string, sync bool, logger *slog.Logger) (*SQLite, error) {
+	for n := 1; n <= maxAlternates; n++ {
+		path := filepath.Join(dataDir, DatabaseFile)
+		if n > 1 {
+			path = filepath.Join(dataDir, fmt.Sprintf("audit-%d.db", n))
+		}
+		st, err := OpenSQLite(path, SQLiteOptions{Sync: sync, NoWait: true})
+		if errors.Is(err, ErrInUse) {
+			continue
+		}
+		if err == nil && n > 1 && logger != nil {
+			logger.Warn("another Sluice writes the audit database of this data directory; this one keeps its own chain", "database", path)
+		}
+		return st, err
+	}
+	return nil, fmt.Errorf("audit: %d Sluice processes already write audit databases in %s", maxAlternates, dataDir)
 }
 
 // GuardFor builds the guard for a configuration over an open log.

@@ -56,7 +56,13 @@ type SQLiteOptions struct {
 	Sync bool
 	// ReadOnly opens an existing database for queries and verification.
 	ReadOnly bool
+	// NoWait fails at once, with [ErrInUse], when another process writes
+	// the database, instead of waiting for it to stop.
+	NoWait bool
 }
+
+// ErrInUse reports a database another Sluice process is writing.
+var ErrInUse = errors.New("audit database in use")
 
 var _ Store = (*SQLite)(nil)
 
@@ -85,7 +91,11 @@ func OpenSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("audit database: %w", err)
 		}
-		unlock, err := lockWriter(path)
+		wait := lockWait
+		if opts.NoWait {
+			wait = 0
+		}
+		unlock, err := lockWriter(path, wait)
 		if err != nil {
 			return nil, err
 		}

@@ -137,6 +137,14 @@ written by a jsonl sink are (give rotated files oldest first, or a glob).`,
 				fmt.Fprintln(out)
 			} else {
 				printReport(out, rep)
+				if len(jsonl) == 0 && f.db == "" {
+					// Chains kept beside the default one by other
+					// `sluice stdio` processes.
+					others, _ := filepath.Glob(filepath.Join(dir, "audit-*.db"))
+					for _, o := range others {
+						fmt.Fprintf(out, "another chain is in %s: verify it with --db %s\n", o, o)
+					}
+				}
 			}
 			if !rep.OK() {
 				return &exitError{code: 1, err: fmt.Errorf("the audit log does not verify: %s", rep.Problems[0])}

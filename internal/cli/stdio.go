@@ -42,6 +42,7 @@ upstream servers. Logs go to stderr. Configure your MCP client to launch
 			if err != nil {
 				return err
 			}
+			opts.AuditAlternates = true
 			g, err := gateway.New(cfg, opts)
 			if err != nil {
 				return err

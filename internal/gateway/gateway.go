@@ -49,6 +49,10 @@ type Options struct {
 	// DataDir is where the audit log and its keys live by default (the
 	// configuration's data_dir wins). With neither, calls are not audited.
 	DataDir string
+	// AuditAlternates lets this gateway keep an audit chain of its own
+	// beside the default database when another process writes that one
+	// (for `sluice stdio`, which desktop clients start several times).
+	AuditAlternates bool
 }
 
 // Gateway serves clients in front of the configured upstream servers.
@@ -317,12 +321,12 @@ func (g *Gateway) openAudit(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	l, err := audit.Open(context.Background(), cfg.Audit, dir, keys, g.log)
+	l, err := audit.Open(context.Background(), cfg.Audit, dir, keys, g.log, audit.OpenOptions{Alternates: g.opts.AuditAlternates})
 	if err != nil {
 		return err
 	}
 	g.audit, g.auditKeys, g.auditFixed = l, keys, g.fixedAudit(cfg)
-	g.log.Info("auditing calls", "database", audit.DatabasePath(cfg.Audit, dir))
+	g.log.Info("auditing calls", "database", l.Store().Name())
 	return nil
 }
 
