@@ -284,3 +284,85 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("verify of a changed log: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }
+
+// TestLineageOnTheDemo: with the demo's customers labelled pii, its
+// documents untrusted-input and send_email an external sink, a session
+// (here a modern client, kept apart by nothing but its principal, the
+// anonymous one) that read a customer and a document cannot send e-mail;
+// the refusal and the labels of every call are in the audit log.
+func TestLineageOnTheDemo(t *testing.T) {
+	bin := testenv.Sluice(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sluice.yaml")
+	yaml := fmt.Sprintf(`data_dir: %s
+servers:
+  demo: {command: [%q, demo-server]}
+lineage:
+  labels:
+    - {target: {tools: [find_customers, get_customer]}, labels: [pii]}
+    - {target: {tools: [read_document, search_documents]}, labels: [untrusted-input]}
+    - {target: {tools: [send_email]}, labels: [external-sink]}
+  rules:
+    - id: lethal-trifecta
+      call: external-sink
+      after: [pii, untrusted-input]
+`, filepath.Join(dir, "data"), bin)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := testenv.FreePort(t)
+	s := &auditedSluice{url: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), log: &syncBuffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(bin, "serve", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("sluice log:\n%s", s.log.String())
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(s.url); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sluice did not listen")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx := context.Background()
+	email := `{"to":"someone@elsewhere.example","subject":"hi","body":"see attached"}`
+	if ok, err := s.call(ctx, "1", "get_customer", `{"id":"C-1001"}`); !ok || err != nil {
+		t.Fatalf("get_customer: %v %v", ok, err)
+	}
+	if ok, err := s.call(ctx, "2", "send_email", email); !ok || err != nil {
+		t.Fatalf("send_email after pii alone: %v %v", ok, err)
+	}
+	if ok, err := s.call(ctx, "3", "read_document", `{"id":"product-faq"}`); !ok || err != nil {
+		t.Fatalf("read_document: %v %v", ok, err)
+	}
+	if ok, err := s.call(ctx, "4", "send_email", email); ok || err != nil {
+		t.Fatalf("send_email after pii and untrusted input went through: %v %v", ok, err)
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	if err := <-s.done; err != nil {
+		t.Fatalf("sluice: %v", err)
+	}
+	res := runMain(t, ctx, nil, "audit", "query", "--data-dir", filepath.Join(dir, "data"), "--format", "json", "--tool", "send_email")
+	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
+	if res.Code != 0 || len(lines) != 2 {
+		t.Fatalf("send_email records: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	if !strings.Contains(lines[0], `"outcome":"ok"`) || !strings.Contains(lines[1], `"outcome":"denied","reason":"lineage-toxic-flow"`) ||
+		!strings.Contains(lines[1], `"rule":"lethal-trifecta"`) || !strings.Contains(lines[1], `"labels":["external-sink"]`) {
+		t.Errorf("send_email records:\n%s", res.Stdout)
+	}
+	res = runMain(t, ctx, nil, "audit", "query", "--data-dir", filepath.Join(dir, "data"), "--format", "json", "--tool", "read_document")
+	if !strings.Contains(res.Stdout, `"labels":["untrusted-input"]`) {
+		t.Errorf("read_document record: %s", res.Stdout)
+	}
+}

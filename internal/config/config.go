@@ -69,6 +69,7 @@ type Config struct {
 	Controls   Controls     `yaml:"controls,omitempty"`    // strict API controls
 	Approval   *Approval    `yaml:"approval,omitempty"`    // how held calls are approved
 	Audit      *Audit       `yaml:"audit,omitempty"`       // what is recorded, where
+	Lineage    *Lineage     `yaml:"lineage,omitempty"`     // labels on data, toxic flows
 
 	// DataDir holds what Sluice keeps between runs (the audit database and
 	// keys). Default: $SLUICE_DATA_DIR, else $XDG_DATA_HOME/sluice, else

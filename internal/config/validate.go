@@ -71,6 +71,7 @@ func (c *Config) validate() []*Problem {
 	v.controls()
 	v.approval()
 	v.audit()
+	v.lineage()
 	sortProblems(v.problems)
 	return v.problems
 }

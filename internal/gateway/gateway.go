@@ -29,6 +29,7 @@ import (
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/guard"
+	"github.com/sluicehq/sluice/internal/lineage"
 	"github.com/sluicehq/sluice/internal/mcp"
 	"github.com/sluicehq/sluice/internal/policy"
 	"github.com/sluicehq/sluice/internal/ratelimit"
@@ -86,6 +87,9 @@ type Gateway struct {
 	audit      *audit.Log
 	auditKeys  *audit.KeySet
 	auditFixed auditFixed
+	// taint holds what each session has read (lineage); it outlives
+	// reloads.
+	taint *lineage.Store
 }
 
 // state is everything derived from one configuration; it is replaced whole
@@ -143,6 +147,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		cursors:   newCursorKey(),
 		closingC:  make(chan struct{}),
 		limiter:   ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		taint:     lineage.NewStore(0, 0),
 	}
 	am, err := approval.New(approval.FromConfig(cfg.Approval), nil)
 	if err != nil {
@@ -274,6 +279,13 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 			return nil, err
 		}
 		st.guards = append(st.guards, authn.Guard{})
+	}
+	if cfg.Lineage != nil {
+		lg, err := lineage.New(cfg.Lineage, g.taint)
+		if err != nil {
+			return nil, fmt.Errorf("lineage: %w", err)
+		}
+		st.guards = append(st.guards, lg)
 	}
 	if g.audit != nil && cfg.AuditEnabled() {
 		if !reflect.DeepEqual(g.fixedAudit(cfg), g.auditFixed) {

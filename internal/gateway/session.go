@@ -171,6 +171,7 @@ func (s *Session) close() {
 		return
 	}
 	s.closed = true
+	s.g.taint.Forget(s.id)
 	ups := s.ups
 	s.ups = map[string]*USession{}
 	for _, cancel := range s.inflight {

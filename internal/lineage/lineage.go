@@ -1,0 +1,336 @@
+// Package lineage is the guard that follows labels on data as it flows
+// through a session, and refuses toxic flows: a call to a target carrying
+// one label (an "external-sink") from a session that has read data
+// carrying others ("pii" and "untrusted-input": the lethal trifecta behind
+// the public leaks through agents with a GitHub or a database server).
+//
+// Labels come from configuration ([config.Lineage]): each entry gives
+// labels to the targets it selects, with the target globs of package
+// [glob] (servers by name; tools, prompts and resource URIs by their
+// upstream-local names; methods). A call that reads data (tools/call,
+// prompts/get, resources/read) and succeeds adds its target's labels to
+// its session's taint, each with the ID of the first call that brought
+// it. A session is the legacy session, or, for clients of the 2026-07-28
+// era, which have none, the principal (callers without a verified identity
+// share one taint, so that taint never falls between them).
+//
+// Before a call goes upstream, every rule whose Call label its target
+// carries checks the session's taint: when it holds every After label,
+// the call is denied with reason "lineage-toxic-flow", naming the rule and,
+// in the decision's message, where each label came from. In observe mode
+// the decision is recorded and the call goes on. Every call that carries
+// labels has them in [guard.Call.Labels], so that the audit log records
+// them.
+//
+// Taint lives in a [Store] that outlives reloads, bounded in size and
+// forgetting a session unused for a day.
+package lineage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/glob"
+	"github.com/sluicehq/sluice/internal/guard"
+	"github.com/sluicehq/sluice/internal/mcp"
+)
+
+// Name is the guard's name in [guard.Order].
+const Name = "lineage"
+
+// ReasonToxicFlow is the reason code of a refused flow.
+const ReasonToxicFlow = "lineage-toxic-flow"
+
+// Guard is the lineage guard. It is immutable after [New] and safe for
+// concurrent use.
+type Guard struct {
+	labels []labeler
+	rules  []rule
+	store  *Store
+}
+
+var _ guard.Guard = (*Guard)(nil)
+
+type labeler struct {
+	servers, tools, resources, prompts, methods glob.List
+	byName                                      bool
+	labels                                      []string
+}
+
+type rule struct {
+	id      string
+	call    string
+	after   []string
+	mode    guard.Mode
+	message string
+}
+
+// New builds the guard for a validated configuration over store (a new
+// one when nil).
+func New(cfg *config.Lineage, store *Store) (*Guard, error) {
+	if store == nil {
+		store = NewStore(0, 0)
+	}
+	g := &Guard{store: store}
+	defMode := guard.Enforce
+	if cfg.Mode != "" {
+		defMode = guard.Mode(cfg.Mode)
+	}
+	for i, l := range cfg.Labels {
+		var lb labeler
+		var err error
+		for _, f := range []struct {
+			dst  *glob.List
+			pats []string
+		}{{&lb.servers, l.Target.Servers}, {&lb.tools, l.Target.Tools}, {&lb.resources, l.Target.Resources}, {&lb.prompts, l.Target.Prompts}, {&lb.methods, l.Target.Methods}} {
+			if *f.dst, err = glob.CompileList(f.pats); err != nil {
+				return nil, fmt.Errorf("lineage.labels[%d]: %w", i, err)
+			}
+		}
+		lb.byName = len(l.Target.Tools)+len(l.Target.Resources)+len(l.Target.Prompts) > 0
+		lb.labels = slices.Clone(l.Labels)
+		g.labels = append(g.labels, lb)
+	}
+	for _, r := range cfg.Rules {
+		m := defMode
+		if r.Mode != "" {
+			m = guard.Mode(r.Mode)
+		}
+		msg := r.Message
+		if msg == "" {
+			msg = fmt.Sprintf("this call would send data out (%s) after the session read %s", r.Call, strings.Join(r.After, " and "))
+		}
+		g.rules = append(g.rules, rule{id: r.ID, call: r.Call, after: slices.Clone(r.After), mode: m, message: msg})
+	}
+	return g, nil
+}
+
+// Name implements [guard.Guard].
+func (g *Guard) Name() string { return Name }
+
+// Wrap implements [guard.Guard].
+func (g *Guard) Wrap(next guard.Handler) guard.Handler {
+	return guard.HandlerFunc(func(ctx context.Context, c *guard.Call) (*guard.Result, error) {
+		if c.Direction != guard.ToServer || !readsData(c.Method) {
+			return next.Handle(ctx, c)
+		}
+		labels := g.labelsOf(c)
+		if len(labels) == 0 {
+			return next.Handle(ctx, c)
+		}
+		c.Labels = append(c.Labels, labels...)
+		key := sessionKey(c)
+		var taint map[string]string
+		for _, r := range g.rules {
+			if !slices.Contains(labels, r.call) {
+				continue
+			}
+			if taint == nil {
+				taint = g.store.get(key)
+			}
+			from, ok := covers(taint, r.after)
+			if !ok {
+				continue
+			}
+			if err := c.Decide(guard.Decision{
+				Guard:   Name,
+				Rule:    r.id,
+				Reason:  ReasonToxicFlow,
+				Effect:  guard.Deny,
+				Mode:    r.mode,
+				Message: r.message + " (" + from + ")",
+			}); err != nil {
+				return nil, err
+			}
+		}
+		res, err := next.Handle(ctx, c)
+		if err == nil && res != nil && res.Error == nil {
+			g.store.add(key, labels, c.ID)
+		}
+		return res, err
+	})
+}
+
+// readsData reports whether a method's result is data the caller reads.
+func readsData(method string) bool {
+	switch method {
+	case mcp.MethodToolsCall, mcp.MethodPromptsGet, mcp.MethodResourcesRead:
+		return true
+	}
+	return false
+}
+
+// labelsOf returns the labels of c's target, sorted, each once.
+func (g *Guard) labelsOf(c *guard.Call) []string {
+	var out []string
+	for i := range g.labels {
+		lb := &g.labels[i]
+		if lb.matches(c) {
+			out = append(out, lb.labels...)
+		}
+	}
+	if len(out) > 1 {
+		sort.Strings(out)
+		out = slices.Compact(out)
+	}
+	return out
+}
+
+func (lb *labeler) matches(c *guard.Call) bool {
+	if len(lb.methods) > 0 && !lb.methods.Any(c.Method) {
+		return false
+	}
+	if len(lb.servers) > 0 && (c.Server == "" || !lb.servers.Any(c.Server)) {
+		return false
+	}
+	if !lb.byName {
+		return true
+	}
+	switch c.Method {
+	case mcp.MethodToolsCall:
+		return lb.tools.Any(c.Name)
+	case mcp.MethodPromptsGet:
+		return lb.prompts.Any(c.Name)
+	case mcp.MethodResourcesRead:
+		return lb.resources.Any(c.Name)
+	}
+	return false
+}
+
+// sessionKey is whose taint a call reads and adds to: its legacy session,
+// else its principal, else the shared anonymous one.
+func sessionKey(c *guard.Call) string {
+	switch {
+	case c.Session != "":
+		return "s\x00" + c.Session
+	case c.Principal != nil:
+		return "p\x00" + c.Principal.Issuer + "\x00" + c.Principal.Subject
+	}
+	return "anonymous"
+}
+
+// covers reports whether taint holds every label of after, and says where
+// each came from ("pii from call X, untrusted-input from call Y").
+func covers(taint map[string]string, after []string) (string, bool) {
+	if len(taint) == 0 {
+		return "", false
+	}
+	parts := make([]string, 0, len(after))
+	for _, l := range after {
+		from, ok := taint[l]
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, l+" read by call "+from)
+	}
+	return strings.Join(parts, ", "), true
+}
+
+// Store keeps each session's taint: the labels it has read, each with the
+// first call that brought it. It is bounded: past its size, the sessions
+// unused longest are forgotten first.
+type Store struct {
+	mu   sync.Mutex
+	m    map[string]*taint
+	max  int
+	idle time.Duration
+	now  func() time.Time
+}
+
+type taint struct {
+	labels map[string]string
+	used   time.Time
+}
+
+// Defaults of [NewStore].
+const (
+	DefaultMaxSessions = 100_000
+	DefaultIdle        = 24 * time.Hour
+)
+
+// NewStore returns a store of at most max sessions (default
+// [DefaultMaxSessions]) that forgets a session unused for idle (default
+// [DefaultIdle]).
+func NewStore(max int, idle time.Duration) *Store {
+	if max <= 0 {
+		max = DefaultMaxSessions
+	}
+	if idle <= 0 {
+		idle = DefaultIdle
+	}
+	return &Store{m: map[string]*taint{}, max: max, idle: idle, now: time.Now}
+}
+
+// get returns a copy of key's taint.
+func (s *Store) get(key string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.m[key]
+	if t == nil || s.now().Sub(t.used) > s.idle {
+		return nil
+	}
+	out := make(map[string]string, len(t.labels))
+	for k, v := range t.labels {
+		out[k] = v
+	}
+	return out
+}
+
+// add records that key read labels, in call callID.
+func (s *Store) add(key string, labels []string, callID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	t := s.m[key]
+	if t == nil || now.Sub(t.used) > s.idle {
+		if t == nil && len(s.m) >= s.max {
+			s.evict(now)
+		}
+		t = &taint{labels: map[string]string{}}
+		s.m[key] = t
+	}
+	t.used = now
+	for _, l := range labels {
+		if _, ok := t.labels[l]; !ok {
+			t.labels[l] = callID
+		}
+	}
+}
+
+// evict drops idle sessions, or when none is idle, the tenth of them
+// unused longest.
+func (s *Store) evict(now time.Time) {
+	for k, t := range s.m {
+		if now.Sub(t.used) > s.idle {
+			delete(s.m, k)
+		}
+	}
+	if len(s.m) < s.max {
+		return
+	}
+	type kv struct {
+		k string
+		t time.Time
+	}
+	all := make([]kv, 0, len(s.m))
+	for k, t := range s.m {
+		all = append(all, kv{k, t.used})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].t.Before(all[j].t) })
+	for _, e := range all[:max(1, len(all)/10)] {
+		delete(s.m, e.k)
+	}
+}
+
+// Forget drops a session's taint (when the session ends).
+func (s *Store) Forget(session string) {
+	s.mu.Lock()
+	delete(s.m, "s\x00"+session)
+	s.mu.Unlock()
+}
