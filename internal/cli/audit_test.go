@@ -285,34 +285,23 @@ func TestAuditCommands(t *testing.T) {
 	}
 }
 
-// TestLineageOnTheDemo: with the demo's customers labelled pii, its
-// documents untrusted-input and send_email an external sink, a session
+// TestLineageOnTheDemo serves examples/lineage-demo.yaml: with the demo's
+// customers labelled pii, its documents untrusted-input and send_email an
+// external sink, a session
 // (here a modern client, kept apart by nothing but its principal, the
 // anonymous one) that read a customer and a document cannot send e-mail;
 // the refusal and the labels of every call are in the audit log.
 func TestLineageOnTheDemo(t *testing.T) {
 	bin := testenv.Sluice(t)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "sluice.yaml")
-	yaml := fmt.Sprintf(`data_dir: %s
-servers:
-  demo: {command: [%q, demo-server]}
-lineage:
-  labels:
-    - {target: {tools: [find_customers, get_customer]}, labels: [pii]}
-    - {target: {tools: [read_document, search_documents]}, labels: [untrusted-input]}
-    - {target: {tools: [send_email]}, labels: [external-sink]}
-  rules:
-    - id: lethal-trifecta
-      call: external-sink
-      after: [pii, untrusted-input]
-`, filepath.Join(dir, "data"), bin)
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+	cfg, err := filepath.Abs("../../examples/lineage-demo.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)
 	s := &auditedSluice{url: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), log: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	s.cmd = exec.Command(bin, "serve", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(dir, "data"))
+	s.cmd.Env = withPath(os.Environ(), filepath.Dir(bin))
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
