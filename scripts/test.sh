@@ -93,6 +93,11 @@ setup() {
 	if ! command -v npm >/dev/null 2>&1; then
 		root_apt nodejs npm || return 1
 	fi
+	# The audit log's PostgreSQL tests start a server of Debian's package
+	# themselves (internal/testenv), on loopback, in a cluster of their own.
+	if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+		root_apt postgresql || return 1
+	fi
 	echo "go mod download"
 	go mod download || return 1
 	# Node 22+, the npm packages of test/npm and the Go SDK's conformance server, into

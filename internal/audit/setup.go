@@ -150,6 +150,14 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 				continue
 			}
 			sink = st
+		case config.AuditPostgres:
+			var pg *Postgres
+			pg, err = OpenPostgres(ctx, s.DSN, PostgresOptions{})
+			if err == nil && i == 0 {
+				primary = pg
+				continue
+			}
+			sink = pg
 		case config.AuditJSONL:
 			sink, err = OpenJSONL(s.Path, s.MaxBytes, s.MaxFiles, keys.Signer)
 		case config.AuditStdout:
@@ -167,8 +175,13 @@ func Open(ctx context.Context, a *config.Audit, dataDir string, keys *KeySet, lo
 		closeAll()
 		return nil, errors.New("audit: the first sink must be a database")
 	}
+	journal := ""
+	if _, ok := primary.(*Postgres); ok {
+		journal = filepath.Join(dataDir, "audit-postgres.pending")
+	}
 	l, err := OpenLog(ctx, LogOptions{
 		Primary:            primary,
+		Journal:            journal,
 		Sync:               sync,
 		Others:             others,
 		Signer:             keys.Signer,

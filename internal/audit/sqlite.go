@@ -273,84 +273,19 @@ func (s *SQLite) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 	return out, rows.Err()
 }
 
-// Query implements [Store]. The conditions on the event's members are
-// found first as text in the body (its members are written in a fixed
-// form), then checked exactly on the decoded event, so that text inside
-// recorded arguments cannot make a record match.
+// Query implements [Store] (see [queryFiltered]).
 func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) error {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
-	}
-	for _, m := range f.members() {
-		add("instr(body, ?) > 0", m)
-	}
-	if !f.Since.IsZero() {
-		add("written >= ?", f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		add("written < ?", f.Until.UnixNano())
-	}
-	if f.Contains != "" {
-		add("instr(body, ?) > 0", f.Contains)
-	}
-	if f.AfterSeq > 0 {
-		add("seq > ?", int64(f.AfterSeq))
-	}
-	q := `SELECT seq, written, link, body FROM audit_records`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY seq`
-	exact := f.exact()
-	if f.Limit > 0 && exact {
-		q = `SELECT * FROM (` + q + fmt.Sprintf(` DESC LIMIT %d) ORDER BY seq`, f.Limit)
-	} else if f.Limit > 0 {
-		// Which records are the last Limit that match is only known after
-		// the exact check: keep a window of them.
-		var last []Record
-		err := s.query(ctx, q+" DESC", args, func(r Record) error {
-			if len(last) < f.Limit && f.match(r) {
-				last = append(last, r)
-			}
-			if len(last) == f.Limit {
-				return errEnough
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errEnough) {
-			return err
-		}
-		slices.Reverse(last)
-		for _, r := range last {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return s.query(ctx, q, args, func(r Record) error {
-		if !exact && !f.match(r) {
-			return nil
-		}
-		return fn(r)
-	})
+	return queryFiltered(ctx, f, sqliteDialect, s.query, fn)
 }
 
-var errEnough = errors.New("enough records")
-
-// link is how a record's chain hashes are stored: the previous record's
-// hash, then its own.
-func link(r *Record) []byte {
-	b := make([]byte, 64)
-	copy(b, r.Prev[:])
-	copy(b[32:], r.Hash[:])
-	return b
+var sqliteDialect = dialect{
+	placeholder: func(int) string { return "?" },
+	contains:    "instr(body, %s) > 0",
+	text:        func(s string) any { return s },
 }
+
+
+
 
 // seqBounds and recordsIn let [Verify] read ranges of records on several
 // connections at once.
@@ -383,10 +318,7 @@ func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record
 			return err
 		}
 		r.Seq = uint64(seq)
-		if len(lnk) == 64 {
-			copy(r.Prev[:], lnk[:32])
-			copy(r.Hash[:], lnk[32:])
-		}
+		unlink(&r, lnk)
 		r.Body = slices.Clone([]byte(body))
 		if err := fn(r); err != nil {
 			return err

@@ -32,7 +32,7 @@ func (f *auditFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&f.configPath, "config", "c", "", "configuration file whose audit section and data_dir to use (default: the defaults)")
 	pf.StringVar(&f.dataDir, "data-dir", "", "data directory holding the audit database and keys (default: data_dir, $SLUICE_DATA_DIR, $XDG_DATA_HOME/sluice or ~/.local/share/sluice)")
-	pf.StringVar(&f.db, "db", "", "audit database (default: the first sink of the configuration, or audit.db in the data directory)")
+	pf.StringVar(&f.db, "db", "", "audit database: a file, or a postgres:// URL (default: the first sink of the configuration, or audit.db in the data directory)")
 }
 
 // target resolves the configuration's audit section and data directory.
@@ -57,11 +57,22 @@ func (f *auditFlags) target() (*config.Audit, string, error) {
 	return cfg.Audit, dir, nil
 }
 
-// openStore opens the audit database read-only.
-func (f *auditFlags) openStore() (*audit.SQLite, error) {
+// openStore opens the audit database read-only: --db (a file, or a
+// postgres:// URL), else the configuration's primary sink.
+func (f *auditFlags) openStore(ctx context.Context) (audit.Store, error) {
 	a, dir, err := f.target()
 	if err != nil {
 		return nil, err
+	}
+	dsn := ""
+	switch {
+	case strings.HasPrefix(f.db, "postgres://"), strings.HasPrefix(f.db, "postgresql://"):
+		dsn = f.db
+	case f.db == "" && a != nil && len(a.Sinks) > 0 && a.Sinks[0] != nil && a.Sinks[0].Type == config.AuditPostgres:
+		dsn = a.Sinks[0].DSN
+	}
+	if dsn != "" {
+		return audit.OpenPostgres(ctx, dsn, audit.PostgresOptions{ReadOnly: true})
 	}
 	path := f.db
 	if path == "" {
@@ -118,7 +129,7 @@ written by a jsonl sink are (give rotated files oldest first, or a glob).`,
 				}
 				src = audit.JSONLFiles(files)
 			} else {
-				st, err := f.openStore()
+				st, err := f.openStore(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -351,7 +362,7 @@ func newAuditQuery(f *auditFlags, tail bool) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		st, err := f.openStore()
+		st, err := f.openStore(cmd.Context())
 		if err != nil {
 			return err
 		}
@@ -411,7 +422,7 @@ their own with sluice audit verify --jsonl.`,
 			if flt.Until, err = parseWhen(until, now); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
-			st, err := f.openStore()
+			st, err := f.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}

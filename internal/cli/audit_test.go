@@ -355,3 +355,59 @@ func TestLineageOnTheDemo(t *testing.T) {
 		t.Errorf("read_document record: %s", res.Stdout)
 	}
 }
+
+// TestAuditPostgres serves the demo with the audit log in PostgreSQL (a
+// real server, Debian's package, on loopback), then verifies and queries
+// it with `sluice audit` reading the same configuration.
+func TestAuditPostgres(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	bin := testenv.Sluice(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sluice.yaml")
+	yaml := fmt.Sprintf("data_dir: %s\nservers:\n  demo: {command: [%q, demo-server]}\naudit:\n  sinks:\n    - {type: postgres, dsn: \"${AUDIT_DSN}\"}\n    - {type: jsonl, path: %s}\n",
+		filepath.Join(dir, "data"), bin, filepath.Join(dir, "audit.jsonl"))
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUDIT_DSN", dsn)
+	port := testenv.FreePort(t)
+	s := &auditedSluice{url: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), log: &syncBuffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(bin, "serve", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("sluice log:\n%s", s.log.String())
+		}
+	}()
+	if err := testenv.AwaitPort(port, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i, q := range []string{"berlin", "paris"} {
+		if ok, err := s.call(context.Background(), fmt.Sprint(i), "find_customers", `{"query":"`+q+`"}`); !ok || err != nil {
+			t.Fatalf("call %d: %v %v", i, ok, err)
+		}
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	if err := <-s.done; err != nil {
+		t.Fatalf("sluice: %v", err)
+	}
+	if strings.Contains(s.log.String(), dsn) {
+		t.Error("the log holds the DSN")
+	}
+	res := runMain(t, context.Background(), nil, "audit", "verify", "-c", cfg)
+	if res.Code != 0 || !strings.Contains(res.Stdout, "2 records") {
+		t.Fatalf("verify: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = runMain(t, context.Background(), nil, "audit", "query", "-c", cfg, "--value", "berlin", "--format", "json")
+	if res.Code != 0 || strings.Count(res.Stdout, "\n") != 1 || !strings.Contains(res.Stdout, `"request_id":"0"`) {
+		t.Fatalf("query: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = runMain(t, context.Background(), nil, "audit", "verify", "-c", cfg, "--jsonl", filepath.Join(dir, "audit.jsonl"))
+	if res.Code != 0 || !strings.Contains(res.Stdout, "2 records") {
+		t.Fatalf("verify of the JSON Lines copy: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+}

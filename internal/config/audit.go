@@ -48,8 +48,11 @@ type AuditCheckpoint struct {
 
 // AuditSink is one destination of audit events.
 type AuditSink struct {
-	// Type is sqlite, jsonl or stdout.
+	// Type is sqlite, postgres, jsonl or stdout.
 	Type string `yaml:"type"`
+	// DSN is the PostgreSQL connection string (URL or keyword/value) of a
+	// postgres sink; secret.
+	DSN string `yaml:"dsn,omitempty"`
 	// Path of the sqlite database (default: audit.db in the data
 	// directory) or of the jsonl file (required).
 	Path string `yaml:"path,omitempty"`
@@ -64,7 +67,8 @@ type AuditSink struct {
 
 // Audit sink types and failure modes.
 const (
-	AuditSQLite = "sqlite"
+	AuditSQLite   = "sqlite"
+	AuditPostgres = "postgres"
 	AuditJSONL  = "jsonl"
 	AuditStdout = "stdout"
 

@@ -338,6 +338,13 @@ func (c *Config) Redacted() *Config {
 	if d.Audit != nil && d.Audit.HMACKey != "" {
 		d.Audit.HMACKey = RedactedValue
 	}
+	if d.Audit != nil {
+		for _, s := range d.Audit.Sinks {
+			if s != nil && s.DSN != "" {
+				s.DSN = RedactedValue
+			}
+		}
+	}
 	d.templates = nil
 	return d
 }

@@ -115,6 +115,7 @@ func (c *Config) expand(lookup func(string) (string, bool)) []*Problem {
 		for i, s := range a.Sinks {
 			if s != nil {
 				one(childPath(indexPath("audit.sinks", i), "path"), &s.Path)
+				one(childPath(indexPath("audit.sinks", i), "dsn"), &s.DSN)
 			}
 		}
 	}

@@ -52,14 +52,24 @@ func (v *validator) audit() {
 			v.add(p, "sink is empty: set type")
 			continue
 		}
+		if s.Type != AuditPostgres && s.DSN != "" {
+			v.add(childPath(p, "dsn"), "is for postgres sinks")
+		}
 		switch s.Type {
 		case AuditSQLite:
+		case AuditPostgres:
+			if s.DSN == "" {
+				v.add(childPath(p, "dsn"), "is required for a postgres sink, such as postgres://sluice@db.internal/audit (put a password in ${VAR})")
+			}
+			if s.Path != "" {
+				v.add(childPath(p, "path"), "a postgres sink has a dsn, not a path")
+			}
 		case AuditJSONL:
 			if s.Path == "" {
 				v.add(childPath(p, "path"), "is required for a jsonl sink")
 			}
 			if i == 0 {
-				v.add(childPath(p, "type"), "the first sink is the primary and must be a database (sqlite): a jsonl file cannot be read back to continue the chain")
+				v.add(childPath(p, "type"), "the first sink is the primary and must be a database (sqlite or postgres): a jsonl file cannot be read back to continue the chain")
 			}
 		case AuditStdout:
 			stdout++
@@ -67,13 +77,13 @@ func (v *validator) audit() {
 				v.add(childPath(p, "type"), "only one stdout sink")
 			}
 			if i == 0 {
-				v.add(childPath(p, "type"), "the first sink is the primary and must be a database (sqlite)")
+				v.add(childPath(p, "type"), "the first sink is the primary and must be a database (sqlite or postgres)")
 			}
 		case "":
-			v.add(childPath(p, "type"), "is required: sqlite, jsonl or stdout")
+			v.add(childPath(p, "type"), "is required: sqlite, postgres, jsonl or stdout")
 			continue
 		default:
-			v.add(childPath(p, "type"), "must be sqlite, jsonl or stdout, not %q", truncate(s.Type, 20))
+			v.add(childPath(p, "type"), "must be sqlite, postgres, jsonl or stdout, not %q", truncate(s.Type, 20))
 			continue
 		}
 		if s.Type != AuditJSONL && (s.MaxBytes != 0 || s.MaxFiles != 0) {
