@@ -284,9 +284,6 @@ var sqliteDialect = dialect{
 	text:        func(s string) any { return s },
 }
 
-
-
-
 // seqBounds and recordsIn let [Verify] read ranges of records on several
 // connections at once.
 func (s *SQLite) seqBounds(ctx context.Context) (lo, hi uint64, err error) {

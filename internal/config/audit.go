@@ -69,8 +69,8 @@ type AuditSink struct {
 const (
 	AuditSQLite   = "sqlite"
 	AuditPostgres = "postgres"
-	AuditJSONL  = "jsonl"
-	AuditStdout = "stdout"
+	AuditJSONL    = "jsonl"
+	AuditStdout   = "stdout"
 
 	AuditFailClosed = "closed"
 	AuditFailOpen   = "open"
