@@ -83,8 +83,24 @@ func Postgres(t testing.TB) string {
 			<-exited
 		}
 	})
-	if err := AwaitPort(port, 30*time.Second); err != nil {
-		t.Fatalf("testenv: postgres did not listen: %v\n%s", err, log.String())
+	// A port that accepts connections is not yet a server that takes
+	// them ("the database system is starting up"): wait for pg_isready.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready := exec.Command(filepath.Join(bin, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "sluice", "-d", "postgres")
+		if ready.Run() == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("testenv: postgres exited: %v\n%s", err, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: postgres was not ready within 30s\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Sprintf("postgres://sluice@127.0.0.1:%d/postgres?sslmode=disable", port)
 }
