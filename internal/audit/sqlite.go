@@ -256,21 +256,7 @@ func (s *SQLite) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Checkpoint
-	for rows.Next() {
-		var (
-			c    Checkpoint
-			seq  int64
-			hash []byte
-		)
-		if err := rows.Scan(&c.Kind, &seq, &hash, &c.Time, &c.KeyID, &c.Sig); err != nil {
-			return nil, err
-		}
-		c.Seq = uint64(seq)
-		copy(c.Hash[:], hash)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCheckpoints(rows)
 }
 
 // Query implements [Store] (see [queryFiltered]).

@@ -102,3 +102,29 @@ func unlink(r *Record, b []byte) {
 		copy(r.Hash[:], b[32:])
 	}
 }
+
+// rows is what database/sql's and pgx's result sets have in common.
+type rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanCheckpoints reads rows of (kind, seq, hash, time, key_id, sig).
+func scanCheckpoints(rs rows) ([]Checkpoint, error) {
+	var out []Checkpoint
+	for rs.Next() {
+		var (
+			c    Checkpoint
+			seq  int64
+			hash []byte
+		)
+		if err := rs.Scan(&c.Kind, &seq, &hash, &c.Time, &c.KeyID, &c.Sig); err != nil {
+			return nil, err
+		}
+		c.Seq = uint64(seq)
+		copy(c.Hash[:], hash)
+		out = append(out, c)
+	}
+	return out, rs.Err()
+}

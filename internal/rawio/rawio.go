@@ -90,6 +90,10 @@ func WrapFile(f *os.File) *File {
 	if nb, err := nonblocking(f); err != nil || !nb {
 		return nil
 	}
+	return wrapFile(f)
+}
+
+func wrapFile(f *os.File) *File {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil
@@ -114,13 +118,7 @@ func WrapRegular(f *os.File) *File {
 	if err != nil || !st.Mode().IsRegular() {
 		return nil
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	f2 := &File{File: f}
-	f2.r, f2.w = newRaw(rc, f, f2.pathError)
-	return f2
+	return wrapFile(f)
 }
 
 func (f *File) Read(p []byte) (int, error)  { return f.r.read(p) }
