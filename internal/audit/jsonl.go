@@ -215,7 +215,8 @@ func (fs JSONLFiles) each(want lineKind, fn func(*Record, *Checkpoint) error) er
 		if err != nil {
 			return err
 		}
-		err = readJSONL(f, want, fn)
+		// Large reads: a verification reads whole files.
+		err = readJSONL(f, 256<<10, want, fn)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -244,11 +245,13 @@ var ErrTorn = errors.New("last line is incomplete")
 // ReadJSONL reads the lines [JSONL] writes, calling fn with a record or a
 // checkpoint for each.
 func ReadJSONL(r io.Reader, fn func(*Record, *Checkpoint) error) error {
-	return readJSONL(r, lineAny, fn)
+	return readJSONL(r, 16<<10, lineAny, fn)
 }
 
-func readJSONL(r io.Reader, want lineKind, fn func(*Record, *Checkpoint) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
+// readJSONL reads through a buffer of size bytes; longer lines are read
+// in pieces.
+func readJSONL(r io.Reader, size int, want lineKind, fn func(*Record, *Checkpoint) error) error {
+	br := bufio.NewReaderSize(r, size)
 	var long []byte
 	for lineNo := 1; ; lineNo++ {
 		line, err := br.ReadSlice('\n')

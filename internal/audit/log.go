@@ -184,7 +184,7 @@ func (l *Log) recover(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("audit journal: %w", err)
 		}
-		err = readJSONL(f, lineAny, func(r *Record, c *Checkpoint) error {
+		err = readJSONL(f, 256<<10, lineAny, func(r *Record, c *Checkpoint) error {
 			switch {
 			case r != nil && r.Seq > seq:
 				recs = append(recs, *r)
