@@ -26,7 +26,7 @@ type GuardOptions struct {
 	// result.
 	Args, Results Mode
 	// FailOpen lets calls through when the log cannot be written (their
-	// events are dropped and counted); by default such calls are refused.
+	// events are lost while it lasts); by default such calls are refused.
 	FailOpen bool
 }
 

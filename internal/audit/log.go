@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -200,7 +201,7 @@ func (l *Log) recover(ctx context.Context) error {
 			return fmt.Errorf("audit journal %s: %w", l.journalPath(i), err)
 		}
 	}
-	slices.SortFunc(recs, func(a, b Record) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(recs, func(a, b Record) int { return cmp.Compare(a.Seq, b.Seq) })
 	if len(recs) > 0 || len(cps) > 0 {
 		// The chain is checked as it is moved: a journal changed while
 		// Sluice was down must not enter the store unnoticed.
@@ -236,16 +237,6 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (l *Log) closeJournals() {
