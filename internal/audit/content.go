@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,11 +39,13 @@ func NewHasher(key []byte) *Hasher {
 func (h *Hasher) Token(value string) string {
 	m := h.pool.Get().(hash.Hash)
 	m.Reset()
-	m.Write([]byte(value))
+	io.WriteString(m, value)
 	var sum [sha256.Size]byte
-	out := TokenPrefix + base64.RawURLEncoding.EncodeToString(m.Sum(sum[:0]))
+	var out [len(TokenPrefix) + 43]byte // 43: 32 bytes in unpadded base64
+	copy(out[:], TokenPrefix)
+	base64.RawURLEncoding.Encode(out[len(TokenPrefix):], m.Sum(sum[:0]))
 	h.pool.Put(m)
-	return out
+	return string(out[:])
 }
 
 // Mode says what is recorded of arguments or results.
@@ -84,6 +87,19 @@ type Recorder struct {
 	MaxBytes int
 }
 
+// decoder is a JSON decoder kept for reuse: a new one costs more than
+// reading a small value with it.
+type decoder struct {
+	rd  bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := &decoder{}
+	d.dec = jsontext.NewDecoder(&d.rd)
+	return d
+}}
+
 // shapeItems is how many items of an array a shape keeps.
 const shapeItems = 16
 
@@ -104,8 +120,12 @@ func (r *Recorder) Record(mode Mode, v jsontext.Value) jsontext.Value {
 		// or, for a shape, of little use.
 		return jsontext.Value(fmt.Sprintf(`"<omitted: %d bytes>"`, len(v)))
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(v), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	out, err := r.walk(dec, make([]byte, 0, min(len(v)+64, max+64)), mode, false)
+	d := decoders.Get().(*decoder)
+	d.rd.Reset(v)
+	d.dec.Reset(&d.rd, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	out, err := r.walk(d.dec, make([]byte, 0, min(len(v)+64, max+64)), mode, false)
+	d.rd.Reset(nil)
+	decoders.Put(d)
 	if err != nil {
 		return jsontext.Value(`"<unreadable>"`)
 	}

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -195,14 +194,14 @@ func argsOf(c *guard.Call) jsontext.Value {
 // traceID takes the trace ID from a W3C traceparent header
 // ("00-<32 hex>-<16 hex>-<2 hex>").
 func traceID(tp string) string {
-	parts := strings.Split(tp, "-")
-	if len(parts) != 4 || len(parts[1]) != 32 {
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
 		return ""
 	}
-	for _, r := range parts[1] {
-		if !strings.ContainsRune("0123456789abcdef", r) {
+	id := tp[3:35]
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return ""
 		}
 	}
-	return parts[1]
+	return id
 }
