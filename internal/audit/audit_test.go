@@ -68,7 +68,7 @@ func writeLog(t *testing.T, n int, jsonl string) (path string, signer *Signer) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= n; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestLogContinuesChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 13; i <= 20; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 96; i <= 105; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -386,7 +386,7 @@ func TestJSONLRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 60; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 		if i%3 == 0 && !l.Flush() {
@@ -539,7 +539,7 @@ func TestJournalRecovery(t *testing.T) {
 	}
 	defer l.Close()
 	for i := 1; i <= 15; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -547,7 +547,7 @@ func TestJournalRecovery(t *testing.T) {
 		t.Fatal("flush failed")
 	}
 	for i := 16; i <= 27; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -575,7 +575,7 @@ func TestJournalRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l2.Append(context.Background(), testEvent(28).Body()); err != nil {
+	if err := l2.Append(testEvent(28).Body(), true); err != nil {
 		t.Fatal(err)
 	}
 	l2.Close()
@@ -621,15 +621,18 @@ func TestBacklogBounded(t *testing.T) {
 	breakStore(t, st, true)
 	ok := 0
 	for i := 1; i <= 8; i++ {
-		if err := l.Append(context.Background(), testEvent(i).Body()); err == nil {
+		if err := l.Append(testEvent(i).Body(), true); err == nil {
 			ok++
 		}
 	}
 	if ok != 5 || l.Healthy() {
 		t.Fatalf("%d appends went through with a store that takes nothing and a backlog of 5 (healthy %v)", ok, l.Healthy())
 	}
+	if err := l.Append(testEvent(9).Body(), false); err == nil {
+		t.Fatal("an append that may not wait went into a full backlog")
+	}
 	breakStore(t, st, false)
-	if err := l.Append(context.Background(), testEvent(6).Body()); err != nil {
+	if err := l.Append(testEvent(6).Body(), true); err != nil {
 		t.Fatalf("after the store came back: %v", err)
 	}
 	path := st.path
@@ -655,7 +658,7 @@ func TestOpenAlternates(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs = append(logs, l)
-		if err := l.Append(context.Background(), testEvent(1).Body()); err != nil {
+		if err := l.Append(testEvent(1).Body(), true); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -32,7 +32,7 @@ func BenchmarkLogSQLite(b *testing.B) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := l.Append(context.Background(), body); err != nil {
+			if err := l.Append(body, true); err != nil {
 				b.Error(err)
 				return
 			}

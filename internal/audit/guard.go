@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -24,8 +25,9 @@ type GuardOptions struct {
 	// Args and Results say what is recorded of a call's arguments and
 	// result.
 	Args, Results Mode
-	// FailOpen lets calls through when the log cannot be written (their
-	// events are lost while it lasts); by default such calls are refused.
+	// FailOpen lets calls through when the log cannot be written, and never
+	// makes them wait for room in the backlog (events that find it full are
+	// lost); by default such calls are refused.
 	FailOpen bool
 }
 
@@ -69,11 +71,11 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			// Refused without going upstream, and recorded if the
 			// journal takes it.
 			err := c.Decide(unavailable())
-			_ = g.log.Append(ctx, g.event(c, start, nil, err).Body())
+			_ = g.log.Append(g.event(c, start, nil, err).Body(), false)
 			return nil, err
 		}
 		res, err := next.Handle(ctx, c)
-		if aerr := g.log.Append(ctx, g.event(c, start, res, err).Body()); aerr != nil && closed {
+		if aerr := g.log.Append(g.event(c, start, res, err).Body(), closed); aerr != nil && closed {
 			// The call happened, but an answer whose record is not
 			// written does not leave.
 			return nil, c.Decide(unavailable())
@@ -115,21 +117,12 @@ func (g *Guard) event(c *guard.Call, start time.Time, res *guard.Result, err err
 		e.Decisions = append(e.Decisions, Decision{Guard: d.Guard, Rule: d.Rule, Version: d.Version, Reason: d.Reason, Effect: string(d.Effect), Mode: string(d.Mode)})
 	}
 	for _, f := range c.Findings {
-		if n := len(e.Findings); n > 0 && e.Findings[n-1].Kind == f.Kind {
-			e.Findings[n-1].Count++
-			continue
+		i := slices.IndexFunc(e.Findings, func(fc FindingCount) bool { return fc.Kind == f.Kind })
+		if i < 0 {
+			e.Findings = append(e.Findings, FindingCount{Kind: f.Kind})
+			i = len(e.Findings) - 1
 		}
-		found := false
-		for i := range e.Findings {
-			if e.Findings[i].Kind == f.Kind {
-				e.Findings[i].Count++
-				found = true
-				break
-			}
-		}
-		if !found {
-			e.Findings = append(e.Findings, FindingCount{Kind: f.Kind, Count: 1})
-		}
+		e.Findings[i].Count++
 	}
 	var (
 		denied *guard.DeniedError

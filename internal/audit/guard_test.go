@@ -66,7 +66,7 @@ func TestGuardConformance(t *testing.T) {
 		guardtest.Run(t, func(t *testing.T) guard.Guard {
 			l, st, _ := openTestLog(t)
 			breakStore(t, st, true)
-			if err := l.Append(context.Background(), testEvent(1).Body()); err != nil {
+			if err := l.Append(testEvent(1).Body(), true); err != nil {
 				t.Fatal(err)
 			}
 			if l.Flush() || l.Healthy() {

@@ -257,15 +257,16 @@ func (l *Log) Healthy() bool { return l.journalOK.Load() && l.storeOK.Load() }
 
 // Append chains body (an [Event.Body]) and journals it. When it returns
 // nil, the event survives a crash of the process; an error means the event
-// is not recorded.
-func (l *Log) Append(ctx context.Context, body []byte) error {
+// is not recorded. When the backlog is full, Append waits for room (up to
+// BacklogWait) only if wait is set, and fails at once otherwise.
+func (l *Log) Append(body []byte, wait bool) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
 	if len(l.backlog)+l.moving >= l.opts.Backlog {
-		if err := l.waitRoom(); err != nil {
+		if err := l.waitRoom(wait); err != nil {
 			l.mu.Unlock()
 			return err
 		}
@@ -305,8 +306,15 @@ func (l *Log) Append(ctx context.Context, body []byte) error {
 }
 
 // waitRoom waits, l.mu held, until the backlog has room or BacklogWait
-// has passed.
-func (l *Log) waitRoom() error {
+// has passed; without wait, it only asks for an ingest and fails.
+func (l *Log) waitRoom(wait bool) error {
+	if !wait {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+		return fmt.Errorf("audit: %d records wait for %s", len(l.backlog)+l.moving, l.opts.Primary.Name())
+	}
 	timer := time.NewTimer(l.opts.BacklogWait)
 	defer timer.Stop()
 	for len(l.backlog)+l.moving >= l.opts.Backlog {

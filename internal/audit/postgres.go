@@ -18,6 +18,7 @@ import (
 // session-level advisory lock, which PostgreSQL releases when the
 // connection goes, as it does when the process dies.
 type Postgres struct {
+	sqlStore
 	pool *pgxpool.Pool
 	lock *pgx.Conn // holds the writer's advisory lock
 	name string
@@ -77,6 +78,28 @@ func OpenPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postg
 		}
 	}
 	p.pool, err = pgxpool.NewWithConfig(ctx, cfg)
+	pool := p.pool
+	p.sqlStore = sqlStore{
+		d:       postgresDialect,
+		row:     func(ctx context.Context, q string, args ...any) scanner { return pool.QueryRow(ctx, q, args...) },
+		records: p.query,
+		cps: func(ctx context.Context, q string, args ...any) ([]Checkpoint, error) {
+			rows, err := pool.Query(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			return scanCheckpoints(rows)
+		},
+		tx: func(ctx context.Context, fn func(execFunc) error) error {
+			return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				return fn(func(q string, args ...any) error {
+					_, err := tx.Exec(ctx, q, args...)
+					return err
+				})
+			})
+		},
+	}
 	if err == nil {
 		err = p.pool.Ping(ctx)
 	}
@@ -127,9 +150,6 @@ func redactDSN(cc *pgx.ConnConfig) string {
 // Name implements [Sink].
 func (p *Postgres) Name() string { return p.name }
 
-// Pool returns the connection pool (tests tamper with the tables).
-func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
-
 // Write implements [Sink]: the records by COPY and the checkpoints, in one
 // transaction.
 func (p *Postgres) Write(ctx context.Context, recs []Record, cps []Checkpoint) error {
@@ -151,128 +171,23 @@ func (p *Postgres) Write(ctx context.Context, recs []Record, cps []Checkpoint) e
 			return err
 		}
 	}
+	exec := func(q string, args ...any) error {
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}
 	for _, c := range cps {
-		if err := pgCheckpoint(ctx, tx, c); err != nil {
+		if err := p.upsertCheckpoint(exec, c); err != nil {
 			return err
 		}
 	}
 	return tx.Commit(ctx)
-}
-
-func pgCheckpoint(ctx context.Context, tx pgx.Tx, c Checkpoint) error {
-	_, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (kind, seq, hash, time, key_id, sig) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (kind, seq) DO UPDATE SET hash = EXCLUDED.hash, time = EXCLUDED.time, key_id = EXCLUDED.key_id, sig = EXCLUDED.sig`,
-		c.Kind, int64(c.Seq), c.Hash[:], c.Time, c.KeyID, c.Sig)
-	return err
-}
-
-// Head implements [Store].
-func (p *Postgres) Head(ctx context.Context) (uint64, [32]byte, uint64, error) {
-	var (
-		seq    int64
-		lnk    []byte
-		signed *int64
-		h      [32]byte
-	)
-	err := p.pool.QueryRow(ctx, `SELECT seq, link FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &lnk)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		var hash []byte
-		err = p.pool.QueryRow(ctx, `SELECT seq, hash FROM audit_checkpoints WHERE kind = $1 ORDER BY seq DESC LIMIT 1`, KindRetention).Scan(&seq, &hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, h, 0, nil
-		}
-		copy(h[:], hash)
-	case err == nil:
-		var r Record
-		unlink(&r, lnk)
-		h = r.Hash
-	}
-	if err != nil {
-		return 0, h, 0, err
-	}
-	if err := p.pool.QueryRow(ctx, `SELECT max(seq) FROM audit_checkpoints`).Scan(&signed); err != nil {
-		return 0, h, 0, err
-	}
-	var s uint64
-	if signed != nil {
-		s = uint64(*signed)
-	}
-	return uint64(seq), h, s, nil
-}
-
-// Records implements [Source].
-func (p *Postgres) Records(ctx context.Context, fn func(Record) error) error {
-	return p.Query(ctx, Filter{}, fn)
-}
-
-// Checkpoints implements [Source].
-func (p *Postgres) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	return p.checkpoints(ctx, `SELECT kind, seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq, kind`)
-}
-
-func (p *Postgres) checkpoints(ctx context.Context, q string, args ...any) ([]Checkpoint, error) {
-	rows, err := p.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	return scanCheckpoints(rows)
-}
-
-// LastCheckpoint implements [Store].
-func (p *Postgres) LastCheckpoint(ctx context.Context) (Checkpoint, bool, error) {
-	cps, err := p.checkpoints(ctx, `SELECT kind, seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq DESC, kind LIMIT 1`)
-	if err != nil || len(cps) == 0 {
-		return Checkpoint{}, false, err
-	}
-	return cps[0], true, nil
-}
-
-// RetentionPoint implements [Store].
-func (p *Postgres) RetentionPoint(ctx context.Context, cutoff time.Time) (Checkpoint, bool, error) {
-	cps, err := p.checkpoints(ctx, `SELECT c.kind, c.seq, c.hash, c.time, c.key_id, c.sig FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq
-		WHERE c.kind = $1 AND r.written < $2 ORDER BY c.seq DESC LIMIT 1`, KindCheckpoint, cutoff.UnixNano())
-	if err != nil || len(cps) == 0 {
-		return Checkpoint{}, false, err
-	}
-	return cps[0], true, nil
-}
-
-// Purge implements [Store].
-func (p *Postgres) Purge(ctx context.Context, cp Checkpoint) error {
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	if err := pgCheckpoint(ctx, tx, cp); err != nil {
-		return err
-	}
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`DELETE FROM audit_records WHERE seq <= $1`, []any{int64(cp.Seq)}},
-		{`DELETE FROM audit_checkpoints WHERE kind = $1 AND seq <= $2`, []any{KindCheckpoint, int64(cp.Seq)}},
-		{`DELETE FROM audit_checkpoints WHERE kind = $1 AND seq < $2`, []any{KindRetention, int64(cp.Seq)}},
-	} {
-		if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
-			return err
-		}
-	}
-	return tx.Commit(ctx)
-}
-
-// Query implements [Store] (see [queryFiltered]).
-func (p *Postgres) Query(ctx context.Context, f Filter, fn func(Record) error) error {
-	return queryFiltered(ctx, f, postgresDialect, p.query, fn)
 }
 
 var postgresDialect = dialect{
 	placeholder: func(i int) string { return fmt.Sprintf("$%d", i) },
 	contains:    "position(%s::bytea in body) > 0",
 	text:        func(s string) any { return []byte(s) },
+	noRows:      pgx.ErrNoRows,
 }
 
 func (p *Postgres) query(ctx context.Context, q string, args []any, fn func(Record) error) error {
@@ -298,19 +213,6 @@ func (p *Postgres) query(ctx context.Context, q string, args []any, fn func(Reco
 		}
 	}
 	return rows.Err()
-}
-
-// seqBounds and recordsIn let [Verify] read ranges on several connections.
-func (p *Postgres) seqBounds(ctx context.Context) (lo, hi uint64, err error) {
-	var a, b *int64
-	if err := p.pool.QueryRow(ctx, `SELECT min(seq), max(seq) FROM audit_records`).Scan(&a, &b); err != nil || a == nil {
-		return 1, 0, err
-	}
-	return uint64(*a), uint64(*b), nil
-}
-
-func (p *Postgres) recordsIn(ctx context.Context, lo, hi uint64, fn func(Record) error) error {
-	return p.query(ctx, `SELECT seq, written, link, body FROM audit_records WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, []any{int64(lo), int64(hi)}, fn)
 }
 
 // Close implements [Sink].

@@ -54,7 +54,7 @@ func TestPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 1; i <= n; i++ {
-			if err := l.Append(context.Background(), testEvent(i).Body()); err != nil {
+			if err := l.Append(testEvent(i).Body(), true); err != nil {
 				t.Fatal(err)
 			}
 		}

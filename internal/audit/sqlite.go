@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
@@ -24,6 +23,7 @@ import (
 // filters on the body itself (see [SQLite.Query]), so no column can say
 // something the chained body does not.
 type SQLite struct {
+	sqlStore
 	db         *sql.DB
 	path       string
 	insert     *sql.Stmt // one record
@@ -148,6 +148,33 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		db.SetMaxIdleConns(8)
 	}
 	s := &SQLite{db: db, path: path}
+	s.sqlStore = sqlStore{
+		d:       sqliteDialect,
+		row:     func(ctx context.Context, q string, args ...any) scanner { return db.QueryRowContext(ctx, q, args...) },
+		records: s.query,
+		cps: func(ctx context.Context, q string, args ...any) ([]Checkpoint, error) {
+			rows, err := db.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			return scanCheckpoints(rows)
+		},
+		tx: func(ctx context.Context, fn func(execFunc) error) error {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(func(q string, args ...any) error {
+				_, err := tx.ExecContext(ctx, q, args...)
+				return err
+			}); err != nil {
+				tx.Rollback()
+				return err
+			}
+			return tx.Commit()
+		},
+	}
 	if !opts.ReadOnly {
 		if _, err := db.Exec(sqliteSchema); err != nil {
 			db.Close()
@@ -202,8 +229,12 @@ func (s *SQLite) Write(ctx context.Context, recs []Record, cps []Checkpoint) err
 		}
 		recs = recs[n:]
 	}
+	exec := func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}
 	for _, c := range cps {
-		if err := insertCheckpoint(ctx, tx, c); err != nil {
+		if err := s.upsertCheckpoint(exec, c); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -211,78 +242,11 @@ func (s *SQLite) Write(ctx context.Context, recs []Record, cps []Checkpoint) err
 	return tx.Commit()
 }
 
-func insertCheckpoint(ctx context.Context, tx *sql.Tx, c Checkpoint) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO audit_checkpoints (kind, seq, hash, time, key_id, sig) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.Kind, int64(c.Seq), c.Hash[:], c.Time, c.KeyID, c.Sig)
-	return err
-}
-
-// Head implements [Store].
-func (s *SQLite) Head(ctx context.Context) (uint64, [32]byte, uint64, error) {
-	var (
-		seq    int64
-		hash   []byte
-		signed sql.NullInt64
-		h      [32]byte
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT seq, substr(link, 33) FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Everything may have been purged: the chain goes on from the
-		// retention point.
-		err = s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_checkpoints WHERE kind = ? ORDER BY seq DESC LIMIT 1`, KindRetention).Scan(&seq, &hash)
-		if errors.Is(err, sql.ErrNoRows) {
-			return 0, h, 0, nil
-		}
-	}
-	if err != nil {
-		return 0, h, 0, err
-	}
-	copy(h[:], hash)
-	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM audit_checkpoints`).Scan(&signed); err != nil {
-		return 0, h, 0, err
-	}
-	return uint64(seq), h, uint64(signed.Int64), nil
-}
-
-// Records implements [Source].
-func (s *SQLite) Records(ctx context.Context, fn func(Record) error) error {
-	return s.Query(ctx, Filter{}, fn)
-}
-
-// Checkpoints implements [Source].
-func (s *SQLite) Checkpoints(ctx context.Context) ([]Checkpoint, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq, kind`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	return scanCheckpoints(rows)
-}
-
-// Query implements [Store] (see [queryFiltered]).
-func (s *SQLite) Query(ctx context.Context, f Filter, fn func(Record) error) error {
-	return queryFiltered(ctx, f, sqliteDialect, s.query, fn)
-}
-
 var sqliteDialect = dialect{
 	placeholder: func(int) string { return "?" },
 	contains:    "instr(body, %s) > 0",
 	text:        func(s string) any { return s },
-}
-
-// seqBounds and recordsIn let [Verify] read ranges of records on several
-// connections at once.
-func (s *SQLite) seqBounds(ctx context.Context) (lo, hi uint64, err error) {
-	var a, b sql.NullInt64
-	err = s.db.QueryRowContext(ctx, `SELECT min(seq), max(seq) FROM audit_records`).Scan(&a, &b)
-	if err != nil || !a.Valid {
-		return 1, 0, err
-	}
-	return uint64(a.Int64), uint64(b.Int64), nil
-}
-
-func (s *SQLite) recordsIn(ctx context.Context, lo, hi uint64, fn func(Record) error) error {
-	return s.query(ctx, `SELECT seq, written, link, body FROM audit_records WHERE seq BETWEEN ? AND ? ORDER BY seq`, []any{int64(lo), int64(hi)}, fn)
+	noRows:      sql.ErrNoRows,
 }
 
 func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record) error) error {
@@ -308,73 +272,6 @@ func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record
 		}
 	}
 	return rows.Err()
-}
-
-// LastCheckpoint implements [Store].
-func (s *SQLite) LastCheckpoint(ctx context.Context) (Checkpoint, bool, error) {
-	var (
-		c    Checkpoint
-		seq  int64
-		hash []byte
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT kind, seq, hash, time, key_id, sig FROM audit_checkpoints ORDER BY seq DESC, kind LIMIT 1`).
-		Scan(&c.Kind, &seq, &hash, &c.Time, &c.KeyID, &c.Sig)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, false, nil
-	}
-	if err != nil {
-		return c, false, err
-	}
-	c.Seq = uint64(seq)
-	copy(c.Hash[:], hash)
-	return c, true, nil
-}
-
-// RetentionPoint implements [Store].
-func (s *SQLite) RetentionPoint(ctx context.Context, cutoff time.Time) (Checkpoint, bool, error) {
-	var (
-		c    Checkpoint
-		seq  int64
-		hash []byte
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT c.seq, c.hash FROM audit_checkpoints c JOIN audit_records r ON r.seq = c.seq
-		WHERE c.kind = ? AND r.written < ? ORDER BY c.seq DESC LIMIT 1`, KindCheckpoint, cutoff.UnixNano()).Scan(&seq, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, false, nil
-	}
-	if err != nil {
-		return c, false, err
-	}
-	c.Seq = uint64(seq)
-	copy(c.Hash[:], hash)
-	return c, true, nil
-}
-
-// Purge implements [Store].
-func (s *SQLite) Purge(ctx context.Context, cp Checkpoint) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := insertCheckpoint(ctx, tx, cp); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_records WHERE seq <= ?`, int64(cp.Seq)); err != nil {
-		tx.Rollback()
-		return err
-	}
-	// Checkpoints of purged records prove nothing any more; the retention
-	// checkpoint stands for them.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE kind = ? AND seq <= ?`, KindCheckpoint, int64(cp.Seq)); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE kind = ? AND seq < ?`, KindRetention, int64(cp.Seq)); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // Close implements [Sink].

@@ -391,7 +391,7 @@ func (g *Gateway) auditRefusal(r *http.Request, by, reason string) {
 		Reason:    reason,
 		Decisions: []audit.Decision{{Guard: by, Reason: reason, Effect: string(guard.Deny), Mode: string(guard.Enforce)}},
 	}
-	if err := g.audit.Append(r.Context(), e.Body()); err != nil {
+	if err := g.audit.Append(e.Body(), false); err != nil {
 		g.log.Warn("refused request not recorded", "reason", reason, "err", err)
 	}
 }
