@@ -28,7 +28,7 @@ import (
 // body exactly as chained, so a file verifies on its own ([ReadJSONL]).
 //
 // With MaxBytes set, a file that grows past it is renamed with the time
-// of the rotation (audit-20261203T101500.000.jsonl) and a new one begun;
+// of the rotation (audit-20261203T101500.000000000.jsonl) and a new one begun;
 // the new file opens with a signed [KindRotation] checkpoint of the record
 // before its first, so that any suffix of the rotated files still verifies
 // after the oldest ones are deleted. MaxFiles bounds how many rotated files are kept.
@@ -40,12 +40,12 @@ type JSONL struct {
 	size     int64
 	MaxBytes int64
 	MaxFiles int
-	// anchor is the last record written, for the rotation checkpoint
-	// that opens the next file.
-	anchor    Checkpoint
-	hasAnchor bool
-	signer    *Signer
-	buf       []byte
+	// last is the last record written (seq 0: none yet), for the
+	// rotation checkpoint that opens the next file.
+	lastSeq  uint64
+	lastHash [32]byte
+	signer   *Signer
+	buf      []byte
 }
 
 var _ Sink = (*JSONL)(nil)
@@ -84,7 +84,7 @@ func (j *JSONL) Name() string {
 func (j *JSONL) Write(ctx context.Context, recs []Record, cps []Checkpoint) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f != nil && j.MaxBytes > 0 && j.size >= j.MaxBytes && j.hasAnchor && j.signer != nil {
+	if j.f != nil && j.MaxBytes > 0 && j.size >= j.MaxBytes && j.lastSeq > 0 && j.signer != nil {
 		if err := j.rotate(); err != nil {
 			return err
 		}
@@ -105,8 +105,7 @@ func (j *JSONL) Write(ctx context.Context, recs []Record, cps []Checkpoint) erro
 		return err
 	}
 	if len(recs) > 0 {
-		last := recs[len(recs)-1]
-		j.anchor, j.hasAnchor = Checkpoint{Kind: KindCheckpoint, Seq: last.Seq, Hash: last.Hash}, true
+		j.lastSeq, j.lastHash = recs[len(recs)-1].Seq, recs[len(recs)-1].Hash
 	}
 	return nil
 }
@@ -126,8 +125,7 @@ func (j *JSONL) rotate() error {
 		return err
 	}
 	j.f, j.w, j.size = f, f, 0
-	cp := j.anchor
-	cp.Kind, cp.Time = KindRotation, nowNano()
+	cp := Checkpoint{Kind: KindRotation, Seq: j.lastSeq, Hash: j.lastHash, Time: nowNano()}
 	j.signer.Sign(&cp)
 	line := appendCheckpointLine(nil, &cp)
 	n, err := f.Write(line)

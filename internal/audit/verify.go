@@ -113,7 +113,6 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 	}
 
 	var (
-		first     = true
 		expect    uint64
 		prevHash  [32]byte
 		lastMatch uint64 // last checkpoint the chain matched
@@ -131,8 +130,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 	)
 	check := func(r *Record, computed [32]byte) {
 		rep.Records++
-		if first {
-			first = false
+		if rep.Records == 1 {
 			rep.First = r.Seq
 			switch a, ok := anchors[r.Seq-1]; {
 			case r.Seq == 1 && r.Prev == [32]byte{}:
@@ -141,17 +139,16 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (*Report, er
 			case r.Seq == 1:
 				add(Problem{Kind: ProblemBroken, Seq: r.Seq, EventID: eventID(r.Body), Detail: "the first record does not start the chain"})
 			default:
-				add(Problem{Kind: ProblemRemoved, Seq: 1, Detail: fmt.Sprintf("records 1 to %d are missing and no signed retention or checkpoint record accounts for them", r.Seq-1)})
+				add(Problem{Kind: ProblemRemoved, Seq: 1, Detail: fmt.Sprintf("records 1 to %d are missing and no signed retention or rotation checkpoint accounts for them", r.Seq-1)})
 			}
 		} else {
 			switch {
 			case r.Seq > expect:
-				kind := ProblemRemoved
 				detail := fmt.Sprintf("records %d to %d are missing", expect, r.Seq-1)
 				if r.Seq == expect+1 {
 					detail = fmt.Sprintf("record %d is missing", expect)
 				}
-				add(Problem{Kind: kind, Seq: expect, Detail: detail})
+				add(Problem{Kind: ProblemRemoved, Seq: expect, Detail: detail})
 				missing, missingLo, missingHi = len(rep.Problems)-1, expect, r.Seq-1
 				lastProblem = r.Seq
 			case r.Seq < expect && missing >= 0 && r.Seq >= missingLo && r.Seq <= missingHi:

@@ -473,6 +473,9 @@ type printer struct {
 	header bool
 }
 
+// cellSpaces keeps a table cell on one line and in one column.
+var cellSpaces = strings.NewReplacer("\t", " ", "\n", " ")
+
 var tableColumns = []string{"SEQ", "TIME", "PRINCIPAL", "SERVER", "METHOD", "NAME", "OUTCOME", "REASON", "LATENCY", "ID"}
 
 func newPrinter(w io.Writer, format string) *printer {
@@ -502,18 +505,12 @@ func (p *printer) print(r audit.Record) error {
 		if p.tw != nil {
 			fmt.Fprintln(p.tw, strings.Join(tableColumns, "\t"))
 		} else {
-			p.cw.Write(slices.Collect(func(yield func(string) bool) {
-				for _, c := range tableColumns {
-					if !yield(strings.ToLower(c)) {
-						return
-					}
-				}
-			}))
+			p.cw.Write(strings.Split(strings.ToLower(strings.Join(tableColumns, ",")), ","))
 		}
 	}
 	if p.tw != nil {
 		for i, c := range row {
-			row[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+			row[i] = cellSpaces.Replace(c)
 		}
 		_, err := fmt.Fprintln(p.tw, strings.Join(row, "\t"))
 		return err
