@@ -126,15 +126,11 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 		}
 		c.Labels = append(c.Labels, labels...)
 		key := sessionKey(c)
-		var taint map[string]string
 		for _, r := range g.rules {
 			if !slices.Contains(labels, r.call) {
 				continue
 			}
-			if taint == nil {
-				taint = g.store.get(key)
-			}
-			from, ok := covers(taint, r.after)
+			from, ok := g.store.covers(key, r.after)
 			if !ok {
 				continue
 			}
@@ -215,23 +211,6 @@ func sessionKey(c *guard.Call) string {
 	return "anonymous"
 }
 
-// covers reports whether taint holds every label of after, and says where
-// each came from ("pii from call X, untrusted-input from call Y").
-func covers(taint map[string]string, after []string) (string, bool) {
-	if len(taint) == 0 {
-		return "", false
-	}
-	parts := make([]string, 0, len(after))
-	for _, l := range after {
-		from, ok := taint[l]
-		if !ok {
-			return "", false
-		}
-		parts = append(parts, l+" read by call "+from)
-	}
-	return strings.Join(parts, ", "), true
-}
-
 // Store keeps each session's taint: the labels it has read, each with the
 // first call that brought it. It is bounded: past its size, the sessions
 // unused longest are forgotten first.
@@ -267,19 +246,25 @@ func NewStore(max int, idle time.Duration) *Store {
 	return &Store{m: map[string]*taint{}, max: max, idle: idle, now: time.Now}
 }
 
-// get returns a copy of key's taint.
-func (s *Store) get(key string) map[string]string {
+// covers reports whether key's taint holds every label of after, and
+// says where each came from ("pii read by call X, untrusted-input read by
+// call Y").
+func (s *Store) covers(key string, after []string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.m[key]
 	if t == nil || s.now().Sub(t.used) > s.idle {
-		return nil
+		return "", false
 	}
-	out := make(map[string]string, len(t.labels))
-	for k, v := range t.labels {
-		out[k] = v
+	parts := make([]string, 0, len(after))
+	for _, l := range after {
+		from, ok := t.labels[l]
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, l+" read by call "+from)
 	}
-	return out
+	return strings.Join(parts, ", "), true
 }
 
 // add records that key read labels, in call callID.
