@@ -439,6 +439,52 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// TestPlaceholder: every string a record mode writes in place of a value is
+// a placeholder, and the values a mode keeps are not.
+func TestPlaceholder(t *testing.T) {
+	r := &Recorder{Hasher: NewHasher([]byte("0123456789abcdef")), Sensitive: map[string]bool{"secret": true}}
+	in := jsontext.Value(`{"s":"text","n":3,"b":false,"secret":"x","list":[` + strings.Repeat(`"a",`, 20) + `"a"]}`)
+	leaves := func(v jsontext.Value) (out []string) {
+		dec := jsontext.NewDecoder(bytes.NewReader(v))
+		for {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return out
+			}
+			if tok.Kind() == '"' && !isName(dec) {
+				out = append(out, tok.String())
+			}
+		}
+	}
+	for _, mode := range []Mode{RecordShape, RecordRedacted} {
+		got := leaves(r.Record(mode, in))
+		if len(got) < 17 {
+			t.Fatalf("%s: %d strings", mode, len(got))
+		}
+		for _, s := range got {
+			if unk, _ := Placeholder(s); !unk {
+				t.Errorf("%s: %q is not taken for a placeholder", mode, s)
+			}
+		}
+	}
+	for _, s := range []string{"text", "a", "hmac:short", "<string:x>", "<+3 less>", "<number", "hmac:" + strings.Repeat("A", 42) + "!"} {
+		if unk, _ := Placeholder(s); unk {
+			t.Errorf("%q taken for a placeholder", s)
+		}
+	}
+	for s, rest := range map[string]bool{"<+4 more>": true, "<string:12>": false, "<omitted: 9 bytes>": false, r.Hasher.Token("v"): false} {
+		if unk, r := Placeholder(s); !unk || r != rest {
+			t.Errorf("Placeholder(%q) = %v, %v", s, unk, r)
+		}
+	}
+}
+
+// isName reports whether the token just read was an object member's name.
+func isName(dec *jsontext.Decoder) bool {
+	k, n := dec.StackIndex(dec.StackDepth())
+	return k == '{' && n%2 == 1
+}
+
 func TestFormatTime(t *testing.T) {
 	for _, tm := range []time.Time{
 		time.Date(2026, 12, 3, 10, 4, 5, 7, time.UTC),

@@ -48,6 +48,37 @@ func (h *Hasher) Token(value string) string {
 	return string(out[:])
 }
 
+// Placeholder reports whether s, a string in recorded arguments or
+// results, stands for a value that was not recorded: a token, a shape's
+// "<string:N>", "<number>" or "<bool>", or a note that a value was omitted
+// or unreadable. rest reports a shape's "<+N more>", which stands for the
+// rest of the array it ends.
+func Placeholder(s string) (unknown, rest bool) {
+	if t, ok := strings.CutPrefix(s, TokenPrefix); ok {
+		return len(t) == 43 && strings.Trim(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == "", false
+	}
+	if len(s) < 3 || s[0] != '<' || s[len(s)-1] != '>' {
+		return false, false
+	}
+	in := s[1 : len(s)-1]
+	if n, ok := strings.CutPrefix(in, "+"); ok {
+		n, ok = strings.CutSuffix(n, " more")
+		return ok && isDigits(n), ok && isDigits(n)
+	}
+	if n, ok := strings.CutPrefix(in, "string:"); ok {
+		return isDigits(n), false
+	}
+	if n, ok := strings.CutPrefix(in, "omitted: "); ok {
+		n, ok = strings.CutSuffix(n, " bytes")
+		return ok && isDigits(n), false
+	}
+	return in == "number" || in == "bool" || in == "unreadable", false
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
 // Mode says what is recorded of arguments or results.
 type Mode string
 

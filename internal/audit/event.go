@@ -23,6 +23,7 @@ package audit
 
 import (
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,8 +95,13 @@ type Event struct {
 	Name string
 	// RequestID is the JSON-RPC id as the client sent it.
 	RequestID jsontext.Value
-	// Remote is the client's address for HTTP.
-	Remote string
+	// Transport is "http" or "stdio"; Remote is the client's address for
+	// HTTP.
+	Transport string
+	Remote    string
+	// Headers are the request headers guards may read (never credentials
+	// or cookies), as guards see them: lower-cased names.
+	Headers map[string]string
 
 	// Outcome is "ok", "error" (the server or the gateway failed the
 	// call) or "denied" (a guard refused it).
@@ -126,7 +132,11 @@ type Principal struct {
 	Subject string   `json:"sub"`
 	Name    string   `json:"name,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
 	Client  string   `json:"client_id,omitempty"`
+	// Attributes are the principal's attributes (claims mapped by the
+	// configuration), which policies read.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // Client is what the client declared about itself (untrusted).
@@ -171,7 +181,9 @@ func (e *Event) Body() []byte {
 		b = appendStr(b, "iss", p.Issuer)
 		b = appendStr(b, "name", p.Name)
 		b = appendStrs(b, "groups", p.Groups)
+		b = appendStrs(b, "scopes", p.Scopes)
 		b = appendStr(b, "client_id", p.Client)
+		b = appendMap(b, "attributes", p.Attributes)
 		b = append(b, '}')
 	}
 	if e.Client.Name != "" || e.Client.Version != "" {
@@ -193,7 +205,9 @@ func (e *Event) Body() []byte {
 		b = append(b, `,"request_id":`...)
 		b = append(b, e.RequestID...)
 	}
+	b = appendStr(b, "transport", e.Transport)
 	b = appendStr(b, "remote", e.Remote)
+	b = appendMap(b, "headers", e.Headers)
 	b = appendStr(b, "outcome", e.Outcome)
 	b = appendStr(b, "reason", e.Reason)
 	if e.ErrorCode != 0 {
@@ -277,6 +291,31 @@ func appendStrs(b []byte, k string, vs []string) []byte {
 		b = appendQuoted(b, v)
 	}
 	return append(b, ']')
+}
+
+// appendMap appends ,"k":{...} with the members in order of name, unless m
+// is empty.
+func appendMap(b []byte, k string, m map[string]string) []byte {
+	if len(m) == 0 {
+		return b
+	}
+	keys := make([]string, 0, len(m))
+	for n := range m {
+		keys = append(keys, n)
+	}
+	slices.Sort(keys)
+	b = append(b, ',')
+	b = appendQuoted(b, k)
+	b = append(b, ":{"...)
+	for i, n := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, n)
+		b = append(b, ':')
+		b = appendQuoted(b, m[n])
+	}
+	return append(b, '}')
 }
 
 // appendQuoted appends s as a JSON string. Invalid UTF-8 is replaced, so

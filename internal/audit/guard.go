@@ -104,14 +104,17 @@ func (g *Guard) event(c *guard.Call, start time.Time, res *guard.Result, err err
 		Method:    c.Method,
 		Name:      c.Name,
 		RequestID: c.RequestID,
+		Transport: c.Transport.Kind,
 		Remote:    c.Transport.RemoteAddr,
+		Headers:   c.Transport.Headers,
 		Labels:    c.Labels,
 		ArgsBytes: len(c.Params),
 		Latency:   time.Since(start),
 		TraceID:   traceID(c.Transport.Headers["traceparent"]),
 	}
 	if p := c.Principal; p != nil {
-		e.Principal = &Principal{Issuer: p.Issuer, Subject: p.Subject, Name: p.Name, Groups: p.Groups, Client: p.ClientID}
+		e.Principal = &Principal{Issuer: p.Issuer, Subject: p.Subject, Name: p.Name, Groups: p.Groups,
+			Scopes: p.Scopes, Client: p.ClientID, Attributes: p.Attributes}
 	}
 	for _, d := range c.Decisions {
 		e.Decisions = append(e.Decisions, Decision{Guard: d.Guard, Rule: d.Rule, Version: d.Version, Reason: d.Reason, Effect: string(d.Effect), Mode: string(d.Mode)})

@@ -33,10 +33,19 @@ type auditedSluice struct {
 
 func startAudited(t *testing.T, dataDir string) *auditedSluice {
 	t.Helper()
+	return serveAudited(t, dataDir, "--", testenv.Sluice(t), "demo-server")
+}
+
+// serveAudited starts `sluice serve` on a free port with the data directory
+// and the arguments given (a --config, or a server's command after --),
+// with sluice on its PATH.
+func serveAudited(t *testing.T, dataDir string, args ...string) *auditedSluice {
+	t.Helper()
 	bin := testenv.Sluice(t)
 	port := testenv.FreePort(t)
 	s := &auditedSluice{url: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), log: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir, "--", bin, "demo-server")
+	s.cmd = exec.Command(bin, append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir}, args...)...)
+	s.cmd.Env = withPath(os.Environ(), filepath.Dir(bin))
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -61,6 +70,16 @@ func startAudited(t *testing.T, dataDir string) *auditedSluice {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stop interrupts Sluice and waits for it to finish writing.
+func (s *auditedSluice) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(os.Interrupt)
+	if err := <-s.done; err != nil {
+		t.Fatalf("sluice: %v", err)
+	}
+	s.done <- nil
 }
 
 // call makes a modern-era tools/call with the given JSON-RPC id and reports
@@ -216,11 +235,7 @@ func TestAuditCommands(t *testing.T) {
 			t.Fatalf("call %d: %v %v", i, ok, err)
 		}
 	}
-	s.cmd.Process.Signal(os.Interrupt)
-	if err := <-s.done; err != nil {
-		t.Fatalf("sluice: %v", err)
-	}
-	s.done <- nil
+	s.stop(t)
 	run := func(args ...string) result {
 		t.Helper()
 		return runMain(t, context.Background(), nil, append(args, "--data-dir", dir)...)
@@ -292,37 +307,12 @@ func TestAuditCommands(t *testing.T) {
 // anonymous one) that read a customer and a document cannot send e-mail;
 // the refusal and the labels of every call are in the audit log.
 func TestLineageOnTheDemo(t *testing.T) {
-	bin := testenv.Sluice(t)
 	dir := t.TempDir()
 	cfg, err := filepath.Abs("../../examples/lineage-demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := testenv.FreePort(t)
-	s := &auditedSluice{url: fmt.Sprintf("http://127.0.0.1:%d/mcp", port), log: &syncBuffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(bin, "serve", "--config", cfg, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(dir, "data"))
-	s.cmd.Env = withPath(os.Environ(), filepath.Dir(bin))
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	defer func() {
-		if t.Failed() {
-			t.Logf("sluice log:\n%s", s.log.String())
-		}
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(s.url); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sluice did not listen")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	s := serveAudited(t, filepath.Join(dir, "data"), "--config", cfg)
 	ctx := context.Background()
 	email := `{"to":"someone@elsewhere.example","subject":"hi","body":"see attached"}`
 	if ok, err := s.call(ctx, "1", "get_customer", `{"id":"C-1001"}`); !ok || err != nil {
@@ -337,10 +327,7 @@ func TestLineageOnTheDemo(t *testing.T) {
 	if ok, err := s.call(ctx, "4", "send_email", email); ok || err != nil {
 		t.Fatalf("send_email after pii and untrusted input went through: %v %v", ok, err)
 	}
-	s.cmd.Process.Signal(os.Interrupt)
-	if err := <-s.done; err != nil {
-		t.Fatalf("sluice: %v", err)
-	}
+	s.stop(t)
 	res := runMain(t, ctx, nil, "audit", "query", "--data-dir", filepath.Join(dir, "data"), "--format", "json", "--tool", "send_email")
 	lines := strings.Split(strings.TrimSpace(res.Stdout), "\n")
 	if res.Code != 0 || len(lines) != 2 {

@@ -16,7 +16,7 @@ func newPolicy() *cobra.Command {
 		Use:   "policy",
 		Short: "Test and lint the policy of a configuration",
 	}
-	cmd.AddCommand(newPolicyTest(), newPolicyLint())
+	cmd.AddCommand(newPolicyTest(), newPolicyLint(), newPolicyReplay())
 	return cmd
 }
 

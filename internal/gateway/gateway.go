@@ -379,6 +379,7 @@ func (g *Gateway) auditRefusal(r *http.Request, by, reason string) {
 	if g.audit == nil || !g.st.Load().cfg.AuditEnabled() {
 		return
 	}
+	t := httpTransport(r)
 	e := &audit.Event{
 		ID:        g.newCallID(),
 		Time:      time.Now(),
@@ -386,7 +387,9 @@ func (g *Gateway) auditRefusal(r *http.Request, by, reason string) {
 		Direction: guard.ToServer.String(),
 		Method:    r.Method,
 		Name:      r.URL.Path,
-		Remote:    r.RemoteAddr,
+		Transport: t.Kind,
+		Remote:    t.RemoteAddr,
+		Headers:   t.Headers,
 		Outcome:   "denied",
 		Reason:    reason,
 		Decisions: []audit.Decision{{Guard: by, Reason: reason, Effect: string(guard.Deny), Mode: string(guard.Enforce)}},
