@@ -114,6 +114,8 @@ type Event struct {
 	Decisions []Decision
 	Findings  []FindingCount
 	Labels    []string
+	// Flows are values the call sent that an earlier result held.
+	Flows []Flow
 
 	ArgsBytes   int
 	ResultBytes int
@@ -155,10 +157,26 @@ type Decision struct {
 	Mode    string `json:"mode"`
 }
 
-// FindingCount counts findings of one kind.
+// FindingCount counts findings of one kind in one place (what the call
+// sent, or its result), with the fingerprints of their values.
 type FindingCount struct {
-	Kind  string `json:"kind"`
-	Count int    `json:"count"`
+	Kind     string `json:"kind"`
+	Location string `json:"location,omitempty"`
+	Count    int    `json:"count"`
+	// Fingerprints are the distinct values' keyed tokens, at most
+	// [MaxFingerprints].
+	Fingerprints []string `json:"fingerprints,omitempty"`
+}
+
+// MaxFingerprints bounds the fingerprints an event keeps per kind.
+const MaxFingerprints = 32
+
+// Flow is a value the call sent that an earlier call's result held.
+type Flow struct {
+	From        string   `json:"from"`
+	Kind        string   `json:"kind"`
+	Fingerprint string   `json:"fingerprint"`
+	Labels      []string `json:"labels,omitempty"`
 }
 
 // Body encodes e as the JSON body that is chained and stored. The members
@@ -241,13 +259,32 @@ func (e *Event) Body() []byte {
 			}
 			b = append(b, `{"kind":`...)
 			b = appendQuoted(b, f.Kind)
+			b = appendStr(b, "location", f.Location)
 			b = append(b, `,"count":`...)
 			b = strconv.AppendInt(b, int64(f.Count), 10)
+			b = appendStrs(b, "fingerprints", f.Fingerprints)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 	b = appendStrs(b, "labels", e.Labels)
+	if len(e.Flows) > 0 {
+		b = append(b, `,"flows":[`...)
+		for i, f := range e.Flows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"from":`...)
+			b = appendQuoted(b, f.From)
+			b = append(b, `,"kind":`...)
+			b = appendQuoted(b, f.Kind)
+			b = append(b, `,"fingerprint":`...)
+			b = appendQuoted(b, f.Fingerprint)
+			b = appendStrs(b, "labels", f.Labels)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"args_bytes":`...)
 	b = strconv.AppendInt(b, int64(e.ArgsBytes), 10)
 	b = append(b, `,"result_bytes":`...)

@@ -120,12 +120,19 @@ func (g *Guard) event(c *guard.Call, start time.Time, res *guard.Result, err err
 		e.Decisions = append(e.Decisions, Decision{Guard: d.Guard, Rule: d.Rule, Version: d.Version, Reason: d.Reason, Effect: string(d.Effect), Mode: string(d.Mode)})
 	}
 	for _, f := range c.Findings {
-		i := slices.IndexFunc(e.Findings, func(fc FindingCount) bool { return fc.Kind == f.Kind })
+		i := slices.IndexFunc(e.Findings, func(fc FindingCount) bool { return fc.Kind == f.Kind && fc.Location == f.Location })
 		if i < 0 {
-			e.Findings = append(e.Findings, FindingCount{Kind: f.Kind})
+			e.Findings = append(e.Findings, FindingCount{Kind: f.Kind, Location: f.Location})
 			i = len(e.Findings) - 1
 		}
-		e.Findings[i].Count++
+		fc := &e.Findings[i]
+		fc.Count++
+		if f.Fingerprint != "" && len(fc.Fingerprints) < MaxFingerprints && !slices.Contains(fc.Fingerprints, f.Fingerprint) {
+			fc.Fingerprints = append(fc.Fingerprints, f.Fingerprint)
+		}
+	}
+	for _, f := range c.Flows {
+		e.Flows = append(e.Flows, Flow{From: f.From, Kind: f.Kind, Fingerprint: f.Fingerprint, Labels: f.Labels})
 	}
 	var (
 		denied *guard.DeniedError

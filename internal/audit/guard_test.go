@@ -90,7 +90,7 @@ func TestGuardRecords(t *testing.T) {
 			return nil, c.Decide(guard.Decision{Guard: "policy", Rule: "r1", Version: "v9", Reason: "policy-denied-by-rule", Effect: guard.Deny, Mode: guard.Enforce})
 		}
 		c.Decide(guard.Decision{Guard: "dlp", Reason: "dlp-would-redact", Effect: guard.Deny, Mode: guard.Observe})
-		c.Findings = append(c.Findings, guard.Finding{Kind: "pii/email"}, guard.Finding{Kind: "pii/email"}, guard.Finding{Kind: "secret/aws"})
+		c.Findings = append(c.Findings, guard.Finding{Kind: "pii/email", Fingerprint: "hmac:a"}, guard.Finding{Kind: "pii/email", Fingerprint: "hmac:a"}, guard.Finding{Kind: "secret/aws"})
 		return &guard.Result{Result: jsontext.Value(`{"content":[{"type":"text","text":"hello"}]}`)}, nil
 	})
 	h := g.Wrap(next)
@@ -126,7 +126,7 @@ func TestGuardRecords(t *testing.T) {
 	tok := NewHasher([]byte("0123456789abcdef")).Token("ada@example.com")
 	if ok.Outcome != "ok" || ok.Reason != "dlp-would-redact" || ok.Session != "sess-1" || string(ok.RequestID) != `"req-ok"` ||
 		ok.Remote != "127.0.0.1:5555" || ok.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || ok.Subject() != "alice" ||
-		string(ok.Args) != `{"email":"`+tok+`"}` || len(ok.Findings) != 2 || ok.Findings[0] != (FindingCount{"pii/email", 2}) || ok.ResultBytes == 0 {
+		string(ok.Args) != `{"email":"`+tok+`"}` || len(ok.Findings) != 2 || ok.Findings[0].Kind != "pii/email" || ok.Findings[0].Count != 2 || len(ok.Findings[0].Fingerprints) != 1 || ok.ResultBytes == 0 {
 		t.Errorf("ok call recorded as %+v", ok)
 	}
 	if den.Outcome != "denied" || den.Reason != "policy-denied-by-rule" || den.ErrorCode != mcp.CodeDenied ||

@@ -34,6 +34,7 @@ type View struct {
 	Decisions   []Decision        `json:"decisions,omitempty"`
 	Findings    []FindingCount    `json:"findings,omitempty"`
 	Labels      []string          `json:"labels,omitempty"`
+	Flows       []Flow            `json:"flows,omitempty"`
 	ArgsBytes   int               `json:"args_bytes"`
 	ResultBytes int               `json:"result_bytes"`
 	LatencyUS   int64             `json:"latency_us"`

@@ -380,7 +380,7 @@ func testDemoLists(t *testing.T, d *policyDemo, version string) {
 			tools: []string{"find_customers", "read_document", "search_documents"},
 			// The restricted documents are denied outright, so they are
 			// not listed.
-			resources: docs("contract-northwind", "escalations-may", "handbook", "pricing-q3", "product-faq", "runbook-deploy"),
+			resources: docs("contract-northwind", "escalations-may", "handbook", "pricing-q3", "product-faq", "runbook-deploy", "vendor-webhooks"),
 			templates: []string{demo.DocumentURITemplate},
 			prompts:   []string{},
 		},

@@ -70,6 +70,7 @@ type Config struct {
 	Approval   *Approval    `yaml:"approval,omitempty"`    // how held calls are approved
 	Audit      *Audit       `yaml:"audit,omitempty"`       // what is recorded, where
 	Lineage    *Lineage     `yaml:"lineage,omitempty"`     // labels on data, toxic flows
+	DLP        *DLP         `yaml:"dlp,omitempty"`         // secrets and personal data
 
 	// DataDir holds what Sluice keeps between runs (the audit database and
 	// keys). Default: $SLUICE_DATA_DIR, else $XDG_DATA_HOME/sluice, else

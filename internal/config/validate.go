@@ -72,6 +72,7 @@ func (c *Config) validate() []*Problem {
 	v.approval()
 	v.audit()
 	v.lineage()
+	v.dlp()
 	sortProblems(v.problems)
 	return v.problems
 }

@@ -89,6 +89,11 @@ const documentURIPrefix = "demo://documents/"
 // not itself trip secret scanners; the key has never existed.
 var fakeStripeKey = "sk_" + "live_" + "51DemoFAKEkey" + "0nlyForSluice" + "Tests9xQ2rT7vLp"
 
+// hiddenToken is a fake source-control token with zero-width spaces inside
+// it, as someone hides a value from pattern matching; an agent copying it
+// gets the token whole.
+var hiddenToken = "gh" + "p_" + "Demo0nly\u200bFakeT0ken" + "\u200bForSluiceTests2xyZ9"
+
 var documents = []Document{
 	{
 		ID:             "board-minutes",
@@ -239,6 +244,17 @@ Multi-year deals: up to 8% off list for 24 months, 12% for 36 months.
        migrate -database postgres://app:Sup3r-S3cret@db.prod.contoso.example:5432/api up
 
 4. Roll out with ` + "`deployctl rollout api --canary 10%`" + ` and watch the error rate for 15 minutes.
+`,
+	},
+	{
+		ID:             "vendor-webhooks",
+		Title:          "Vendor Webhooks",
+		Classification: "internal",
+		Updated:        "2026-06-02",
+		Body: `# Vendor webhooks
+
+The status page vendor posts incidents to our chat through a webhook. Its client authenticates to
+the source-control API with the token ` + hiddenToken + ` (to be rotated in Q3).
 `,
 	},
 }

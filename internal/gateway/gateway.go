@@ -28,6 +28,7 @@ import (
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/internal/dlp"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/lineage"
 	"github.com/sluicehq/sluice/internal/mcp"
@@ -90,6 +91,11 @@ type Gateway struct {
 	// taint holds what each session has read (lineage); it outlives
 	// reloads.
 	taint *lineage.Store
+	// fingerprints makes the keyed fingerprints of DLP findings: with the
+	// audit log's HMAC key when there is one (so that `sluice audit hash`
+	// finds them), else with a key made at start. It outlives reloads, so
+	// that lineage matches values across them.
+	fingerprints *audit.Hasher
 }
 
 // state is everything derived from one configuration; it is replaced whole
@@ -156,6 +162,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.approvals = am
 	if err := g.openAudit(cfg); err != nil {
 		return nil, err
+	}
+	if g.auditKeys != nil && len(g.auditKeys.HMAC) > 0 {
+		g.fingerprints = audit.NewHasher(g.auditKeys.HMAC)
+	} else {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		g.fingerprints = audit.NewHasher(key)
 	}
 	st, err := g.build(cfg, nil)
 	if err != nil {
@@ -280,8 +295,21 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 		}
 		st.guards = append(st.guards, authn.Guard{})
 	}
-	if cfg.Lineage != nil {
-		lg, err := lineage.New(cfg.Lineage, g.taint)
+	if cfg.DLP != nil {
+		dg, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{Token: g.fingerprints.Token})
+		if err != nil {
+			return nil, fmt.Errorf("dlp: %w", err)
+		}
+		st.guards = append(st.guards, dg)
+	}
+	if cfg.Lineage != nil || cfg.DLP != nil {
+		// With DLP, lineage follows the values it finds even without
+		// labels of its own.
+		lc := cfg.Lineage
+		if lc == nil {
+			lc = &config.Lineage{}
+		}
+		lg, err := lineage.New(lc, g.taint)
 		if err != nil {
 			return nil, fmt.Errorf("lineage: %w", err)
 		}

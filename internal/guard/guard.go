@@ -176,8 +176,10 @@ type Call struct {
 	// RequestID is the JSON-RPC id of the client's request, as sent.
 	RequestID jsontext.Value
 
-	Findings  []Finding
-	Labels    Labels
+	Findings []Finding
+	Labels   Labels
+	// Flows are the values this call carried that earlier results held.
+	Flows     []Flow
 	Decisions []Decision
 }
 
@@ -195,8 +197,23 @@ type Result struct {
 type Finding struct {
 	Guard    string
 	Kind     string // e.g. "secret/aws-access-key", "pii/email"
-	Location string // e.g. "params.arguments.body", "result.content[0].text"
-	Severity string
+	Location string // "arguments" (what the caller sent) or "result"
+	// Confidence is low, medium or high.
+	Confidence string
+	// Fingerprint is a keyed token of the value found (never the value):
+	// the same value gives the same fingerprint in every call.
+	Fingerprint string
+}
+
+// Flow is data that a call carried and an earlier call's result held,
+// matched by fingerprint: an edge of the lineage graph.
+type Flow struct {
+	// From is the ID of the call whose result held the value.
+	From string
+	// Kind is the finding's kind; Fingerprint the value's token.
+	Kind, Fingerprint string
+	// Labels are the labels of the earlier call's data.
+	Labels []string
 }
 
 // Labels are lineage labels attached to the data of a call.

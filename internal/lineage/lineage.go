@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/config"
-	"github.com/sluicehq/sluice/internal/glob"
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/mcp"
 )
@@ -58,9 +57,8 @@ type Guard struct {
 var _ guard.Guard = (*Guard)(nil)
 
 type labeler struct {
-	servers, tools, resources, prompts, methods glob.List
-	byName                                      bool
-	labels                                      []string
+	target guard.Target
+	labels []string
 }
 
 type rule struct {
@@ -83,18 +81,11 @@ func New(cfg *config.Lineage, store *Store) (*Guard, error) {
 		defMode = guard.Mode(cfg.Mode)
 	}
 	for i, l := range cfg.Labels {
-		var lb labeler
-		var err error
-		for _, f := range []struct {
-			dst  *glob.List
-			pats []string
-		}{{&lb.servers, l.Target.Servers}, {&lb.tools, l.Target.Tools}, {&lb.resources, l.Target.Resources}, {&lb.prompts, l.Target.Prompts}, {&lb.methods, l.Target.Methods}} {
-			if *f.dst, err = glob.CompileList(f.pats); err != nil {
-				return nil, fmt.Errorf("lineage.labels[%d]: %w", i, err)
-			}
+		t, err := guard.CompileTarget(l.Target.Servers, l.Target.Tools, l.Target.Resources, l.Target.Prompts, l.Target.Methods)
+		if err != nil {
+			return nil, fmt.Errorf("lineage.labels[%d]: %w", i, err)
 		}
-		lb.byName = len(l.Target.Tools)+len(l.Target.Resources)+len(l.Target.Prompts) > 0
-		lb.labels = slices.Clone(l.Labels)
+		lb := labeler{target: t, labels: slices.Clone(l.Labels)}
 		g.labels = append(g.labels, lb)
 	}
 	for _, r := range cfg.Rules {
@@ -121,9 +112,6 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			return next.Handle(ctx, c)
 		}
 		labels := g.labelsOf(c)
-		if len(labels) == 0 {
-			return next.Handle(ctx, c)
-		}
 		c.Labels = append(c.Labels, labels...)
 		key := sessionKey(c)
 		for _, r := range g.rules {
@@ -146,8 +134,29 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			}
 		}
 		res, err := next.Handle(ctx, c)
-		if err == nil && res != nil && res.Error == nil {
-			g.store.add(key, labels, c.ID)
+		// The guards inside this one (DLP) have scanned what the call
+		// sent and, if it succeeded, what it returned. Values it sent that
+		// an earlier result held are flows, recorded even when the call
+		// was refused: an attempt is evidence too.
+		c.Flows = append(c.Flows, g.store.flows(key, c.Findings)...)
+		if err != nil || res == nil || res.Error != nil {
+			return res, err
+		}
+		// Data classes found in the result are labels of what was read.
+		for _, f := range c.Findings {
+			if f.Location != "result" {
+				continue
+			}
+			if class, _, ok := strings.Cut(f.Kind, "/"); ok && !slices.Contains(c.Labels, class) {
+				c.Labels = append(c.Labels, class)
+			}
+		}
+		if len(c.Labels) > 1 {
+			sort.Strings(c.Labels)
+			c.Labels = slices.Compact(c.Labels)
+		}
+		if len(c.Labels) > 0 || len(c.Findings) > 0 {
+			g.store.add(key, slices.Clone(c.Labels), c.ID, c.Findings)
 		}
 		return res, err
 	})
@@ -167,7 +176,7 @@ func (g *Guard) labelsOf(c *guard.Call) []string {
 	var out []string
 	for i := range g.labels {
 		lb := &g.labels[i]
-		if lb.matches(c) {
+		if lb.target.Matches(c) {
 			out = append(out, lb.labels...)
 		}
 	}
@@ -176,27 +185,6 @@ func (g *Guard) labelsOf(c *guard.Call) []string {
 		out = slices.Compact(out)
 	}
 	return out
-}
-
-func (lb *labeler) matches(c *guard.Call) bool {
-	if len(lb.methods) > 0 && !lb.methods.Any(c.Method) {
-		return false
-	}
-	if len(lb.servers) > 0 && (c.Server == "" || !lb.servers.Any(c.Server)) {
-		return false
-	}
-	if !lb.byName {
-		return true
-	}
-	switch c.Method {
-	case mcp.MethodToolsCall:
-		return lb.tools.Any(c.Name)
-	case mcp.MethodPromptsGet:
-		return lb.prompts.Any(c.Name)
-	case mcp.MethodResourcesRead:
-		return lb.resources.Any(c.Name)
-	}
-	return false
 }
 
 // sessionKey is whose taint a call reads and adds to: its legacy session,
@@ -224,8 +212,22 @@ type Store struct {
 
 type taint struct {
 	labels map[string]string
+	// values are the fingerprints of values results held, with where they
+	// came from; order keeps them oldest first, to forget past a bound.
+	values map[string]origin
+	order  []string
 	used   time.Time
 }
+
+// origin is the call whose result held a value, and its labels.
+type origin struct {
+	call, kind string
+	labels     []string
+}
+
+// MaxValues bounds the fingerprints kept per session; past it the oldest
+// are forgotten.
+const MaxValues = 10_000
 
 // Defaults of [NewStore].
 const (
@@ -267,8 +269,37 @@ func (s *Store) covers(key string, after []string) (string, bool) {
 	return strings.Join(parts, ", "), true
 }
 
-// add records that key read labels, in call callID.
-func (s *Store) add(key string, labels []string, callID string) {
+// flows returns the values among the findings of what a call sent that
+// an earlier result of the session held.
+func (s *Store) flows(key string, findings []guard.Finding) []guard.Flow {
+	sent := false
+	for _, f := range findings {
+		sent = sent || f.Location == "arguments" && f.Fingerprint != ""
+	}
+	if !sent {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.m[key]
+	if t == nil {
+		return nil
+	}
+	var out []guard.Flow
+	for _, f := range findings {
+		if f.Location != "arguments" || f.Fingerprint == "" || slices.ContainsFunc(out, func(x guard.Flow) bool { return x.Fingerprint == f.Fingerprint }) {
+			continue
+		}
+		if o, ok := t.values[f.Fingerprint]; ok {
+			out = append(out, guard.Flow{From: o.call, Kind: o.kind, Fingerprint: f.Fingerprint, Labels: o.labels})
+		}
+	}
+	return out
+}
+
+// add records that key read labels, and the values of the result's
+// findings, in call callID.
+func (s *Store) add(key string, labels []string, callID string, findings []guard.Finding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -285,6 +316,23 @@ func (s *Store) add(key string, labels []string, callID string) {
 		if _, ok := t.labels[l]; !ok {
 			t.labels[l] = callID
 		}
+	}
+	for _, f := range findings {
+		if f.Location != "result" || f.Fingerprint == "" {
+			continue
+		}
+		if t.values == nil {
+			t.values = map[string]origin{}
+		}
+		if _, ok := t.values[f.Fingerprint]; ok {
+			continue // the first call that brought a value is its source
+		}
+		if len(t.order) >= MaxValues {
+			delete(t.values, t.order[0])
+			t.order = t.order[1:]
+		}
+		t.values[f.Fingerprint] = origin{call: callID, kind: f.Kind, labels: labels}
+		t.order = append(t.order, f.Fingerprint)
 	}
 }
 

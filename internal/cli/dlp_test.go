@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/audit"
+)
+
+// TestDLPOnTheDemo serves examples/dlp-demo.yaml and checks, through the
+// audit log, what the issue asks of DLP and lineage end to end: a tool
+// call whose arguments carry an AWS key is refused; a result with a secret
+// (one hidden behind zero-width characters) is refused; personal data in
+// results is recorded with fingerprints; e-mailing a customer's address
+// after reading the customer records a flow from that read; and the
+// audit's value search finds every call that carried the address.
+func TestDLPOnTheDemo(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := filepath.Abs("../../examples/dlp-demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	s := serveAudited(t, data, "--config", cfg)
+	ctx := context.Background()
+	mustCall := func(id, tool, args string, want bool) {
+		t.Helper()
+		ok, err := s.call(ctx, id, tool, args)
+		if err != nil || ok != want {
+			t.Fatalf("%s %s: answered %v (%v), want %v", tool, args, ok, err, want)
+		}
+	}
+	mustCall("read", "get_customer", `{"id":"C-1001"}`, true)
+	mustCall("mail", "send_email", `{"to":"someone@elsewhere.example","subject":"lead","body":"Call Ada at ada.whitfield@example.com"}`, true)
+	mustCall("key", "send_email", `{"to":"ops@contoso.example","subject":"creds","body":"use AKIAZ5GMHYJKLQW2XQ7D"}`, false)
+	mustCall("example-key", "send_email", `{"to":"ops@contoso.example","subject":"docs","body":"the docs use AKIAIOSFODNN7EXAMPLE"}`, true)
+	mustCall("stripe", "read_document", `{"id":"incident-2031"}`, false)
+	mustCall("hidden", "read_document", `{"id":"vendor-webhooks"}`, false)
+	mustCall("faq", "read_document", `{"id":"product-faq"}`, true)
+	s.stop(t)
+
+	events := map[string]*audit.View{}
+	res := runMain(t, ctx, nil, "audit", "query", "--data-dir", data, "--format", "json")
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		v, err := audit.ParseView([]byte(line))
+		if err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		var id string
+		json.Unmarshal(v.RequestID, &id)
+		events[id] = v
+	}
+	reasons := func(v *audit.View) (out []string) {
+		for _, d := range v.Decisions {
+			out = append(out, d.Guard+":"+d.Reason+":"+d.Effect)
+		}
+		return out
+	}
+	for id, want := range map[string]string{
+		"key":    "dlp:dlp-secret-in-arguments:deny",
+		"stripe": "dlp:dlp-secret-in-result:deny",
+		"hidden": "dlp:dlp-secret-in-result:deny",
+	} {
+		v := events[id]
+		if v == nil || v.Outcome != "denied" || !strings.Contains(strings.Join(reasons(v), " "), want) {
+			t.Errorf("call %s: want it denied with %s; recorded %+v", id, want, v)
+		}
+	}
+	read := events["read"]
+	if read == nil || !strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:allow") || !containsString(read.Labels, "pii") {
+		t.Fatalf("get_customer: %+v", read)
+	}
+	var emailFP string
+	for _, f := range read.Findings {
+		if f.Kind == "pii/email" && f.Location == "result" && len(f.Fingerprints) == 1 {
+			emailFP = f.Fingerprints[0]
+		}
+	}
+	if !strings.HasPrefix(emailFP, audit.TokenPrefix) {
+		t.Fatalf("get_customer findings: %+v", read.Findings)
+	}
+	mail := events["mail"]
+	if mail == nil || mail.Outcome != "ok" || len(mail.Flows) != 1 || mail.Flows[0].From != read.ID ||
+		mail.Flows[0].Fingerprint != emailFP || mail.Flows[0].Kind != "pii/email" || !containsString(mail.Flows[0].Labels, "pii") {
+		t.Fatalf("send_email after get_customer: want a flow from %s with %s; recorded %+v", read.ID, emailFP, mail)
+	}
+	if ek := events["example-key"]; ek == nil || ek.Outcome != "ok" {
+		t.Errorf("a documented example key was refused: %+v", ek)
+	}
+	// The value search finds the read and the e-mail by the address's
+	// fingerprint, though neither event holds the address.
+	res = runMain(t, ctx, nil, "audit", "query", "--data-dir", data, "--format", "json", "--value", "ada.whitfield@example.com")
+	if res.Code != 0 || !strings.Contains(res.Stdout, `"request_id":"read"`) || !strings.Contains(res.Stdout, `"request_id":"mail"`) ||
+		strings.Contains(res.Stdout, "ada.whitfield@example.com") {
+		t.Errorf("audit query --value: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+func containsString(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

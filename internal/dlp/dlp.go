@@ -1,0 +1,635 @@
+// Package dlp finds secrets and personal data in what agents send and what
+// servers return, and handles them by policy.
+//
+// The [Scanner] reads raw bytes (a message's JSON text, or any text) in a
+// few passes, none of which runs a regular expression over the whole
+// input:
+//
+//   - normalisation: JSON string escapes decoded, invisible characters
+//     (zero-width, bidirectional controls, tag characters) removed and
+//     compatibility characters folded (NFKC), with a map back to the
+//     input's offsets, so obfuscation does not hide a value;
+//   - secrets: one pass of an Aho-Corasick automaton over the keywords of
+//     every rule (a token's literal prefix, or a word that names a
+//     credential); a rule's pattern runs only in a window around a keyword;
+//   - personal data: one pass that skips most bytes by a table lookup and
+//     validates candidates (Luhn and issuer ranges, mod 97, numbering plans,
+//     national checksums, words around them);
+//   - encoded segments: base64, hex and URL-encoded runs that decode to
+//     text are scanned again, to a bounded depth and size.
+//
+// A [Finding] carries the type, the input offsets, a confidence and,
+// unexported, the value in canonical form, from which [Finding.Fingerprint]
+// derives a keyed token; the value itself never leaves the package.
+package dlp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Class is what kind of data a finding is.
+type Class string
+
+// Classes of findings.
+const (
+	ClassSecret Class = "secret"
+	ClassPII    Class = "pii"
+)
+
+// Confidence is how sure a detector is.
+type Confidence uint8
+
+// Confidence levels.
+const (
+	Low Confidence = iota + 1
+	Medium
+	High
+)
+
+func (c Confidence) String() string {
+	switch c {
+	case Low:
+		return "low"
+	case Medium:
+		return "medium"
+	case High:
+		return "high"
+	}
+	return "unknown"
+}
+
+// MarshalText writes the level's name.
+func (c Confidence) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// ParseConfidence reads a level's name.
+func ParseConfidence(s string) (Confidence, error) {
+	switch s {
+	case "low":
+		return Low, nil
+	case "medium", "":
+		return Medium, nil
+	case "high":
+		return High, nil
+	}
+	return 0, fmt.Errorf("unknown confidence %q (low, medium or high)", s)
+}
+
+// Finding is one value found. Start and End are byte offsets in the
+// scanned input; for a value found inside an encoded segment they span
+// the segment, and Encoding says how it was encoded.
+type Finding struct {
+	Type       string     `json:"type"`
+	Class      Class      `json:"class"`
+	Start      int        `json:"start"`
+	End        int        `json:"end"`
+	Confidence Confidence `json:"confidence"`
+	Encoding   string     `json:"encoding,omitempty"`
+	// value is the value in canonical form (an e-mail address in lower
+	// case, a phone number in E.164, a card's digits): what fingerprints
+	// are made of.
+	value   string
+	generic bool
+}
+
+// Fingerprint returns the keyed token of the finding's value, made with
+// token (an HMAC under the deployment's key), so that the same value gives
+// the same fingerprint wherever it is found, and the value itself is kept
+// nowhere.
+func (f *Finding) Fingerprint(token func(string) string) string { return token(f.value) }
+
+// Canonical returns value in the canonical form a detector of typ gives it,
+// so that an operator's search for a value finds its fingerprint; value
+// itself when typ is unknown or value is not of that type.
+func Canonical(typ, value string) string {
+	var s Scanner
+	for _, f := range s.scan([]byte(value)) {
+		if f.Type == typ && f.Start == 0 && f.End == len(value) {
+			return f.value
+		}
+	}
+	return value
+}
+
+// Custom is a detector from configuration.
+type Custom struct {
+	Type  string
+	Class Class
+	// Pattern finds the value: group 1 when it has groups, else the match.
+	Pattern *regexp.Regexp
+	// Keywords, when given, make the pattern run only in a window around
+	// one of them (case-insensitive), as built-in rules do; without them
+	// it runs over the whole text.
+	Keywords []string
+	// Validator checks the value: "luhn", "mod97" (an IBAN) or "".
+	Validator string
+	// Entropy is the least Shannon entropy, in bits per byte.
+	Entropy    float64
+	Confidence Confidence
+}
+
+// Options configure a [Scanner].
+type Options struct {
+	Custom []Custom
+	// Allow are values never reported (documented example keys, test
+	// accounts); AllowPatterns likewise, matched against the whole value.
+	Allow         []string
+	AllowPatterns []*regexp.Regexp
+	// MinConfidence drops findings below it (default medium).
+	MinConfidence Confidence
+	// Disabled names built-in types not to report.
+	Disabled []string
+}
+
+// Scanner finds secrets and personal data. It is safe for concurrent use.
+type Scanner struct {
+	opts  Options
+	rules []*secretRule
+	ac    *automaton
+	// kwRules maps each keyword of the automaton to its rules.
+	kwRules [][]int
+	// wide are custom detectors without keywords.
+	wide     []*secretRule
+	custom   map[*secretRule]Custom
+	disabled map[string]bool
+	allow    map[string]bool
+}
+
+// Maximum depth of encoded segments within encoded segments, and the
+// smallest runs worth decoding.
+const (
+	maxDepth     = 2
+	minBase64Run = 16
+	minHexRun    = 32
+)
+
+// New builds a scanner with the built-in detectors and opts.
+func New(opts Options) (*Scanner, error) {
+	s := &Scanner{opts: opts, custom: map[*secretRule]Custom{}, disabled: map[string]bool{}, allow: map[string]bool{}}
+	if s.opts.MinConfidence == 0 {
+		s.opts.MinConfidence = Medium
+	}
+	for _, d := range opts.Disabled {
+		s.disabled[d] = true
+	}
+	for _, a := range opts.Allow {
+		s.allow[a] = true
+	}
+	s.rules = append(s.rules, secretRules...)
+	for _, c := range opts.Custom {
+		if c.Pattern == nil || c.Type == "" {
+			return nil, fmt.Errorf("custom detector %q: a type and a pattern are required", c.Type)
+		}
+		switch c.Validator {
+		case "", "luhn", "mod97":
+		default:
+			return nil, fmt.Errorf("custom detector %q: unknown validator %q (luhn or mod97)", c.Type, c.Validator)
+		}
+		conf := c.Confidence
+		if conf == 0 {
+			conf = Medium
+		}
+		r := &secretRule{typ: c.Type, keywords: c.Keywords, re: c.Pattern, before: 64, after: 256, entropy: c.Entropy, conf: conf}
+		s.custom[r] = c
+		if len(c.Keywords) == 0 {
+			s.wide = append(s.wide, r)
+			continue
+		}
+		s.rules = append(s.rules, r)
+	}
+	var keywords []string
+	index := map[string]int{}
+	for ri, r := range s.rules {
+		for _, k := range r.keywords {
+			lk := strings.ToLower(k[:min(len(k), maxKeyword)])
+			i, ok := index[lk]
+			if !ok {
+				i = len(keywords)
+				index[lk] = i
+				keywords = append(keywords, lk)
+				s.kwRules = append(s.kwRules, nil)
+			}
+			if !slices.Contains(s.kwRules[i], ri) {
+				s.kwRules[i] = append(s.kwRules[i], ri)
+			}
+		}
+	}
+	s.ac = newAutomaton(keywords)
+	return s, nil
+}
+
+// defaultScanner has the built-in detectors only.
+var defaultScanner, _ = New(Options{})
+
+// Scan returns the findings in b, ordered by offset, without overlaps.
+func (s *Scanner) Scan(b []byte) []Finding {
+	return s.scan(b)
+}
+
+func (s *Scanner) scan(b []byte) []Finding {
+	if s == nil || s.ac == nil {
+		s = defaultScanner
+	}
+	t := normalize(b)
+	budget := len(b) + 64<<10
+	var out []Finding
+	s.scanText(t.view, 0, &budget, func(f Finding) {
+		f.Start, f.End = t.span(f.Start, f.End)
+		out = append(out, f)
+	})
+	return s.resolve(out)
+}
+
+// scanText runs every detector over v.
+func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) {
+	s.secretsAndPII(v, add)
+	for _, r := range s.wide {
+		for _, m := range r.re.FindAllSubmatchIndex(v, -1) {
+			s.match(r, v, m, add)
+		}
+	}
+	if depth < maxDepth {
+		s.encoded(v, depth, budget, add)
+	}
+}
+
+// secretsAndPII runs, in one pass over v, the automaton of the secret
+// rules' keywords and the personal-data detectors: the automaton's steps
+// depend on each other and wait on memory, and the detectors' tests fill
+// that time.
+func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) {
+	hit := s.secretHits(v, add)
+	a := s.ac
+	delta, class := a.delta, &a.class
+	st := uint32(0)
+	piiNext := 0
+	for i, c := range v {
+		x := delta[st+uint32(class[c])]
+		st = x >> 1
+		if x&1 != 0 {
+			for _, k := range a.out[int(st)/a.nc] {
+				hit(int(k), i+1)
+			}
+		}
+		if pc := piiClass[c]; pc != cNone && i >= piiNext {
+			piiNext = piiAt(v, i, pc, add)
+		}
+	}
+}
+
+// secrets runs the rules whose keywords occur in v.
+func (s *Scanner) secrets(v []byte, add func(Finding)) {
+	s.ac.find(v, s.secretHits(v, add))
+}
+
+// secretHits returns what runs the rules of a keyword found in v.
+func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
+	// A rule runs once per window: keyword hits inside a window already
+	// searched are skipped.
+	var done []int // per rule: end of its last window
+	return func(kw, end int) {
+		for _, ri := range s.kwRules[kw] {
+			r := s.rules[ri]
+			start := end - len(s.ac.keyword(kw))
+			if r.exact && !hasExact(v[start:end], r.keywords) {
+				continue
+			}
+			if r.follow != nil && (end >= len(v) || !r.follow(v[end])) {
+				continue
+			}
+			if r.typ == "generic-secret" && !assignmentFollows(v, end) {
+				continue
+			}
+			if done == nil {
+				done = make([]int, len(s.rules))
+				for i := range done {
+					done[i] = -1
+				}
+			}
+			if start < done[ri] {
+				continue
+			}
+			lo, hi := max(0, start-r.before), min(len(v), end+r.after)
+			done[ri] = hi
+			for _, m := range r.re.FindAllSubmatchIndex(v[lo:hi], -1) {
+				for i := range m {
+					if m[i] >= 0 {
+						m[i] += lo
+					}
+				}
+				s.match(r, v, m, add)
+			}
+		}
+	}
+}
+
+func hasExact(b []byte, keywords []string) bool {
+	for _, k := range keywords {
+		if string(b) == k[:min(len(k), maxKeyword)] {
+			return true
+		}
+	}
+	return false
+}
+
+// assignmentFollows reports whether a name continues after end and is
+// assigned a value (':', '=', ':=' or '=>'), as in password = "...".
+func assignmentFollows(v []byte, end int) bool {
+	i := end
+	for i < len(v) && i-end < 20 && (isAlnum(v[i]) || v[i] == '_' || v[i] == '-' || v[i] == '.') {
+		i++
+	}
+	for i < len(v) && i-end < 24 && (v[i] == '"' || v[i] == '\'' || v[i] == filler) {
+		i++
+	}
+	for i < len(v) && i-end < 30 && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	return i < len(v) && (v[i] == ':' || v[i] == '=')
+}
+
+// match checks one match of a rule and reports it.
+func (s *Scanner) match(r *secretRule, v []byte, m []int, add func(Finding)) {
+	a, b := m[0], m[1]
+	if len(m) >= 4 && m[2] >= 0 {
+		a, b = m[2], m[3]
+	}
+	if a >= b {
+		return
+	}
+	val := v[a:b]
+	if r.entropy > 0 && entropy(val) < r.entropy {
+		return
+	}
+	if c, ok := s.custom[r]; ok {
+		switch c.Validator {
+		case "luhn":
+			d := digitsOf(val)
+			if len(d) < 2 || !luhn(d) {
+				return
+			}
+		case "mod97":
+			d := bytes.ToUpper(bytes.ReplaceAll(val, []byte(" "), nil))
+			if len(d) < 5 || !mod97(d) {
+				return
+			}
+		}
+		class := c.Class
+		if class == "" {
+			class = ClassSecret
+		}
+		add(Finding{Type: r.typ, Class: class, Start: a, End: b, Confidence: r.conf, value: string(val)})
+		return
+	}
+	if isPlaceholder(val) {
+		return
+	}
+	generic := r.typ == "generic-secret"
+	if generic && !genericValueOK(val) {
+		return
+	}
+	add(Finding{Type: r.typ, Class: ClassSecret, Start: a, End: b, Confidence: r.conf, value: string(val), generic: generic})
+}
+
+func digitsOf(b []byte) []byte {
+	var out []byte
+	for _, c := range b {
+		if isDigit(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// b64class tells base64 bytes (1) from those that are hex digits too (3).
+var b64class = func() (t [256]uint8) {
+	for c := range 256 {
+		b := byte(c)
+		switch {
+		case isHexByte(b):
+			t[c] = 3
+		case isAlnum(b) || b == '+' || b == '/' || b == '-' || b == '_' || b == '=':
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// encoded decodes base64, hex and URL-encoded runs of v that decode to
+// text, and scans that text; what is found there spans the whole run.
+func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
+	inner := func(start, end int, enc string, dec []byte) {
+		if *budget < len(dec) || !printable(dec) {
+			return
+		}
+		*budget -= len(dec)
+		t := normalize(dec)
+		s.scanText(t.view, depth+1, budget, func(f Finding) {
+			f.Start, f.End = start, end
+			if f.Encoding == "" {
+				f.Encoding = enc
+			} else {
+				f.Encoding = enc + "+" + f.Encoding
+			}
+			add(f)
+		})
+	}
+	n := len(v)
+	for i := 0; i < n; {
+		for i < n && b64class[v[i]] == 0 && v[i] != '%' {
+			i++
+		}
+		if i == n {
+			return
+		}
+		if v[i] == '%' {
+			if i+2 < n && isHexByte(v[i+1]) && isHexByte(v[i+2]) {
+				s.urlEncoded(v, i, inner)
+			}
+			i++
+			continue
+		}
+		j := i
+		hexRun := uint8(2)
+		for j < n {
+			c := b64class[v[j]]
+			if c == 0 {
+				break
+			}
+			hexRun &= c
+			j++
+		}
+		run := v[i:j]
+		switch {
+		case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
+			if textStart(run[:16], true) {
+				dec := make([]byte, len(run)/2)
+				if _, err := hex.Decode(dec, run); err == nil {
+					inner(i, j, "hex", dec)
+				}
+			}
+		case hexRun == 0 && len(run) >= minBase64Run:
+			if textStart(run[:8], false) {
+				if dec, ok := decodeBase64(run); ok {
+					inner(i, j, "base64", dec)
+				}
+			}
+		}
+		i = j
+	}
+}
+
+// textStart reports whether the start of an encoded run decodes to
+// printable text, so that most runs (IDs, hashes, images) are not decoded
+// whole.
+func textStart(run []byte, isHex bool) bool {
+	var out [12]byte
+	var n int
+	var err error
+	if isHex {
+		n, err = hex.Decode(out[:], run)
+	} else {
+		enc := base64.RawStdEncoding
+		if bytes.ContainsAny(run, "-_") {
+			enc = base64.RawURLEncoding
+		}
+		n, err = enc.Decode(out[:], run)
+	}
+	if err != nil {
+		return false
+	}
+	for _, c := range out[:n] {
+		if c < ' ' && c != '\n' && c != '\r' && c != '\t' || c >= 0x7f && c < 0xc2 {
+			return false
+		}
+	}
+	return true
+}
+
+// urlEncoded decodes the URL-encoded run around the escape at i.
+func (s *Scanner) urlEncoded(v []byte, i int, inner func(int, int, string, []byte)) {
+	urlByte := func(c byte) bool { return c > ' ' && c < 0x7f && c != '"' && c != '\'' && c != '<' && c != '>' }
+	start := i
+	for start > 0 && i-start < 256 && urlByte(v[start-1]) {
+		start--
+	}
+	// Only once per run: at its first escape.
+	if bytes.IndexByte(v[start:i], '%') >= 0 {
+		return
+	}
+	end := i
+	for end < len(v) && end-i < 4096 && urlByte(v[end]) {
+		end++
+	}
+	dec := make([]byte, 0, end-start)
+	for k := start; k < end; k++ {
+		if v[k] == '%' && k+2 < end {
+			h, ok1 := hexVal(v[k+1])
+			l, ok2 := hexVal(v[k+2])
+			if ok1 && ok2 {
+				dec = append(dec, h<<4|l)
+				k += 2
+				continue
+			}
+		}
+		dec = append(dec, v[k])
+	}
+	inner(start, end, "url", dec)
+}
+
+func decodeBase64(run []byte) ([]byte, bool) {
+	s := bytes.TrimRight(run, "=")
+	enc := base64.RawStdEncoding
+	if bytes.ContainsAny(s, "-_") {
+		if bytes.ContainsAny(s, "+/") {
+			return nil, false
+		}
+		enc = base64.RawURLEncoding
+	}
+	if len(s)%4 == 1 {
+		return nil, false
+	}
+	dec := make([]byte, enc.DecodedLen(len(s)))
+	n, err := enc.Decode(dec, s)
+	if err != nil {
+		return nil, false
+	}
+	return dec[:n], true
+}
+
+// printable reports whether decoded bytes are text: valid UTF-8 with
+// almost no control characters.
+func printable(b []byte) bool {
+	if len(b) == 0 || !utf8.Valid(b) {
+		return false
+	}
+	bad := 0
+	for _, c := range b {
+		if c < ' ' && c != '\n' && c != '\r' && c != '\t' || c == 0x7f {
+			bad++
+		}
+	}
+	return bad*20 <= len(b)
+}
+
+// resolve orders findings, drops those below the minimum confidence, of
+// disabled types or allowed values, and keeps the better of overlapping
+// ones: the more confident, then a specific rule over the generic one,
+// then the longer.
+func (s *Scanner) resolve(fs []Finding) []Finding {
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Confidence < s.opts.MinConfidence || s.disabled[f.Type] || s.allowed(f.value) {
+			continue
+		}
+		out = append(out, f)
+	}
+	slices.SortStableFunc(out, func(a, b Finding) int {
+		if a.Start != b.Start {
+			return a.Start - b.Start
+		}
+		return b.End - a.End
+	})
+	kept := out[:0]
+	for _, f := range out {
+		if n := len(kept); n > 0 && f.Start < kept[n-1].End {
+			if better(f, kept[n-1]) {
+				kept[n-1] = f
+			}
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return kept
+}
+
+func better(a, b Finding) bool {
+	if a.Confidence != b.Confidence {
+		return a.Confidence > b.Confidence
+	}
+	if a.generic != b.generic {
+		return !a.generic
+	}
+	if a.Class != b.Class {
+		return a.Class == ClassSecret
+	}
+	return a.End-a.Start > b.End-b.Start
+}
+
+func (s *Scanner) allowed(v string) bool {
+	if s.allow[v] {
+		return true
+	}
+	for _, p := range s.opts.AllowPatterns {
+		if loc := p.FindStringIndex(v); loc != nil && loc[0] == 0 && loc[1] == len(v) {
+			return true
+		}
+	}
+	return false
+}
