@@ -74,7 +74,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServe(), newStdio(), newValidate(), newPolicy(), newApprove(), newAuth(), newAudit(), newDLP(), newVersion(), newDemoServer())
+	root.AddCommand(newServe(), newStdio(), newValidate(), newPolicy(), newApprove(), newAuth(), newAudit(), newLineage(), newDLP(), newVersion(), newDemoServer())
 	return root
 }
 

@@ -97,6 +97,32 @@ func TestDLPOnTheDemo(t *testing.T) {
 		strings.Contains(res.Stdout, "ada.whitfield@example.com") {
 		t.Errorf("audit query --value: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
+
+	// sluice lineage: the flow, as JSON and as a graph; every call that
+	// carried the phone number, given as written; who received what.
+	res = runMain(t, ctx, nil, "lineage", "flows", "--data-dir", data, "--format", "json", "--label", "pii")
+	var edge flowEdge
+	if err := json.Unmarshal([]byte(strings.TrimSpace(res.Stdout)), &edge); err != nil || edge.From != read.ID || edge.To != mail.ID ||
+		edge.FromName != "get_customer" || edge.ToName != "send_email" || edge.Kind != "pii/email" {
+		t.Errorf("lineage flows: %v %+v\n%s%s", err, edge, res.Stdout, res.Stderr)
+	}
+	res = runMain(t, ctx, nil, "lineage", "flows", "--data-dir", data, "--format", "dot")
+	if !strings.Contains(res.Stdout, `"demo/get_customer" -> "demo/send_email" [label="pii/email (1)"]`) {
+		t.Errorf("lineage flows --format dot:\n%s%s", res.Stdout, res.Stderr)
+	}
+	if res := runMain(t, ctx, nil, "lineage", "flows", "--data-dir", data, "--format", "json", "--label", "secret"); strings.TrimSpace(res.Stdout) != "" {
+		t.Errorf("lineage flows --label secret: %s", res.Stdout)
+	}
+	res = runMain(t, ctx, nil, "lineage", "calls", "--data-dir", data, "--value", "+1 (202) 555-0143", "--format", "json")
+	if res.Code != 0 || strings.Count(res.Stdout, "\n") != 1 || !strings.Contains(res.Stdout, `"id":"`+read.ID+`"`) || !strings.Contains(res.Stdout, `"returned":true`) {
+		t.Errorf("lineage calls --value (the phone number, written otherwise): code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	res = runMain(t, ctx, nil, "lineage", "access", "--data-dir", data)
+	for _, want := range []string{"demo    pii/email", "demo    pii/phone-number", "demo    pii "} {
+		if !strings.Contains(res.Stdout, want) {
+			t.Errorf("lineage access lacks %q:\n%s%s", want, res.Stdout, res.Stderr)
+		}
+	}
 }
 
 func containsString(xs []string, s string) bool {

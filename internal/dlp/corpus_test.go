@@ -258,7 +258,9 @@ func (g gen) email() string {
 }
 
 func (g gen) phone() string {
-	switch g.r.IntN(6) {
+	switch g.r.IntN(7) {
+	case 6:
+		return "+1 (312) 555-01" + g.digits(2)
 	case 0:
 		return "+1 415-555-01" + g.digits(2)
 	case 1:

@@ -201,6 +201,8 @@ type numberGroup struct {
 	sbuf  [24]byte
 	plus  bool // starts with '+'
 	paren bool
+	// parenRun is the run the parenthesis opened before.
+	parenRun int
 }
 
 func (g *numberGroup) digits() []byte { return g.dbuf[:g.nd] }
@@ -255,7 +257,7 @@ func readNumber(v []byte, i int, g *numberGroup) {
 					continue
 				}
 				return
-			case s == ')' && g.paren && g.nr == 1:
+			case s == ')' && g.paren && g.nr == g.parenRun+1:
 				j++
 				sep = ')'
 				if j < len(v) && (v[j] == ' ' || v[j] == '-') && j+1 < len(v) && isDigit(v[j+1]) {
@@ -266,6 +268,7 @@ func readNumber(v []byte, i int, g *numberGroup) {
 			return
 		case c == '(' && !g.paren && g.nr <= 1:
 			g.paren = true
+			g.parenRun = g.nr
 			j++
 		default:
 			return
