@@ -190,7 +190,7 @@ var postgresDialect = dialect{
 	noRows:      pgx.ErrNoRows,
 }
 
-func (p *Postgres) query(ctx context.Context, q string, args []any, fn func(Record) error) error {
+func (p *Postgres) query(ctx context.Context, q string, args []any, _ bool, fn func(Record) error) error {
 	rows, err := p.pool.Query(ctx, q, args...)
 	if err != nil {
 		return err

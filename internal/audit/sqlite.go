@@ -249,7 +249,7 @@ var sqliteDialect = dialect{
 	noRows:      sql.ErrNoRows,
 }
 
-func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record) error) error {
+func (s *SQLite) query(ctx context.Context, q string, args []any, borrow bool, fn func(Record) error) error {
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
@@ -266,7 +266,10 @@ func (s *SQLite) query(ctx context.Context, q string, args []any, fn func(Record
 		}
 		r.Seq = uint64(seq)
 		unlink(&r, lnk)
-		r.Body = slices.Clone([]byte(body))
+		r.Body = []byte(body)
+		if !borrow {
+			r.Body = slices.Clone(r.Body)
+		}
 		if err := fn(r); err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ type dialect struct {
 // (its members are written in a fixed form), then checked exactly on the
 // decoded event, so that text inside recorded arguments cannot make a
 // record match.
-func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.Context, string, []any, func(Record) error) error, fn func(Record) error) error {
+func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.Context, string, []any, bool, func(Record) error) error, fn func(Record) error) error {
 	var (
 		where []string
 		args  []any
@@ -58,7 +58,7 @@ func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.
 		// Which records are the last Limit that match is only known after
 		// the exact check: keep a window of them.
 		var last []Record
-		err := query(ctx, q+" DESC", args, func(r Record) error {
+		err := query(ctx, q+" DESC", args, false, func(r Record) error {
 			if len(last) < f.Limit && f.match(r) {
 				last = append(last, r)
 			}
@@ -78,7 +78,7 @@ func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.
 		}
 		return nil
 	}
-	return query(ctx, q, args, func(r Record) error {
+	return query(ctx, q, args, false, func(r Record) error {
 		if !exact && !f.match(r) {
 			return nil
 		}
@@ -142,7 +142,8 @@ type sqlStore struct {
 	// row runs a query of one row; records runs one of records (seq,
 	// written, link, body); cps one of checkpoints.
 	row     func(ctx context.Context, q string, args ...any) scanner
-	records func(ctx context.Context, q string, args []any, fn func(Record) error) error
+	// With borrow, a record's Body is valid only during fn (no copy).
+	records func(ctx context.Context, q string, args []any, borrow bool, fn func(Record) error) error
 	cps     func(ctx context.Context, q string, args ...any) ([]Checkpoint, error)
 	// tx runs fn in a transaction, committed when fn returns nil.
 	tx func(ctx context.Context, fn func(exec execFunc) error) error
@@ -257,5 +258,5 @@ func (s *sqlStore) seqBounds(ctx context.Context) (lo, hi uint64, err error) {
 
 func (s *sqlStore) recordsIn(ctx context.Context, lo, hi uint64, fn func(Record) error) error {
 	return s.records(ctx, `SELECT seq, written, link, body FROM audit_records WHERE seq BETWEEN `+s.p(1)+` AND `+s.p(2)+` ORDER BY seq`,
-		[]any{int64(lo), int64(hi)}, fn)
+		[]any{int64(lo), int64(hi)}, true, fn)
 }
