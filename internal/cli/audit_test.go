@@ -85,10 +85,17 @@ func (s *auditedSluice) stop(t *testing.T) {
 // call makes a modern-era tools/call with the given JSON-RPC id and reports
 // whether the client got a result.
 func (s *auditedSluice) call(ctx context.Context, id, tool, args string) (bool, error) {
+	res, err := s.callResult(ctx, id, tool, args)
+	return res != nil, err
+}
+
+// callResult makes a modern-era tools/call and returns its result (nil
+// for an error answer).
+func (s *auditedSluice) callResult(ctx context.Context, id, tool, args string) (json.RawMessage, error) {
 	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%q,"method":"tools/call","params":{"name":%q,"arguments":%s,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`, id, tool, args)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, strings.NewReader(body))
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -97,25 +104,28 @@ func (s *auditedSluice) call(ctx context.Context, id, tool, args string) (bool, 
 	req.Header.Set("Mcp-Name", tool)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	msg, err := responseMessage(resp.Header.Get("Content-Type"), b)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var m struct {
 		ID     string          `json:"id"`
 		Result json.RawMessage `json:"result"`
 	}
 	if err := json.Unmarshal(msg, &m); err != nil {
-		return false, err
+		return nil, err
 	}
-	return m.ID == id && m.Result != nil, nil
+	if m.ID != id {
+		return nil, fmt.Errorf("answer for id %q, want %q", m.ID, id)
+	}
+	return m.Result, nil
 }
 
 // recordedIDs returns the request ids of every call in the audit log.

@@ -33,7 +33,17 @@ func TestDLPOnTheDemo(t *testing.T) {
 			t.Fatalf("%s %s: answered %v (%v), want %v", tool, args, ok, err, want)
 		}
 	}
-	mustCall("read", "get_customer", `{"id":"C-1001"}`, true)
+	out, err := s.callResult(ctx, "read", "get_customer", `{"id":"C-1001"}`)
+	if err != nil || out == nil {
+		t.Fatalf("get_customer: %v %s", err, out)
+	}
+	// The card is redacted and the phone masked, in the text and in the
+	// structured content; the address is only recorded.
+	if strings.Count(string(out), "[REDACTED:payment-card]") != 2 || strings.Count(string(out), "***********0143") != 2 ||
+		strings.Contains(string(out), "4111111111111111") || strings.Contains(string(out), "202-555") ||
+		!strings.Contains(string(out), "ada.whitfield@example.com") || !json.Valid(out) {
+		t.Errorf("get_customer answered %s", out)
+	}
 	mustCall("mail", "send_email", `{"to":"someone@elsewhere.example","subject":"lead","body":"Call Ada at ada.whitfield@example.com"}`, true)
 	mustCall("key", "send_email", `{"to":"ops@contoso.example","subject":"creds","body":"use AKIAZ5GMHYJKLQW2XQ7D"}`, false)
 	mustCall("example-key", "send_email", `{"to":"ops@contoso.example","subject":"docs","body":"the docs use AKIAIOSFODNN7EXAMPLE"}`, true)
@@ -70,7 +80,8 @@ func TestDLPOnTheDemo(t *testing.T) {
 		}
 	}
 	read := events["read"]
-	if read == nil || !strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:allow") || !containsString(read.Labels, "pii") {
+	if read == nil || !strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:allow") ||
+		!strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:modify") || !containsString(read.Labels, "pii") {
 		t.Fatalf("get_customer: %+v", read)
 	}
 	var emailFP string

@@ -59,15 +59,21 @@ type DLPRule struct {
 	Direction string `yaml:"direction,omitempty"`
 	// Target restricts the rule to servers, tools, resources or prompts.
 	Target PolicyTarget `yaml:"target,omitempty"`
-	// Action is block (the call is refused) or alert (recorded only).
+	// Action is block (the call is refused), redact (the value becomes
+	// [REDACTED:type]), mask (all but its last four characters hidden),
+	// hash (the value becomes its keyed fingerprint) or alert (recorded
+	// only).
 	Action string `yaml:"action"`
 	Mode   string `yaml:"mode,omitempty"`
 }
 
 // DLP actions and directions.
 const (
-	DLPBlock = "block"
-	DLPAlert = "alert"
+	DLPBlock  = "block"
+	DLPRedact = "redact"
+	DLPMask   = "mask"
+	DLPHash   = "hash"
+	DLPAlert  = "alert"
 
 	DLPArguments = "arguments"
 	DLPResults   = "results"

@@ -71,11 +71,11 @@ func (v *validator) dlp() {
 		}
 		v.rateLimitTarget(childPath(p, "target"), r.Target)
 		switch r.Action {
-		case DLPBlock, DLPAlert:
+		case DLPBlock, DLPRedact, DLPMask, DLPHash, DLPAlert:
 		case "":
-			v.add(childPath(p, "action"), "is required: block or alert")
+			v.add(childPath(p, "action"), "is required: block, redact, mask, hash or alert")
 		default:
-			v.add(childPath(p, "action"), "must be block or alert, not %q", truncate(r.Action, 64))
+			v.add(childPath(p, "action"), "must be block, redact, mask, hash or alert, not %q", truncate(r.Action, 64))
 		}
 		v.mode(childPath(p, "mode"), r.Mode)
 	}

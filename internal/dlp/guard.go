@@ -27,6 +27,9 @@ const (
 	ReasonPIIInArguments    = "dlp-pii-in-arguments"
 	ReasonSecretInResult    = "dlp-secret-in-result"
 	ReasonPIIInResult       = "dlp-pii-in-result"
+	// ReasonRewriteFailed refuses a call whose data could not be
+	// rewritten into valid JSON (fail closed).
+	ReasonRewriteFailed = "dlp-rewrite-failed"
 )
 
 // DefaultRule names the decisions no configured rule made.
@@ -52,7 +55,7 @@ type dlpRule struct {
 	types     []string
 	args, res bool
 	target    guard.Target
-	block     bool
+	action    string
 	mode      guard.Mode
 }
 
@@ -127,7 +130,7 @@ func NewGuard(cfg *config.DLP, opts GuardOptions) (*Guard, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dlp.rules[%d].target: %w", i, err)
 		}
-		dr := dlpRule{id: r.ID, types: r.Types, target: t, block: r.Action == config.DLPBlock, mode: g.mode,
+		dr := dlpRule{id: r.ID, types: r.Types, target: t, action: r.Action, mode: g.mode,
 			args: r.Direction != config.DLPResults, res: r.Direction != config.DLPArguments}
 		if r.Mode != "" {
 			dr.mode = guard.Mode(r.Mode)
@@ -149,76 +152,161 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 		if c.Method == mcp.MethodPing {
 			return next.Handle(ctx, c)
 		}
-		if err := g.inspect(c, sentData(c), "arguments"); err != nil {
+		sent, at := sentData(c)
+		edits, err := g.inspect(c, sent, "arguments")
+		if err != nil {
 			return nil, err
+		}
+		if len(edits) > 0 {
+			// Copy before changing: the call's params are replaced whole.
+			params := make([]byte, 0, len(c.Params)+64)
+			params = append(params, c.Params[:at]...)
+			params = append(params, rewrite(sent, edits)...)
+			params = append(params, c.Params[at+len(sent):]...)
+			if !jsontext.Value(params).IsValid() {
+				return nil, c.Decide(rewriteFailed(c))
+			}
+			c.Params = params
 		}
 		res, err := next.Handle(ctx, c)
 		if err != nil || res == nil || res.Error != nil {
 			return res, err
 		}
-		if err := g.inspect(c, res.Result, "result"); err != nil {
+		edits, err = g.inspect(c, res.Result, "result")
+		if err != nil {
 			return nil, err
+		}
+		if len(edits) > 0 {
+			out := rewrite(res.Result, edits)
+			if !jsontext.Value(out).IsValid() {
+				return nil, c.Decide(rewriteFailed(c))
+			}
+			res = &guard.Result{Result: out}
 		}
 		return res, nil
 	})
 }
 
-// sentData is what a call sends: a tool's or prompt's arguments, else the
-// params.
-func sentData(c *guard.Call) jsontext.Value {
-	if c.Method == mcp.MethodToolsCall || c.Method == mcp.MethodPromptsGet {
-		v, ok, err := mcp.Lookup(c.Params, "arguments")
-		if err != nil || !ok {
-			return nil
-		}
-		return v
-	}
-	return c.Params
+func rewriteFailed(c *guard.Call) guard.Decision {
+	return guard.Decision{Guard: Name, Rule: DefaultRule, Reason: ReasonRewriteFailed, Effect: guard.Deny, Mode: guard.Enforce,
+		Message: fmt.Sprintf("the data of %q could not be redacted", c.ExposedName(c.Name))}
 }
 
-// inspect scans data, records the findings on c and decides on them: the
+// sentData is what a call sends: a tool's or prompt's arguments, else the
+// params; and where it starts in the params.
+func sentData(c *guard.Call) (jsontext.Value, int) {
+	if c.Method == mcp.MethodToolsCall || c.Method == mcp.MethodPromptsGet {
+		v, ok, err := mcp.Lookup(c.Params, "arguments")
+		if err != nil || !ok || len(v) == 0 {
+			return nil, 0
+		}
+		// v is a slice of the params: its offset follows from the
+		// capacities.
+		at := cap(c.Params) - cap(v)
+		if at < 0 || at+len(v) > len(c.Params) || &c.Params[at] != &v[0] {
+			return nil, 0
+		}
+		return v, at
+	}
+	return c.Params, 0
+}
+
+// edit replaces data[start:end].
+type edit struct {
+	start, end int
+	with       string
+}
+
+// rewrite applies edits, which are in order and do not overlap.
+func rewrite(data []byte, edits []edit) []byte {
+	out := make([]byte, 0, len(data)+16*len(edits))
+	at := 0
+	for _, e := range edits {
+		out = append(out, data[at:e.start]...)
+		out = append(out, e.with...)
+		at = e.end
+	}
+	return append(out, data[at:]...)
+}
+
+// mask keeps the last four characters of a value when they are letters or
+// digits, and hides the rest, keeping the length.
+func mask(raw []byte) string {
+	out := []byte(strings.Repeat("*", len(raw)))
+	if len(raw) > 4 {
+		tail := raw[len(raw)-4:]
+		plain := true
+		for _, c := range tail {
+			plain = plain && isAlnum(c)
+		}
+		if plain {
+			copy(out[len(out)-4:], tail)
+		}
+	}
+	return string(out)
+}
+
+// inspect scans data, records the findings on c, decides on them, and
+// returns the edits that enforced redact, mask and hash rules make. The
 // first blocking decision that is enforced ends the call.
-func (g *Guard) inspect(c *guard.Call, data []byte, where string) error {
+func (g *Guard) inspect(c *guard.Call, data []byte, where string) ([]edit, error) {
 	if len(data) == 0 {
-		return nil
+		return nil, nil
 	}
 	fs := g.scanner.Scan(data)
 	if len(fs) == 0 {
-		return nil
+		return nil, nil
 	}
 	args := where == "arguments"
 	type verdict struct {
 		rule   string
-		block  bool
+		action string
 		mode   guard.Mode
 		reason string
 	}
 	var verdicts []verdict
+	var edits []edit
 	for i := range fs {
 		f := &fs[i]
+		fp := f.Fingerprint(g.token)
 		c.Findings = append(c.Findings, guard.Finding{Guard: Name, Kind: string(f.Class) + "/" + f.Type, Location: where,
-			Confidence: f.Confidence.String(), Fingerprint: f.Fingerprint(g.token)})
-		v := verdict{rule: DefaultRule, block: args && f.Class == ClassSecret, mode: g.mode}
+			Confidence: f.Confidence.String(), Fingerprint: fp})
+		v := verdict{rule: DefaultRule, action: config.DLPAlert, mode: g.mode}
+		if args && f.Class == ClassSecret {
+			v.action = config.DLPBlock
+		}
 		for _, r := range g.rules {
 			if (args && !r.args) || (!args && !r.res) || !r.target.Matches(c) ||
 				len(r.types) > 0 && !slices.Contains(r.types, f.Type) && !slices.Contains(r.types, string(f.Class)) {
 				continue
 			}
-			v = verdict{rule: r.id, block: r.block, mode: r.mode}
+			v = verdict{rule: r.id, action: r.action, mode: r.mode}
 			break
 		}
 		v.reason = reasonFor(f.Class, args)
 		if !slices.Contains(verdicts, v) {
 			verdicts = append(verdicts, v)
 		}
+		if v.mode != guard.Enforce {
+			continue
+		}
+		switch v.action {
+		case config.DLPRedact:
+			edits = append(edits, edit{f.Start, f.End, "[REDACTED:" + f.Type + "]"})
+		case config.DLPMask:
+			edits = append(edits, edit{f.Start, f.End, mask(data[f.Start:f.End])})
+		case config.DLPHash:
+			edits = append(edits, edit{f.Start, f.End, fp})
+		}
 	}
 	// Blocks first, so that an enforced one is recorded before the call
 	// ends.
 	slices.SortStableFunc(verdicts, func(a, b verdict) int {
+		ab, bb := a.action == config.DLPBlock, b.action == config.DLPBlock
 		switch {
-		case a.block && !b.block:
+		case ab && !bb:
 			return -1
-		case b.block && !a.block:
+		case bb && !ab:
 			return 1
 		}
 		return 0
@@ -226,15 +314,21 @@ func (g *Guard) inspect(c *guard.Call, data []byte, where string) error {
 	var denied error
 	for _, v := range verdicts {
 		d := guard.Decision{Guard: Name, Rule: v.rule, Reason: v.reason, Effect: guard.Allow, Mode: v.mode}
-		if v.block {
+		switch v.action {
+		case config.DLPBlock:
 			d.Effect = guard.Deny
 			d.Message = blockMessage(c, v.reason)
+		case config.DLPRedact, config.DLPMask, config.DLPHash:
+			d.Effect = guard.Modify
 		}
 		if err := c.Decide(d); err != nil && denied == nil {
 			denied = err
 		}
 	}
-	return denied
+	if denied != nil {
+		return nil, denied
+	}
+	return edits, nil
 }
 
 func reasonFor(class Class, args bool) string {
