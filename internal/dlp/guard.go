@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -217,16 +218,53 @@ type edit struct {
 	with       string
 }
 
-// rewrite applies edits, which are in order and do not overlap.
+// rewrite applies edits, which are in order and do not overlap, to JSON
+// text. An edit inside a string replaces those bytes; one over a bare
+// number replaces the whole number with a JSON string. An edit that
+// straddles a string's quotes is not made, and the result is then invalid
+// and refused by the caller.
 func rewrite(data []byte, edits []edit) []byte {
 	out := make([]byte, 0, len(data)+16*len(edits))
 	at := 0
+	in := false // inside a string at position at
 	for _, e := range edits {
-		out = append(out, data[at:e.start]...)
+		// Walk to e.start, tracking strings.
+		for ; at < e.start; at++ {
+			out = append(out, data[at])
+			switch c := data[at]; {
+			case in && c == '\\' && at+1 < len(data):
+				at++
+				out = append(out, data[at])
+			case c == '"':
+				in = !in
+			}
+		}
+		if bytes.IndexByte(data[e.start:e.end], '"') >= 0 {
+			return append(out, '"') // refused: the edit would cross a string's end
+		}
+		if in {
+			out = append(out, e.with...)
+			at = e.end
+			continue
+		}
+		// A bare value: from the start of the number to its end.
+		for n := len(out); n > 0 && isNumberByte(out[n-1]); n-- {
+			out = out[:n-1]
+		}
+		end := e.end
+		for end < len(data) && isNumberByte(data[end]) {
+			end++
+		}
+		out = append(out, '"')
 		out = append(out, e.with...)
-		at = e.end
+		out = append(out, '"')
+		at = end
 	}
 	return append(out, data[at:]...)
+}
+
+func isNumberByte(c byte) bool {
+	return '0' <= c && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
 // mask keeps the last four characters of a value when they are letters or

@@ -47,8 +47,16 @@ func (t *text) src(i int) (int, int) {
 	return at, at + 1
 }
 
-// span returns the input's offsets of view[i:j].
+// span returns the input's offsets of view[i:j], widened so that it
+// neither starts nor ends inside a two-byte escape: replacing the span
+// must not leave half an escape behind.
 func (t *text) span(i, j int) (int, int) {
+	if i > 0 && t.view[i-1] == filler {
+		i--
+	}
+	if j < len(t.view) && t.view[j-1] == filler {
+		j++
+	}
 	if t.marks == nil {
 		return i, j
 	}
