@@ -141,7 +141,7 @@ type sqlStore struct {
 	d dialect
 	// row runs a query of one row; records runs one of records (seq,
 	// written, link, body); cps one of checkpoints.
-	row     func(ctx context.Context, q string, args ...any) scanner
+	row func(ctx context.Context, q string, args ...any) scanner
 	// With borrow, a record's Body is valid only during fn (no copy).
 	records func(ctx context.Context, q string, args []any, borrow bool, fn func(Record) error) error
 	cps     func(ctx context.Context, q string, args ...any) ([]Checkpoint, error)
