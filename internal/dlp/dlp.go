@@ -195,7 +195,7 @@ func New(opts Options) (*Scanner, error) {
 		if conf == 0 {
 			conf = Medium
 		}
-		r := &secretRule{typ: c.Type, keywords: c.Keywords, re: c.Pattern, before: 64, after: 256, entropy: c.Entropy, conf: conf}
+		r := &secretRule{typ: c.Type, keywords: c.Keywords, re: c.Pattern, before: 64, after: 256, entropy: c.Entropy, conf: conf, mid: true}
 		s.custom[r] = c
 		if len(c.Keywords) == 0 {
 			s.wide = append(s.wide, r)
@@ -315,6 +315,25 @@ func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
 			if start < done[ri] {
 				continue
 			}
+			if !r.mid {
+				// One match, anchored at the keyword.
+				if r.boundary && start > 0 && isWordByte(v[start-1]) {
+					continue
+				}
+				hi := min(len(v), end+r.after)
+				m := r.anchored.FindSubmatchIndex(v[start:hi])
+				if m == nil {
+					continue
+				}
+				for i := range m {
+					if m[i] >= 0 {
+						m[i] += start
+					}
+				}
+				done[ri] = m[1]
+				s.match(r, v, m, add)
+				continue
+			}
 			lo, hi := max(0, start-r.before), min(len(v), end+r.after)
 			done[ri] = hi
 			for _, m := range r.re.FindAllSubmatchIndex(v[lo:hi], -1) {
@@ -328,6 +347,8 @@ func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
 		}
 	}
 }
+
+func isWordByte(c byte) bool { return isAlnum(c) || c == '_' }
 
 func hasExact(b []byte, keywords []string) bool {
 	for _, k := range keywords {

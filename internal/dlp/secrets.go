@@ -27,6 +27,35 @@ type secretRule struct {
 	// follow, when set, must accept the byte after the keyword: a cheap
 	// test before the pattern runs, for keywords common in other text.
 	follow func(byte) bool
+	// mid is set when a keyword may lie inside a match rather than start
+	// it: the pattern then searches the window. Otherwise it is matched
+	// once, anchored at the keyword (anchored, with boundary saying
+	// whether the byte before must not be a word character).
+	mid      bool
+	anchored *regexp.Regexp
+	boundary bool
+}
+
+// anchor derives a rule's anchored pattern from its pattern, which starts
+// where its keywords do.
+func (r *secretRule) anchor() {
+	p := r.re.String()
+	flags := ""
+	if rest, ok := strings.CutPrefix(p, "(?i)"); ok {
+		flags, p = "(?i)", rest
+	}
+	if rest, ok := strings.CutPrefix(p, `\b`); ok {
+		r.boundary, p = true, rest
+	}
+	r.anchored = regexp.MustCompile(flags + "^(?:" + p + ")")
+}
+
+func init() {
+	for _, r := range secretRules {
+		if !r.mid {
+			r.anchor()
+		}
+	}
 }
 
 func isHexByte(c byte) bool { _, ok := hexVal(c); return ok }
@@ -39,17 +68,17 @@ var secretRules = []*secretRule{
 	tok("aws-access-key-id", `\b((?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b`, "AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
 	{typ: "aws-secret-access-key", keywords: []string{"secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret", "aws-secret", "awssecret"},
 		re:     regexp.MustCompile(`(?i)secret[_-]?(?:access[_-]?)?key[\x00"']{0,2}[\s\x00]{0,5}[:=]{1,2}[\s\x00]{0,5}[\x00"']{0,2}([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)`),
-		before: 12, after: 80, entropy: 4, conf: High},
+		before: 12, after: 80, entropy: 4, conf: High, mid: true},
 	tok("gcp-api-key", `\b(AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)`, "AIza"),
 	{typ: "azure-storage-account-key", keywords: []string{"accountkey="}, re: regexp.MustCompile(`(?i)AccountKey=([A-Za-z0-9+/]{86}==)`), after: 100, conf: High},
-	tok("azure-ad-client-secret", `(?:^|[^A-Za-z0-9_~.])([A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34})(?:[^A-Za-z0-9_~.-]|$)`, "Q~"),
+	midTok("azure-ad-client-secret", `(?:^|[^A-Za-z0-9_~.])([A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34})(?:[^A-Za-z0-9_~.-]|$)`, 8, "Q~"),
 	tok("alibaba-access-key-id", `\b(LTAI[A-Za-z0-9]{20})\b`, "LTAI"),
 	tok("digitalocean-token", `\b(do[opr]_v1_[a-f0-9]{64})\b`, "dop_v1_", "doo_v1_", "dor_v1_"),
 	{typ: "heroku-api-key", keywords: []string{"heroku"},
 		re:     regexp.MustCompile(`(?i)heroku[a-z0-9_ .,-]{0,25}[\x00"']{0,2}[\s\x00]{0,5}[:=]{1,2}[\s\x00]{0,5}[\x00"']{0,2}([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b`),
 		before: 0, after: 100, conf: High},
 	tok("hashicorp-vault-token", `\b(hv[sb]\.[A-Za-z0-9_-]{24,300})`, "hvs.", "hvb."),
-	tok("terraform-cloud-token", `\b([A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70})`, ".atlasv1."),
+	midTok("terraform-cloud-token", `\b([A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70})`, 15, ".atlasv1."),
 	tok("doppler-token", `\b(dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44})`, "dp.pt.", "dp.st.", "dp.sa.", "dp.ct."),
 	tok("databricks-token", `\b(dapi[a-f0-9]{32}(?:-\d)?)\b`, "dapi"),
 	tok("pulumi-token", `\b(pul-[a-f0-9]{40})\b`, "pul-"),
@@ -75,13 +104,13 @@ var secretRules = []*secretRule{
 	tok("slack-token", `\b(xox[baprse]-[0-9A-Za-z-]{10,250}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+)`, "xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-", "xapp-"),
 	tok("slack-webhook", `(hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56})`, "hooks.slack.com/"),
 	tok("discord-webhook", `(discord(?:app)?\.com/api/webhooks/\d{15,20}/[A-Za-z0-9_-]{60,70})`, "discord.com/api/webhooks/", "discordapp.com/api/webhooks/"),
-	{typ: "telegram-bot-token", keywords: []string{":AA"}, exact: true, re: regexp.MustCompile(`(?:^|[^0-9])(\d{8,10}:AA[0-9A-Za-z_-]{33})(?:[^0-9A-Za-z_-]|$)`), before: 12, after: 40, conf: High},
+	{typ: "telegram-bot-token", keywords: []string{":AA"}, exact: true, re: regexp.MustCompile(`(?:^|[^0-9])(\d{8,10}:AA[0-9A-Za-z_-]{33})(?:[^0-9A-Za-z_-]|$)`), before: 12, after: 40, conf: High, mid: true},
 	{typ: "twilio-key", keywords: []string{"SK", "AC"}, exact: true, follow: isHexByte, re: regexp.MustCompile(`\b((?:SK|AC)[0-9a-f]{32})\b`), before: 1, after: 34, entropy: 3, conf: Medium},
 	tok("sendgrid-key", `\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})(?:[^A-Za-z0-9_-]|$)`, "SG."),
 	{typ: "mailgun-key", keywords: []string{"key-"}, exact: true, follow: isHexByte, re: regexp.MustCompile(`\b(key-[a-f0-9]{32})\b`), before: 1, after: 34, entropy: 3, conf: Medium},
-	{typ: "mailchimp-key", keywords: []string{"-us"}, exact: true, follow: isDigit, re: regexp.MustCompile(`\b([0-9a-f]{32}-us\d{1,2})\b`), before: 33, after: 3, entropy: 3, conf: High},
+	{typ: "mailchimp-key", keywords: []string{"-us"}, exact: true, follow: isDigit, re: regexp.MustCompile(`\b([0-9a-f]{32}-us\d{1,2})\b`), before: 33, after: 3, entropy: 3, conf: High, mid: true},
 	// AI providers.
-	tok("openai-key", `\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?:[^A-Za-z0-9_-]|$)`, "sk-proj-", "sk-svcacct-", "sk-admin-", "T3BlbkFJ"),
+	midTok("openai-key", `\b(sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,200}|sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})(?:[^A-Za-z0-9_-]|$)`, 24, "sk-proj-", "sk-svcacct-", "sk-admin-", "T3BlbkFJ"),
 	tok("anthropic-key", `\b(sk-ant-(?:api03|admin01)-[A-Za-z0-9_-]{93}AA)(?:[^A-Za-z0-9_-]|$)`, "sk-ant-"),
 	tok("huggingface-token", `\b(hf_[A-Za-z]{34})\b`, "hf_"),
 	tok("groq-key", `\b(gsk_[A-Za-z0-9]{52})\b`, "gsk_"),
@@ -113,12 +142,24 @@ func tok(typ, pattern string, prefixes ...string) *secretRule {
 	return &secretRule{typ: typ, keywords: prefixes, exact: true, re: regexp.MustCompile(pattern), before: 1, after: 1024, conf: High}
 }
 
+// midTok is a rule for a token whose keyword may come up to before bytes
+// after its start.
+func midTok(typ, pattern string, before int, keywords ...string) *secretRule {
+	r := tok(typ, pattern, keywords...)
+	r.before, r.after, r.mid = before, 256, true
+	return r
+}
+
 // placeholders are values that stand in for secrets in documentation and
 // templates: never reported.
 var placeholders = []string{"example", "changeme", "change_me", "your_", "your-", "xxxxx", "*****", "<", "${", "{{", "redacted", "placeholder", "dummy", "sample", "notasecret", "not_a_secret", "secret_key_here", "insert", "0000000000", "1234567890", "abcdefghij"}
 
 func isPlaceholder(v []byte) bool {
-	l := bytes.ToLower(v)
+	var buf [256]byte
+	l := buf[:0]
+	for _, c := range v[:min(len(v), len(buf))] {
+		l = append(l, lower(c))
+	}
 	for _, p := range placeholders {
 		if bytes.Contains(l, []byte(p)) {
 			return true
