@@ -67,4 +67,3 @@ func ToolOutput(n int) []byte {
 	b.WriteString(`"}],"isError":false}`)
 	return []byte(b.String()[:max(n, 0)])
 }
-
