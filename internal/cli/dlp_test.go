@@ -44,6 +44,25 @@ func TestDLPOnTheDemo(t *testing.T) {
 		!strings.Contains(string(out), "ada.whitfield@example.com") || !json.Valid(out) {
 		t.Errorf("get_customer answered %s", out)
 	}
+	// Minimization: three customers at most, without cards and notes, in
+	// the structure and its text; a long search cut with a notice.
+	out, err = s.callResult(ctx, "list", "find_customers", `{"query":""}`)
+	var list struct {
+		Content []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+		Structured struct {
+			Customers []map[string]any `json:"customers"`
+		} `json:"structuredContent"`
+	}
+	if err != nil || json.Unmarshal(out, &list) != nil || len(list.Structured.Customers) != 3 || len(list.Content) != 1 ||
+		strings.Contains(string(out), "card_number") || strings.Contains(string(out), "notes") || !strings.Contains(list.Content[0].Text, `"customers":[`) {
+		t.Errorf("find_customers: %v %s", err, out)
+	}
+	out, err = s.callResult(ctx, "search", "search_documents", `{"query":"the"}`)
+	if err != nil || len(out) > 512 || !strings.Contains(string(out), "[sluice: result truncated from") || !json.Valid(out) {
+		t.Errorf("search_documents: %v %d bytes %s", err, len(out), out)
+	}
 	mustCall("mail", "send_email", `{"to":"someone@elsewhere.example","subject":"lead","body":"Call Ada at ada.whitfield@example.com"}`, true)
 	mustCall("key", "send_email", `{"to":"ops@contoso.example","subject":"creds","body":"use AKIAZ5GMHYJKLQW2XQ7D"}`, false)
 	mustCall("example-key", "send_email", `{"to":"ops@contoso.example","subject":"docs","body":"the docs use AKIAIOSFODNN7EXAMPLE"}`, true)
@@ -124,8 +143,9 @@ func TestDLPOnTheDemo(t *testing.T) {
 	if res := runMain(t, ctx, nil, "lineage", "flows", "--data-dir", data, "--format", "json", "--label", "secret"); strings.TrimSpace(res.Stdout) != "" {
 		t.Errorf("lineage flows --label secret: %s", res.Stdout)
 	}
+	// The read and the customer list returned it; nothing sent it.
 	res = runMain(t, ctx, nil, "lineage", "calls", "--data-dir", data, "--value", "+1 (202) 555-0143", "--format", "json")
-	if res.Code != 0 || strings.Count(res.Stdout, "\n") != 1 || !strings.Contains(res.Stdout, `"id":"`+read.ID+`"`) || !strings.Contains(res.Stdout, `"returned":true`) {
+	if res.Code != 0 || strings.Count(res.Stdout, "\n") != 2 || !strings.Contains(res.Stdout, `"id":"`+read.ID+`"`) || strings.Contains(res.Stdout, `"sent":true`) {
 		t.Errorf("lineage calls --value (the phone number, written otherwise): code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	res = runMain(t, ctx, nil, "lineage", "access", "--data-dir", data)

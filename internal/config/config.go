@@ -71,6 +71,7 @@ type Config struct {
 	Audit      *Audit       `yaml:"audit,omitempty"`       // what is recorded, where
 	Lineage    *Lineage     `yaml:"lineage,omitempty"`     // labels on data, toxic flows
 	DLP        *DLP         `yaml:"dlp,omitempty"`         // secrets and personal data
+	Minimize   *Minimize    `yaml:"minimize,omitempty"`    // caps and projections on results
 
 	// DataDir holds what Sluice keeps between runs (the audit database and
 	// keys). Default: $SLUICE_DATA_DIR, else $XDG_DATA_HOME/sluice, else

@@ -73,6 +73,7 @@ func (c *Config) validate() []*Problem {
 	v.audit()
 	v.lineage()
 	v.dlp()
+	v.minimize()
 	sortProblems(v.problems)
 	return v.problems
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/sluicehq/sluice/internal/guard"
 	"github.com/sluicehq/sluice/internal/lineage"
 	"github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/minimize"
 	"github.com/sluicehq/sluice/internal/policy"
 	"github.com/sluicehq/sluice/internal/ratelimit"
 	"github.com/sluicehq/sluice/internal/transport/upstream"
@@ -294,6 +295,13 @@ func (g *Gateway) build(cfg *config.Config, prev *state) (*state, error) {
 			return nil, err
 		}
 		st.guards = append(st.guards, authn.Guard{})
+	}
+	if cfg.Minimize != nil {
+		mg, err := minimize.New(cfg.Minimize)
+		if err != nil {
+			return nil, fmt.Errorf("minimize: %w", err)
+		}
+		st.guards = append(st.guards, mg)
 	}
 	if cfg.DLP != nil {
 		dg, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{Token: g.fingerprints.Token})
