@@ -148,57 +148,77 @@ func exec(t *testing.T, path string, stmts ...string) {
 	}
 }
 
+// tamperCase is one way of tampering with a stored log of 95 records
+// (checkpoints every 10), and the first problem verify must report. The
+// same cases run on SQLite and on PostgreSQL; postgres holds the
+// statements where its SQL differs.
+type tamperCase struct {
+	name     string
+	stmts    []string
+	postgres []string
+	kind     string
+	seq      uint64
+	event    string
+	detail   string
+}
+
+var tamperCases = []tamperCase{
+	{name: "change-a-field", stmts: []string{`UPDATE audit_records SET body = replace(body, '"bob"', '"mallory"') WHERE seq = 41`},
+		postgres: []string{`UPDATE audit_records SET body = convert_to(replace(convert_from(body, 'UTF8'), '"bob"', '"mallory"'), 'UTF8') WHERE seq = 41`},
+		kind:     ProblemChanged, seq: 41, event: "call-41"},
+	{name: "change-the-time", stmts: []string{`UPDATE audit_records SET written = written + 1 WHERE seq = 41`},
+		kind: ProblemChanged, seq: 41, event: "call-41"},
+	{name: "delete-an-event", stmts: []string{`DELETE FROM audit_records WHERE seq = 41`},
+		kind: ProblemRemoved, seq: 41, detail: "record 41 is missing"},
+	{name: "delete-three", stmts: []string{`DELETE FROM audit_records WHERE seq BETWEEN 41 AND 43`},
+		kind: ProblemRemoved, seq: 41, detail: "records 41 to 43"},
+	{name: "insert-one", stmts: []string{
+		`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
+		`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
+		`INSERT INTO audit_records SELECT 42, written, link, body FROM audit_records WHERE seq = 41`},
+		kind: ProblemInserted, seq: 42, event: "call-41", detail: "copy of record 41"},
+	{name: "insert-a-forged-one", stmts: []string{
+		`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
+		`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
+		`INSERT INTO audit_records SELECT 42, written, substr(link, 33) || randomblob(32), replace(body, 'call-41', 'forged') FROM audit_records WHERE seq = 41`},
+		postgres: []string{
+			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
+			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
+			`INSERT INTO audit_records SELECT 42, written, substring(link from 33) || decode(md5(random()::text) || md5(random()::text), 'hex'),
+				convert_to(replace(convert_from(body, 'UTF8'), 'call-41', 'forged'), 'UTF8') FROM audit_records WHERE seq = 41`},
+		kind: ProblemChanged, seq: 42, event: "forged"},
+	{name: "reorder-two", stmts: []string{
+		`UPDATE audit_records SET seq = 1000 WHERE seq = 41`,
+		`UPDATE audit_records SET seq = 41 WHERE seq = 42`,
+		`UPDATE audit_records SET seq = 42 WHERE seq = 1000`},
+		kind: ProblemReordered, seq: 41, event: "call-42", detail: "written as record 42"},
+	{name: "truncate-the-tail", stmts: []string{`DELETE FROM audit_records WHERE seq > 83`},
+		kind: ProblemTruncated, seq: 84, detail: "records 84 to 95"},
+	{name: "swap-a-signature", stmts: []string{
+		`UPDATE audit_checkpoints SET sig = (SELECT sig FROM audit_checkpoints WHERE seq = 20) WHERE seq = 30`},
+		kind: ProblemSignature, seq: 30},
+	{name: "delete-an-event-and-its-checkpoint", stmts: []string{`DELETE FROM audit_records WHERE seq = 40`, `DELETE FROM audit_checkpoints WHERE seq = 40`},
+		kind: ProblemRemoved, seq: 40},
+}
+
+// check reports whether rep's first problem is the one tc expects.
+func (tc tamperCase) check(t *testing.T, rep *Report) {
+	t.Helper()
+	if rep.OK() {
+		t.Fatal("tampering not detected")
+	}
+	p := rep.Problems[0]
+	if p.Kind != tc.kind || p.Seq != tc.seq || p.EventID != tc.event || !strings.Contains(p.Detail, tc.detail) {
+		t.Errorf("first problem %v, want %s at seq %d (event %q, detail with %q); all: %v", p, tc.kind, tc.seq, tc.event, tc.detail, rep.Problems)
+	}
+}
+
 func TestTamperSQLite(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		stmts  []string
-		kind   string
-		seq    uint64
-		event  string
-		detail string
-	}{
-		{name: "change-a-field", stmts: []string{`UPDATE audit_records SET body = replace(body, '"bob"', '"mallory"') WHERE seq = 41`},
-			kind: ProblemChanged, seq: 41, event: "call-41"},
-		{name: "change-the-time", stmts: []string{`UPDATE audit_records SET written = written + 1 WHERE seq = 41`},
-			kind: ProblemChanged, seq: 41, event: "call-41"},
-		{name: "delete-an-event", stmts: []string{`DELETE FROM audit_records WHERE seq = 41`},
-			kind: ProblemRemoved, seq: 41, detail: "record 41 is missing"},
-		{name: "delete-three", stmts: []string{`DELETE FROM audit_records WHERE seq BETWEEN 41 AND 43`},
-			kind: ProblemRemoved, seq: 41, detail: "records 41 to 43"},
-		{name: "insert-one", stmts: []string{
-			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
-			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
-			`INSERT INTO audit_records SELECT 42, written, link, body FROM audit_records WHERE seq = 41`},
-			kind: ProblemInserted, seq: 42, event: "call-41", detail: "copy of record 41"},
-		{name: "insert-a-forged-one", stmts: []string{
-			`UPDATE audit_records SET seq = seq + 1000 WHERE seq > 41`,
-			`UPDATE audit_records SET seq = seq - 999 WHERE seq > 1000`,
-			`INSERT INTO audit_records SELECT 42, written, substr(link, 33) || randomblob(32), replace(body, 'call-41', 'forged') FROM audit_records WHERE seq = 41`},
-			kind: ProblemChanged, seq: 42, event: "forged"},
-		{name: "reorder-two", stmts: []string{
-			`UPDATE audit_records SET seq = 1000 WHERE seq = 41`,
-			`UPDATE audit_records SET seq = 41 WHERE seq = 42`,
-			`UPDATE audit_records SET seq = 42 WHERE seq = 1000`},
-			kind: ProblemReordered, seq: 41, event: "call-42", detail: "written as record 42"},
-		{name: "truncate-the-tail", stmts: []string{`DELETE FROM audit_records WHERE seq > 83`},
-			kind: ProblemTruncated, seq: 84, detail: "records 84 to 95"},
-		{name: "swap-a-signature", stmts: []string{
-			`UPDATE audit_checkpoints SET sig = (SELECT sig FROM audit_checkpoints WHERE seq = 20) WHERE seq = 30`},
-			kind: ProblemSignature, seq: 30},
-		{name: "delete-an-event-and-its-checkpoint", stmts: []string{`DELETE FROM audit_records WHERE seq = 40`, `DELETE FROM audit_checkpoints WHERE seq = 40`},
-			kind: ProblemRemoved, seq: 40},
-	} {
+	for _, tc := range tamperCases {
 		t.Run(tc.name, func(t *testing.T) {
 			path, signer := writeLog(t, 95, "")
 			exec(t, path, tc.stmts...)
-			rep := verifySQLite(t, path, signer.Public())
-			if rep.OK() {
-				t.Fatal("tampering not detected")
-			}
-			p := rep.Problems[0]
-			if p.Kind != tc.kind || p.Seq != tc.seq || p.EventID != tc.event || !strings.Contains(p.Detail, tc.detail) {
-				t.Errorf("first problem %v, want %s at seq %d (event %q, detail with %q); all: %v", p, tc.kind, tc.seq, tc.event, tc.detail, rep.Problems)
-			}
+			tc.check(t, verifySQLite(t, path, signer.Public()))
 		})
 	}
 }
@@ -211,22 +231,39 @@ func TestRewrittenChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range rewriteChain(t, st) {
+		if _, err := st.DB().Exec(`UPDATE audit_records SET link = ?, body = ? WHERE seq = ?`, append(r.Prev[:], r.Hash[:]...), r.Body, r.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	rep := verifySQLite(t, path, signer.Public())
+	if rep.OK() {
+		t.Fatal("a recomputed chain verified")
+	}
+	checkRewritten(t, rep)
+}
+
+// rewriteChain changes record 45 of a stored log and recomputes the hash
+// of every record from it on, returning the records to write back.
+func rewriteChain(t *testing.T, st Source) []Record {
+	t.Helper()
 	var recs []Record
 	if err := st.Records(context.Background(), func(r Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	recs[44].Body = bytes.ReplaceAll(recs[44].Body, []byte(`"customer":45`), []byte(`"customer":99`))
 	for i := 44; i < len(recs); i++ {
-		if i > 0 {
-			recs[i].Prev = recs[i-1].Hash
-		}
+		recs[i].Prev = recs[i-1].Hash
 		recs[i].Hash = recs[i].ComputeHash()
-		if _, err := st.DB().Exec(`UPDATE audit_records SET link = ?, body = ? WHERE seq = ?`, append(recs[i].Prev[:], recs[i].Hash[:]...), recs[i].Body, recs[i].Seq); err != nil {
-			t.Fatal(err)
-		}
 	}
-	st.Close()
-	rep := verifySQLite(t, path, signer.Public())
+	return recs[44:]
+}
+
+// checkRewritten: the recomputed chain contradicts the checkpoint that
+// signed record 50, and verify says which records it cannot vouch for.
+func checkRewritten(t *testing.T, rep *Report) {
+	t.Helper()
 	if rep.OK() {
 		t.Fatal("a recomputed chain verified")
 	}

@@ -44,7 +44,7 @@ func (g gen) phone() string {
 	return "+49 30 " + g.digits(6)
 }
 
-// ToolOutput builds n bytes of realistic tool output: the JSON text of a
+// ToolOutput builds n bytes (at least 1 KiB) of realistic tool output: the JSON text of a
 // tools/call result listing records (names, addresses, order lines,
 // timestamps, URLs, prose), with a finding every few kilobytes.
 func ToolOutput(n int) []byte {
@@ -52,18 +52,26 @@ func ToolOutput(n int) []byte {
 	g := gen{r}
 	var b strings.Builder
 	b.WriteString(`{"content":[{"type":"text","text":"`)
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, `{\"id\":\"ord_%s\",\"customer\":\"%s\",\"status\":\"%s\",\"total\":%d.%02d,\"currency\":\"EUR\",\"created_at\":\"2026-%02d-%02dT%02d:%02d:%02dZ\",`,
+	const tail = `"}],"isError":false}`
+	for i := 0; ; i++ {
+		var rec strings.Builder
+		fmt.Fprintf(&rec, `{\"id\":\"ord_%s\",\"customer\":\"%s\",\"status\":\"%s\",\"total\":%d.%02d,\"currency\":\"EUR\",\"created_at\":\"2026-%02d-%02dT%02d:%02d:%02dZ\",`,
 			g.chars(alnum, 12), g.pick("Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus Torvalds"), g.pick("paid", "shipped", "refunded"),
 			r.IntN(999), r.IntN(100), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
-		fmt.Fprintf(&b, `\"items\":[{\"sku\":\"SKU-%s\",\"qty\":%d,\"name\":\"%s\"}],\"url\":\"https://shop.example.com/orders/%d?ref=email\",`,
+		fmt.Fprintf(&rec, `\"items\":[{\"sku\":\"SKU-%s\",\"qty\":%d,\"name\":\"%s\"}],\"url\":\"https://shop.example.com/orders/%d?ref=email\",`,
 			g.digits(6), 1+r.IntN(5), g.pick("Wireless keyboard", "USB-C cable, 2 m", "Standing desk frame", "Noise-cancelling headphones"), r.IntN(1000000))
-		b.WriteString(`\"note\":\"Customer asked to deliver after 5 pm; the parcel may be left with a neighbour. Tracking is updated nightly.\"`)
+		rec.WriteString(`\"note\":\"Customer asked to deliver after 5 pm; the parcel may be left with a neighbour. Tracking is updated nightly.\"`)
 		if i%8 == 0 {
-			fmt.Fprintf(&b, `,\"contact\":\"%s\",\"phone\":\"%s\"`, g.email(), g.phone())
+			fmt.Fprintf(&rec, `,\"contact\":\"%s\",\"phone\":\"%s\"`, g.email(), g.phone())
 		}
-		b.WriteString(`}\n`)
+		rec.WriteString(`}\n`)
+		if b.Len()+rec.Len()+len(tail) > n {
+			break
+		}
+		b.WriteString(rec.String())
 	}
-	b.WriteString(`"}],"isError":false}`)
-	return []byte(b.String()[:max(n, 0)])
+	// Filler up to the size, then the end: the result is valid JSON.
+	b.WriteString(strings.Repeat(" ", max(0, n-b.Len()-len(tail))))
+	b.WriteString(tail)
+	return []byte(b.String())
 }
