@@ -428,7 +428,8 @@ func digitsOf(b []byte) []byte {
 	return out
 }
 
-// b64class tells base64 bytes (1) from those that are hex digits too (3).
+// b64class tells base64 bytes (1) from those that are hex digits too (3),
+// and marks '%' (4).
 var b64class = func() (t [256]uint8) {
 	for c := range 256 {
 		b := byte(c)
@@ -437,6 +438,8 @@ var b64class = func() (t [256]uint8) {
 			t[c] = 3
 		case isAlnum(b) || b == '+' || b == '/' || b == '-' || b == '_' || b == '=':
 			t[c] = 1
+		case b == '%':
+			t[c] = 4
 		}
 	}
 	return t
@@ -463,13 +466,13 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 	}
 	n := len(v)
 	for i := 0; i < n; {
-		for i < n && b64class[v[i]] == 0 && v[i] != '%' {
+		for i < n && b64class[v[i]] == 0 {
 			i++
 		}
 		if i == n {
 			return
 		}
-		if v[i] == '%' {
+		if b64class[v[i]] == 4 {
 			if i+2 < n && isHexByte(v[i+1]) && isHexByte(v[i+2]) {
 				s.urlEncoded(v, i, inner)
 			}
@@ -480,7 +483,7 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 		hexRun := uint8(2)
 		for j < n {
 			c := b64class[v[j]]
-			if c == 0 {
+			if c&1 == 0 {
 				break
 			}
 			hexRun &= c

@@ -86,34 +86,38 @@ func invisible(r rune) bool {
 // normalize builds the text of b. Most input is plain: it is returned as
 // is unless it holds a backslash or a non-ASCII byte.
 func normalize(b []byte) text {
-	first := firstNonASCII(b)
-	esc := bytes.IndexByte(b, '\\')
-	if first < 0 && esc < 0 {
-		return text{view: b, n: len(b)}
+	// Two-byte escapes are patched in a copy (a filler and the character:
+	// offsets stay the same), up to the first thing that changes length
+	// (another escape, a non-ASCII byte); from there the view is built
+	// byte by byte. Tool output is JSON text with an escape every few
+	// bytes, so one plain loop beats searching for each.
+	var view []byte
+	first := len(b)
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' && c < utf8.RuneSelf {
+			continue
+		}
+		if c >= utf8.RuneSelf || i+1 >= len(b) {
+			first = i
+			break
+		}
+		e := shortEscape[b[i+1]]
+		if e == 0 || e == '\\' && doubleEscape(b[i:]) {
+			first = i
+			break
+		}
+		if view == nil {
+			view = bytes.Clone(b)
+		}
+		view[i], view[i+1] = filler, e
+		i++
 	}
-	// Up to the first non-ASCII byte, two-byte escapes are patched in a
-	// copy (a filler and the character: offsets stay the same); the
-	// rest is built byte by byte from the first thing that changes
-	// length.
-	if first < 0 {
-		first = len(b)
-	}
-	view := bytes.Clone(b)
-	for esc >= 0 && esc < first {
-		if esc+1 >= len(b) {
-			break
+	if view == nil {
+		if first == len(b) {
+			return text{view: b, n: len(b)}
 		}
-		e := shortEscape[b[esc+1]]
-		if e == 0 || doubleEscape(b[esc:]) {
-			first = esc
-			break
-		}
-		view[esc], view[esc+1] = filler, e
-		k := bytes.IndexByte(b[esc+2:], '\\')
-		if k < 0 {
-			break
-		}
-		esc += 2 + k
+		view = bytes.Clone(b)
 	}
 	if first == len(b) {
 		return text{view: view, n: len(b)}
@@ -213,8 +217,11 @@ func (t *text) rewrite(src, n int, p []byte) {
 // string that is itself inside a JSON string ("\\u0040"): text a tool
 // returns is often JSON, and an agent reading it decodes both.
 func doubleEscape(b []byte) bool {
-	_, ok := hex4(b[min(len(b), 3):])
-	return len(b) >= 7 && b[1] == '\\' && b[2] == 'u' && ok
+	if len(b) < 7 || b[1] != '\\' || b[2] != 'u' {
+		return false
+	}
+	_, ok := hex4(b[3:])
+	return ok
 }
 
 // unescape decodes the JSON escape at the start of b (b[0] is a

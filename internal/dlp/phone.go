@@ -2,8 +2,6 @@ package dlp
 
 import (
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/nyaruka/phonenumbers"
@@ -18,10 +16,12 @@ import (
 // every call, some 17 µs a number; each plan's patterns are compiled here
 // once into a single anchored expression instead.
 
-// plan is the numbering plan of a region, or of all the regions of one
-// country calling code.
+// plan is the numbering plan of a region.
 type plan struct {
-	re      *regexp.Regexp
+	// res are the patterns of the number types, each anchored: small
+	// expressions, which the backtracker matches fast, where one large
+	// alternation would fall to the slower machine.
+	res     []*regexp.Regexp
 	lengths uint64 // bit n: a national number of n digits is possible
 }
 
@@ -29,7 +29,7 @@ var (
 	metadataOnce sync.Once
 	byRegion     map[string]*phonenumbers.PhoneMetadata
 	byCode       map[int][]*phonenumbers.PhoneMetadata
-	plans        sync.Map // "r:GB" or "c:44" -> *plan
+	plans        sync.Map // "r:GB" -> *plan
 )
 
 func loadMetadata() {
@@ -70,9 +70,9 @@ func planOf(key string, metas []*phonenumbers.PhoneMetadata) *plan {
 		}
 	}
 	p := &plan{lengths: lengths}
-	if len(alts) > 0 {
-		if re, err := regexp.Compile("^(?:" + strings.Join(alts, "|") + ")$"); err == nil {
-			p.re = re
+	for _, a := range alts {
+		if re, err := regexp.Compile("^" + a + "$"); err == nil {
+			p.res = append(p.res, re)
 		}
 	}
 	actual, _ := plans.LoadOrStore(key, p)
@@ -83,11 +83,20 @@ func (p *plan) valid(national []byte) bool {
 	n := len(national)
 	// A string, so that the regexp (which keeps its input) does not keep
 	// the caller's buffer.
-	return p.re != nil && n < 64 && p.lengths&(1<<n) != 0 && p.re.MatchString(string(national))
+	if n >= 64 || p.lengths&(1<<n) == 0 {
+		return false
+	}
+	s := string(national)
+	for _, re := range p.res {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // validPhone checks a national number against the plan of region, or,
-// with no region, of any region of the country calling code cc.
+// with no region, of some region of the country calling code cc.
 func validPhone(cc int, national []byte, region string) bool {
 	metadataOnce.Do(loadMetadata)
 	if region != "" {
@@ -97,11 +106,14 @@ func validPhone(cc int, national []byte, region string) bool {
 		}
 		return planOf("r:"+region, []*phonenumbers.PhoneMetadata{m}).valid(national)
 	}
-	metas := byCode[cc]
-	if len(metas) == 0 {
-		return false
+	// The regions of a code, the main one first (the United States for
+	// +1): most numbers are valid in it.
+	for _, m := range byCode[cc] {
+		if planOf("r:"+m.GetId(), []*phonenumbers.PhoneMetadata{m}).valid(national) {
+			return true
+		}
 	}
-	return planOf("c:"+strconv.Itoa(cc), metas).valid(national)
+	return false
 }
 
 // callingCode returns the country calling code for region.
