@@ -228,17 +228,18 @@ func rewrite(data []byte, edits []edit) []byte {
 	at := 0
 	in := false // inside a string at position at
 	for _, e := range edits {
-		// Walk to e.start, tracking strings.
-		for ; at < e.start; at++ {
-			out = append(out, data[at])
-			switch c := data[at]; {
-			case in && c == '\\' && at+1 < len(data):
-				at++
-				out = append(out, data[at])
+		// Walk to e.start, tracking strings, then copy at once.
+		i := at
+		for ; i < e.start; i++ {
+			switch c := data[i]; {
+			case in && c == '\\':
+				i++
 			case c == '"':
 				in = !in
 			}
 		}
+		out = append(out, data[at:min(i, len(data))]...)
+		at = i
 		if bytes.IndexByte(data[e.start:e.end], '"') >= 0 {
 			return append(out, '"') // refused: the edit would cross a string's end
 		}
