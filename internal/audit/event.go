@@ -23,7 +23,6 @@ package audit
 
 import (
 	"encoding/hex"
-	"slices"
 	"strconv"
 	"time"
 
@@ -336,11 +335,18 @@ func appendMap(b []byte, k string, m map[string]string) []byte {
 	if len(m) == 0 {
 		return b
 	}
-	keys := make([]string, 0, len(m))
+	// Few keys (headers, attributes): sorted in place, without allocating.
+	var buf [8]string
+	keys := buf[:0]
+	if len(m) > len(buf) {
+		keys = make([]string, 0, len(m))
+	}
 	for n := range m {
 		keys = append(keys, n)
+		for i := len(keys) - 1; i > 0 && keys[i] < keys[i-1]; i-- {
+			keys[i], keys[i-1] = keys[i-1], keys[i]
+		}
 	}
-	slices.Sort(keys)
 	b = append(b, ',')
 	b = appendQuoted(b, k)
 	b = append(b, ":{"...)
