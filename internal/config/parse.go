@@ -234,6 +234,8 @@ func (d *decodeState) walk(n *yaml.Node, t reflect.Type, path string) {
 		d.scalar(n, t, path, "true or false")
 	case reflect.Int, reflect.Int64:
 		d.scalar(n, t, path, "an integer")
+	case reflect.Float64:
+		d.scalar(n, t, path, "a number")
 	default:
 		panic(fmt.Sprintf("config: no YAML check for %s", t))
 	}
@@ -247,6 +249,11 @@ func (d *decodeState) scalar(n *yaml.Node, t reflect.Type, path, want string) {
 	}
 	if (t.Kind() == reflect.Int || t.Kind() == reflect.Int64) && t != durationType && n.ShortTag() != "!!int" {
 		// The YAML library would truncate 4.5 to 4 and accept 1e3.
+		d.add(n.Line, path, "expected %s, got %q", want, truncate(n.Value, 40))
+		return
+	}
+	if t.Kind() == reflect.Float64 && n.ShortTag() != "!!int" && n.ShortTag() != "!!float" {
+		// The YAML library would read "3.5" (quoted) and ".nan" alike.
 		d.add(n.Line, path, "expected %s, got %q", want, truncate(n.Value, 40))
 		return
 	}
