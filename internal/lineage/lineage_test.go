@@ -182,3 +182,50 @@ func TestStoreBounded(t *testing.T) {
 		t.Errorf("a forgotten session is still tainted: %v", err)
 	}
 }
+
+// TestFlows: a value a call sends that an earlier result of the same
+// session held is a flow from that call, with its labels; the first
+// result that held it is its source; other sessions see no flow; and the
+// classes of data found in results become labels of the session.
+func TestFlows(t *testing.T) {
+	g := newGuard(t, trifecta)
+	// The terminal stands for what DLP, inside lineage, records: the
+	// findings of what the call sent and of what it returned.
+	var sent, returned []guard.Finding
+	h := g.Wrap(guard.HandlerFunc(func(_ context.Context, c *guard.Call) (*guard.Result, error) {
+		c.Findings = append(c.Findings, sent...)
+		c.Findings = append(c.Findings, returned...)
+		return &guard.Result{Result: jsontext.Value(`{}`)}, nil
+	}))
+	do := func(c *guard.Call, s, r []guard.Finding) *guard.Call {
+		t.Helper()
+		sent, returned = s, r
+		if _, err := h.Handle(context.Background(), c); err != nil {
+			t.Fatalf("%s: %v", c.ID, err)
+		}
+		return c
+	}
+	email := guard.Finding{Guard: "dlp", Kind: "pii/email", Location: "result", Fingerprint: "hmac:ada"}
+	card := guard.Finding{Guard: "dlp", Kind: "pii/payment-card", Location: "result", Fingerprint: "hmac:card"}
+	sendsEmail := []guard.Finding{{Guard: "dlp", Kind: "pii/email", Location: "arguments", Fingerprint: "hmac:ada"}}
+
+	first := do(call("s1", "crm", mcp.MethodToolsCall, "get_customer"), nil, []guard.Finding{email, card})
+	if strings.Join(first.Labels, ",") != "internal,pii" {
+		t.Errorf("labels of the read: %v", first.Labels)
+	}
+	do(call("s1", "docs", mcp.MethodToolsCall, "search"), nil, []guard.Finding{email}) // holds it again, later
+	other := do(call("s2", "mail", mcp.MethodToolsCall, "send_email"), sendsEmail, nil)
+	if len(other.Flows) != 0 {
+		t.Errorf("a flow across sessions: %+v", other.Flows)
+	}
+	mail := do(call("s1", "mail", mcp.MethodToolsCall, "send_email"), sendsEmail, nil)
+	if len(mail.Flows) != 1 || mail.Flows[0].From != first.ID || mail.Flows[0].Kind != "pii/email" ||
+		strings.Join(mail.Flows[0].Labels, ",") != "internal,pii" {
+		t.Errorf("flows of the e-mail: %+v", mail.Flows)
+	}
+	// A secret found in a result is a label of what the session read.
+	sec := do(call("s3", "docs", mcp.MethodToolsCall, "read_doc"), nil, []guard.Finding{{Kind: "secret/aws-access-key-id", Location: "result", Fingerprint: "hmac:k"}})
+	if strings.Join(sec.Labels, ",") != "secret,untrusted-input" {
+		t.Errorf("labels of a read that held a secret: %v", sec.Labels)
+	}
+}
