@@ -6,9 +6,6 @@
 package dlpcompare
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,31 +16,10 @@ import (
 	"github.com/sluicehq/sluice/internal/dlp/dlptest"
 )
 
-type label struct {
-	Type       string
-	Start, End int
-}
-
-type sample struct {
-	Text   string
-	Labels []label
-}
-
-func corpus(t testing.TB) []sample {
-	f, err := os.Open("../../internal/dlp/testdata/corpus.jsonl")
+func corpus(t testing.TB) []dlptest.Sample {
+	out, err := dlptest.ReadCorpus("../../internal/dlp/testdata/corpus.jsonl")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []sample
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var s sample
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
 	}
 	return out
 }
@@ -66,7 +42,7 @@ func TestRecall(t *testing.T) {
 	}
 	var total, ours, theirs int
 	for _, smp := range corpus(t) {
-		var secrets []label
+		var secrets []dlptest.Label
 		for _, l := range smp.Labels {
 			if !piiTypes[l.Type] {
 				secrets = append(secrets, l)

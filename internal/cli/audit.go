@@ -271,10 +271,10 @@ func (f *auditFlags) hasher() (*audit.Hasher, error) {
 // queryFlags select records.
 type queryFlags struct {
 	principal, server, tool, method, outcome, reason string
-	since, until                                     string
-	contains, value                                  string
-	limit                                            int
-	format                                           string
+	window
+	contains, value string
+	limit           int
+	format          string
 }
 
 func (q *queryFlags) register(cmd *cobra.Command, tail bool) {
@@ -285,8 +285,7 @@ func (q *queryFlags) register(cmd *cobra.Command, tail bool) {
 	fl.StringVar(&q.method, "method", "", "JSON-RPC method, such as tools/call")
 	fl.StringVar(&q.outcome, "decision", "", "outcome: ok, denied or error")
 	fl.StringVar(&q.reason, "reason", "", "reason code of any decision, such as policy-denied")
-	fl.StringVar(&q.since, "since", "", "from this time (RFC 3339) or this long ago (24h, 7d)")
-	fl.StringVar(&q.until, "until", "", "before this time (RFC 3339) or this long ago")
+	q.window.register(cmd, "records", "")
 	fl.StringVar(&q.contains, "contains", "", "records whose event contains this text (a token from sluice audit hash)")
 	fl.StringVar(&q.value, "value", "", "records that carried this sensitive value (searched by its token)")
 	fl.StringVar(&q.format, "format", "table", "output: table, json (JSON Lines of events) or csv")
@@ -300,12 +299,8 @@ func (q *queryFlags) register(cmd *cobra.Command, tail bool) {
 func (q *queryFlags) filter(f *auditFlags, now time.Time) (audit.Filter, error) {
 	flt := audit.Filter{Principal: q.principal, Server: q.server, Name: q.tool, Method: q.method, Outcome: q.outcome,
 		Reason: q.reason, Contains: q.contains, Limit: q.limit}
-	var err error
-	if flt.Since, err = parseWhen(q.since, now); err != nil {
-		return flt, fmt.Errorf("--since: %w", err)
-	}
-	if flt.Until, err = parseWhen(q.until, now); err != nil {
-		return flt, fmt.Errorf("--until: %w", err)
+	if err := q.window.apply(&flt, now); err != nil {
+		return flt, err
 	}
 	if q.value != "" {
 		if q.contains != "" {
@@ -323,6 +318,26 @@ func (q *queryFlags) filter(f *auditFlags, now time.Time) (audit.Filter, error) 
 		return flt, fmt.Errorf("--format must be table, json or csv, not %q", q.format)
 	}
 	return flt, nil
+}
+
+// window is a time window given by --since and --until.
+type window struct{ since, until string }
+
+func (w *window) register(cmd *cobra.Command, what, since string) {
+	cmd.Flags().StringVar(&w.since, "since", since, what+" from this time (RFC 3339) or this long ago (24h, 7d)")
+	cmd.Flags().StringVar(&w.until, "until", "", what+" before this time (RFC 3339) or this long ago")
+}
+
+// apply sets the filter's bounds.
+func (w *window) apply(f *audit.Filter, now time.Time) error {
+	var err error
+	if f.Since, err = parseWhen(w.since, now); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	if f.Until, err = parseWhen(w.until, now); err != nil {
+		return fmt.Errorf("--until: %w", err)
+	}
+	return nil
 }
 
 // parseWhen reads a time as RFC 3339, or as a duration before now (Go's
@@ -403,7 +418,10 @@ func newAuditQuery(f *auditFlags, tail bool) *cobra.Command {
 }
 
 func newAuditExport(f *auditFlags) *cobra.Command {
-	var since, until, format string
+	var (
+		w      window
+		format string
+	)
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the records as JSON Lines, in the OCSF API Activity shape for SIEMs",
@@ -416,11 +434,8 @@ their own with sluice audit verify --jsonl.`,
 			now := time.Now()
 			var flt audit.Filter
 			var err error
-			if flt.Since, err = parseWhen(since, now); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if flt.Until, err = parseWhen(until, now); err != nil {
-				return fmt.Errorf("--until: %w", err)
+			if err := w.apply(&flt, now); err != nil {
+				return err
 			}
 			st, err := f.openStore(cmd.Context())
 			if err != nil {
@@ -458,8 +473,7 @@ their own with sluice audit verify --jsonl.`,
 			return fmt.Errorf("--format must be ocsf or jsonl, not %q", format)
 		},
 	}
-	cmd.Flags().StringVar(&since, "since", "", "from this time (RFC 3339) or this long ago (24h, 7d)")
-	cmd.Flags().StringVar(&until, "until", "", "before this time (RFC 3339) or this long ago")
+	w.register(cmd, "records", "")
 	cmd.Flags().StringVar(&format, "format", "ocsf", "ocsf or jsonl")
 	return cmd
 }

@@ -20,8 +20,8 @@ import (
 // lineageFlags select the events a lineage report reads.
 type lineageFlags struct {
 	label, server, principal, value string
-	since, until                    string
-	format                          string
+	window
+	format string
 }
 
 func (q *lineageFlags) register(cmd *cobra.Command, formats string) {
@@ -30,8 +30,7 @@ func (q *lineageFlags) register(cmd *cobra.Command, formats string) {
 	fl.StringVar(&q.server, "server", "", "only calls of this server (either end of a flow)")
 	fl.StringVar(&q.principal, "principal", "", "only calls of this principal (subject)")
 	fl.StringVar(&q.value, "value", "", "only this value (an e-mail address, a card number...), matched by its fingerprint")
-	fl.StringVar(&q.since, "since", "", "from this time (RFC 3339) or this long ago (24h, 7d)")
-	fl.StringVar(&q.until, "until", "", "before this time (RFC 3339) or this long ago")
+	q.window.register(cmd, "calls", "")
 	fl.StringVar(&q.format, "format", "table", "output: "+formats)
 }
 
@@ -51,13 +50,8 @@ func (q *lineageFlags) read(cmd *cobra.Command, f *auditFlags, formats ...string
 		return nil, fmt.Errorf("--format must be %s, not %q", strings.Join(formats, ", "), q.format)
 	}
 	var flt audit.Filter
-	var err error
-	now := time.Now()
-	if flt.Since, err = parseWhen(q.since, now); err != nil {
-		return nil, fmt.Errorf("--since: %w", err)
-	}
-	if flt.Until, err = parseWhen(q.until, now); err != nil {
-		return nil, fmt.Errorf("--until: %w", err)
+	if err := q.window.apply(&flt, time.Now()); err != nil {
+		return nil, err
 	}
 	r := &lineageReader{q: q, byID: map[string]*audit.View{}}
 	if q.value != "" {

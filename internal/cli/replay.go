@@ -19,8 +19,9 @@ import (
 func newPolicyReplay() *cobra.Command {
 	f := &auditFlags{}
 	var (
-		policyPath, since, until, format string
-		failOnChange                     bool
+		policyPath, format string
+		w                  window
+		failOnChange       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay --policy FILE",
@@ -61,12 +62,8 @@ the allow-list) are not replayed: a new policy would not reach them either.`,
 				f.configPath = policyPath
 			}
 			flt := audit.Filter{}
-			now := time.Now()
-			if flt.Since, err = parseWhen(since, now); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if flt.Until, err = parseWhen(until, now); err != nil {
-				return fmt.Errorf("--until: %w", err)
+			if err := w.apply(&flt, time.Now()); err != nil {
+				return err
 			}
 			st, err := f.openStore(cmd.Context())
 			if err != nil {
@@ -92,8 +89,7 @@ the allow-list) are not replayed: a new policy would not reach them either.`,
 	f.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&policyPath, "policy", "", "configuration file holding the candidate policy (also where the audit log is, without -c or --db)")
-	fl.StringVar(&since, "since", "24h", "replay calls from this time (RFC 3339) or this long ago (24h, 7d)")
-	fl.StringVar(&until, "until", "", "replay calls before this time (RFC 3339) or this long ago")
+	w.register(cmd, "replay calls", "24h")
 	fl.StringVar(&format, "format", "table", "output: table, or json (JSON Lines: one object per call, then a summary)")
 	fl.BoolVar(&failOnChange, "fail-on-change", false, "exit with status 1 when any decision would or may change")
 	return cmd

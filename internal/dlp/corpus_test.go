@@ -1,13 +1,11 @@
 package dlp_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/dlp"
+	"github.com/sluicehq/sluice/internal/dlp/dlptest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/corpus.jsonl from the generator")
@@ -27,17 +26,10 @@ var update = flag.Bool("update", false, "rewrite testdata/corpus.jsonl from the 
 // come from what the generator put in, never from the scanner.
 var corpusPath = filepath.Join("testdata", "corpus.jsonl")
 
-type label struct {
-	Type  string `json:"type"`
-	Start int    `json:"start"`
-	End   int    `json:"end"`
-}
-
-type sample struct {
-	Text   string  `json:"text"`
-	Labels []label `json:"labels"`
-	Note   string  `json:"note,omitempty"`
-}
+type (
+	label  = dlptest.Label
+	sample = dlptest.Sample
+)
 
 // builder assembles a text, recording where labelled values go.
 type builder struct {
@@ -55,7 +47,7 @@ func (b *builder) s(parts ...string) *builder {
 func (b *builder) v(typ, value string) *builder {
 	start := b.b.Len()
 	b.b.WriteString(value)
-	b.labels = append(b.labels, label{typ, start, b.b.Len()})
+	b.labels = append(b.labels, label{Type: typ, Start: start, End: b.b.Len()})
 	return b
 }
 
@@ -63,17 +55,8 @@ func (b *builder) done(note string) sample {
 	return sample{Text: b.b.String(), Labels: b.labels, Note: note}
 }
 
-type gen struct{ r *rand.Rand }
-
-func (g gen) pick(xs ...string) string { return xs[g.r.IntN(len(xs))] }
-
-func (g gen) chars(alphabet string, n int) string {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = alphabet[g.r.IntN(len(alphabet))]
-	}
-	return string(out)
-}
+// gen makes the corpus's values.
+type gen struct{ dlptest.Gen }
 
 const (
 	upperAZ = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -83,7 +66,6 @@ const (
 	hexLow  = "0123456789abcdef"
 )
 
-func (g gen) digits(n int) string { return g.chars(digits, n) }
 
 // luhnDigit is the check digit that makes body+digit pass the Luhn test.
 func luhnDigit(body string) string {
@@ -103,7 +85,7 @@ func luhnDigit(body string) string {
 
 func (g gen) card() string {
 	prefix, n := "", 16
-	switch g.r.IntN(5) {
+	switch g.R.IntN(5) {
 	case 0:
 		prefix = "4111"
 	case 1:
@@ -115,9 +97,9 @@ func (g gen) card() string {
 	default:
 		prefix = "4242"
 	}
-	body := prefix + g.digits(n-1-len(prefix))
+	body := prefix + g.Digits(n-1-len(prefix))
 	num := body + luhnDigit(body)
-	switch g.r.IntN(3) {
+	switch g.R.IntN(3) {
 	case 0:
 		return num
 	case 1:
@@ -134,13 +116,13 @@ func (g gen) card() string {
 
 // notCard is 16 digits with a test prefix that fail the Luhn test.
 func (g gen) notCard() string {
-	body := "4" + g.digits(14)
-	d := (int(luhnDigit(body)[0]-'0') + 1 + g.r.IntN(8)) % 10
+	body := "4" + g.Digits(14)
+	d := (int(luhnDigit(body)[0]-'0') + 1 + g.R.IntN(8)) % 10
 	return body + strconv.Itoa(d)
 }
 
 func (g gen) imei() string {
-	body := "35" + g.digits(12)
+	body := "35" + g.Digits(12)
 	return body + luhnDigit(body)
 }
 
@@ -159,18 +141,18 @@ func ibanCheck(country, bban string) string {
 
 func (g gen) iban() string {
 	var country, bban string
-	switch g.r.IntN(4) {
+	switch g.R.IntN(4) {
 	case 0:
-		country, bban = "GB", g.chars(upperAZ, 4)+g.digits(14)
+		country, bban = "GB", g.Chars(upperAZ, 4)+g.Digits(14)
 	case 1:
-		country, bban = "DE", g.digits(18)
+		country, bban = "DE", g.Digits(18)
 	case 2:
-		country, bban = "FR", g.digits(23)
+		country, bban = "FR", g.Digits(23)
 	default:
-		country, bban = "NL", g.chars(upperAZ, 4)+g.digits(10)
+		country, bban = "NL", g.Chars(upperAZ, 4)+g.Digits(10)
 	}
 	s := country + ibanCheck(country, bban) + bban
-	if g.r.IntN(2) == 0 {
+	if g.R.IntN(2) == 0 {
 		return s
 	}
 	var parts []string
@@ -181,39 +163,39 @@ func (g gen) iban() string {
 }
 
 func (g gen) ssn() string {
-	area := 1 + g.r.IntN(898)
+	area := 1 + g.R.IntN(898)
 	if area == 666 {
 		area = 667
 	}
-	return fmt.Sprintf("%03d-%02d-%04d", area, 1+g.r.IntN(99), 1+g.r.IntN(9999))
+	return fmt.Sprintf("%03d-%02d-%04d", area, 1+g.R.IntN(99), 1+g.R.IntN(9999))
 }
 
 func (g gen) nino() string {
 	first, second := "ABCEGHJKLMNOPRSTWXYZ", "ABCEGHJKLMNPRSTWXYZ"
-	p := g.chars(first, 1) + g.chars(second, 1)
+	p := g.Chars(first, 1) + g.Chars(second, 1)
 	for p == "BG" || p == "GB" || p == "KN" || p == "NK" || p == "NT" || p == "TN" || p == "ZZ" {
-		p = g.chars(first, 1) + g.chars(second, 1)
+		p = g.Chars(first, 1) + g.Chars(second, 1)
 	}
-	d := g.digits(6)
-	if g.r.IntN(2) == 0 {
-		return p + " " + d[:2] + " " + d[2:4] + " " + d[4:] + " " + g.chars("ABCD", 1)
+	d := g.Digits(6)
+	if g.R.IntN(2) == 0 {
+		return p + " " + d[:2] + " " + d[2:4] + " " + d[4:] + " " + g.Chars("ABCD", 1)
 	}
-	return p + d + g.chars("ABCD", 1)
+	return p + d + g.Chars("ABCD", 1)
 }
 
 func (g gen) dni() string {
-	n := 10000000 + g.r.IntN(89999999)
+	n := 10000000 + g.R.IntN(89999999)
 	return strconv.Itoa(n) + string("TRWAGMYFPDXBNJZSQVHLCKE"[n%23])
 }
 
 func (g gen) nie() string {
-	p := g.r.IntN(3)
-	n := g.r.IntN(10000000)
+	p := g.R.IntN(3)
+	n := g.R.IntN(10000000)
 	return string("XYZ"[p]) + fmt.Sprintf("%07d", n) + string("TRWAGMYFPDXBNJZSQVHLCKE"[(p*10000000+n)%23])
 }
 
 func (g gen) fiscalCode() string {
-	s := g.chars(upperAZ, 6) + g.digits(2) + g.chars("ABCDEHLMPRST", 1) + g.digits(2) + g.chars(upperAZ, 1) + g.digits(3)
+	s := g.Chars(upperAZ, 6) + g.Digits(2) + g.Chars("ABCDEHLMPRST", 1) + g.Digits(2) + g.Chars(upperAZ, 1) + g.Digits(3)
 	odd := [...]int{1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23}
 	sum := 0
 	for i, c := range s {
@@ -231,14 +213,14 @@ func (g gen) fiscalCode() string {
 }
 
 func (g gen) nir() string {
-	body := g.chars("12", 1) + g.digits(2) + fmt.Sprintf("%02d", 1+g.r.IntN(12)) + g.digits(8)
+	body := g.Chars("12", 1) + g.Digits(2) + fmt.Sprintf("%02d", 1+g.R.IntN(12)) + g.Digits(8)
 	n, _ := strconv.ParseInt(body, 10, 64)
 	return body + fmt.Sprintf("%02d", 97-n%97)
 }
 
 func (g gen) bsn() string {
 	for {
-		d := g.digits(8)
+		d := g.Digits(8)
 		sum := 0
 		for i := 0; i < 8; i++ {
 			sum += int(d[i]-'0') * (9 - i)
@@ -250,78 +232,78 @@ func (g gen) bsn() string {
 }
 
 func (g gen) email() string {
-	first := g.pick("ada", "alan", "grace", "linus", "margaret", "dennis", "barbara", "ken", "radia", "edsger")
-	last := g.pick("lovelace", "turing", "hopper", "torvalds", "hamilton", "ritchie", "liskov", "thompson", "perlman", "dijkstra")
-	domain := g.pick("example.com", "example.org", "example.net", "mail.example", "corp.example.com", "shop.test", "EXAMPLE.COM")
-	local := g.pick(first+"."+last, first, first+"_"+last+strconv.Itoa(g.r.IntN(99)), first+"+news", last)
+	first := g.Pick("ada", "alan", "grace", "linus", "margaret", "dennis", "barbara", "ken", "radia", "edsger")
+	last := g.Pick("lovelace", "turing", "hopper", "torvalds", "hamilton", "ritchie", "liskov", "thompson", "perlman", "dijkstra")
+	domain := g.Pick("example.com", "example.org", "example.net", "mail.example", "corp.example.com", "shop.test", "EXAMPLE.COM")
+	local := g.Pick(first+"."+last, first, first+"_"+last+strconv.Itoa(g.R.IntN(99)), first+"+news", last)
 	return local + "@" + domain
 }
 
 func (g gen) phone() string {
-	switch g.r.IntN(7) {
+	switch g.R.IntN(7) {
 	case 6:
-		return "+1 (312) 555-01" + g.digits(2)
+		return "+1 (312) 555-01" + g.Digits(2)
 	case 0:
-		return "+1 415-555-01" + g.digits(2)
+		return "+1 415-555-01" + g.Digits(2)
 	case 1:
-		return "(202) 555-01" + g.digits(2)
+		return "(202) 555-01" + g.Digits(2)
 	case 2:
-		return "+44 20 7946 0" + g.digits(3)
+		return "+44 20 7946 0" + g.Digits(3)
 	case 3:
-		return "020 7946 0" + g.digits(3)
+		return "020 7946 0" + g.Digits(3)
 	case 4:
-		return "+33 1 99 00 " + g.digits(2) + " " + g.digits(2)
+		return "+33 1 99 00 " + g.Digits(2) + " " + g.Digits(2)
 	}
-	return "+49 30 " + g.digits(6)
+	return "+49 30 " + g.Digits(6)
 }
 
 func (g gen) ipv4() string {
-	return g.pick("192.0.2.", "198.51.100.", "203.0.113.") + strconv.Itoa(1+g.r.IntN(254))
+	return g.Pick("192.0.2.", "198.51.100.", "203.0.113.") + strconv.Itoa(1+g.R.IntN(254))
 }
 
 func (g gen) ipv6() string {
-	return fmt.Sprintf("2001:db8:%x::%x", g.r.IntN(0xffff), 1+g.r.IntN(0xfffe))
+	return fmt.Sprintf("2001:db8:%x::%x", g.R.IntN(0xffff), 1+g.R.IntN(0xfffe))
 }
 
 // secrets are generators of synthetic tokens in each built-in format.
 func (g gen) secrets() map[string]func() string {
 	b64 := alnum + "+/"
 	return map[string]func() string{
-		"aws-access-key-id": func() string { return g.pick("AKIA", "ASIA") + g.chars(upperAZ+"234567", 16) },
-		"gcp-api-key":       func() string { return "AIza" + g.chars(alnum+"_-", 35) },
-		"github-token":      func() string { return g.pick("ghp_", "gho_", "ghs_", "ghu_") + g.chars(alnum, 36) },
+		"aws-access-key-id": func() string { return g.Pick("AKIA", "ASIA") + g.Chars(upperAZ+"234567", 16) },
+		"gcp-api-key":       func() string { return "AIza" + g.Chars(alnum+"_-", 35) },
+		"github-token":      func() string { return g.Pick("ghp_", "gho_", "ghs_", "ghu_") + g.Chars(alnum, 36) },
 		"github-fine-grained-token": func() string {
-			return "github_pat_" + g.chars(alnum, 22) + "_" + g.chars(alnum, 59)
+			return "github_pat_" + g.Chars(alnum, 22) + "_" + g.Chars(alnum, 59)
 		},
-		"gitlab-token": func() string { return "glpat-" + g.chars(alnum+"_-", 20) },
-		"slack-token":  func() string { return "xoxb-" + g.digits(12) + "-" + g.digits(12) + "-" + g.chars(alnum, 24) },
+		"gitlab-token": func() string { return "glpat-" + g.Chars(alnum+"_-", 20) },
+		"slack-token":  func() string { return "xoxb-" + g.Digits(12) + "-" + g.Digits(12) + "-" + g.Chars(alnum, 24) },
 		"slack-webhook": func() string {
-			return "hooks.slack.com/services/T" + g.chars(upperAZ+digits, 8) + "/B" + g.chars(upperAZ+digits, 8) + "/" + g.chars(alnum, 24)
+			return "hooks.slack.com/services/T" + g.Chars(upperAZ+digits, 8) + "/B" + g.Chars(upperAZ+digits, 8) + "/" + g.Chars(alnum, 24)
 		},
-		"stripe-key":            func() string { return g.pick("sk_live_", "rk_live_", "sk_test_") + g.chars(alnum, 24) },
-		"npm-token":             func() string { return "npm_" + g.chars(alnum, 36) },
-		"pypi-token":            func() string { return "pypi-AgEIcHlwaS5vcmc" + g.chars(alnum+"_-", 70) },
-		"openai-key":            func() string { return "sk-proj-" + g.chars(alnum+"_-", 64) },
-		"anthropic-key":         func() string { return "sk-ant-api03-" + g.chars(alnum+"_-", 93) + "AA" },
-		"sendgrid-key":          func() string { return "SG." + g.chars(alnum+"_-", 22) + "." + g.chars(alnum+"_-", 43) },
-		"twilio-key":            func() string { return "SK" + g.chars(hexLow, 32) },
-		"shopify-token":         func() string { return "shpat_" + g.chars(hexLow, 32) },
-		"digitalocean-token":    func() string { return "dop_v1_" + g.chars(hexLow, 64) },
-		"hashicorp-vault-token": func() string { return "hvs." + g.chars(alnum, 90) },
-		"huggingface-token":     func() string { return "hf_" + g.chars(upperAZ+lowerAZ, 34) },
-		"docker-token":          func() string { return "dckr_pat_" + g.chars(alnum+"_-", 27) },
-		"telegram-bot-token":    func() string { return g.digits(9) + ":AA" + g.chars(alnum+"_-", 33) },
+		"stripe-key":            func() string { return g.Pick("sk_live_", "rk_live_", "sk_test_") + g.Chars(alnum, 24) },
+		"npm-token":             func() string { return "npm_" + g.Chars(alnum, 36) },
+		"pypi-token":            func() string { return "pypi-AgEIcHlwaS5vcmc" + g.Chars(alnum+"_-", 70) },
+		"openai-key":            func() string { return "sk-proj-" + g.Chars(alnum+"_-", 64) },
+		"anthropic-key":         func() string { return "sk-ant-api03-" + g.Chars(alnum+"_-", 93) + "AA" },
+		"sendgrid-key":          func() string { return "SG." + g.Chars(alnum+"_-", 22) + "." + g.Chars(alnum+"_-", 43) },
+		"twilio-key":            func() string { return "SK" + g.Chars(hexLow, 32) },
+		"shopify-token":         func() string { return "shpat_" + g.Chars(hexLow, 32) },
+		"digitalocean-token":    func() string { return "dop_v1_" + g.Chars(hexLow, 64) },
+		"hashicorp-vault-token": func() string { return "hvs." + g.Chars(alnum, 90) },
+		"huggingface-token":     func() string { return "hf_" + g.Chars(upperAZ+lowerAZ, 34) },
+		"docker-token":          func() string { return "dckr_pat_" + g.Chars(alnum+"_-", 27) },
+		"telegram-bot-token":    func() string { return g.Digits(9) + ":AA" + g.Chars(alnum+"_-", 33) },
 		"jwt": func() string {
 			h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-			p := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"` + g.digits(8) + `","name":"` + g.pick("Ada", "Alan") + `"}`))
-			return h + "." + p + "." + g.chars(alnum+"_-", 43)
+			p := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"` + g.Digits(8) + `","name":"` + g.Pick("Ada", "Alan") + `"}`))
+			return h + "." + p + "." + g.Chars(alnum+"_-", 43)
 		},
 		"private-key": func() string {
-			return "-----BEGIN " + g.pick("RSA ", "EC ", "OPENSSH ", "") + "PRIVATE KEY-----\n" + g.chars(b64, 64) + "\n" + g.chars(b64, 64) + "\n" + g.chars(b64, 40) + "==\n-----END " + "PRIVATE KEY-----"
+			return "-----BEGIN " + g.Pick("RSA ", "EC ", "OPENSSH ", "") + "PRIVATE KEY-----\n" + g.Chars(b64, 64) + "\n" + g.Chars(b64, 64) + "\n" + g.Chars(b64, 40) + "==\n-----END " + "PRIVATE KEY-----"
 		},
-		"aws-secret-access-key": func() string { return g.chars(alnum+"/+", 40) },
-		"generic-secret":        func() string { return g.chars(alnum, 8) + g.digits(4) + g.chars(alnum, 12) },
-		"database-url-password": func() string { return g.chars(alnum, 10) + g.digits(3) },
+		"aws-secret-access-key": func() string { return g.Chars(alnum+"/+", 40) },
+		"generic-secret":        func() string { return g.Chars(alnum, 8) + g.Digits(4) + g.Chars(alnum, 12) },
+		"database-url-password": func() string { return g.Chars(alnum, 10) + g.Digits(3) },
 	}
 }
 
@@ -333,16 +315,16 @@ func (g gen) samples() []sample {
 	for range 40 {
 		// Tool results: customer records and prose.
 		b := &builder{}
-		b.s(`{"id":"C-`, g.digits(4), `","name":"`, g.pick("Ada Lovelace", "Alan Turing", "Grace Hopper"), `","email":"`).v("email", g.email()).
-			s(`","phone":"`).v("phone-number", g.phone()).s(`","city":"`, g.pick("Berlin", "Paris", "London"), `","orders":`, strconv.Itoa(g.r.IntN(50)), `}`)
+		b.s(`{"id":"C-`, g.Digits(4), `","name":"`, g.Pick("Ada Lovelace", "Alan Turing", "Grace Hopper"), `","email":"`).v("email", g.email()).
+			s(`","phone":"`).v("phone-number", g.phone()).s(`","city":"`, g.Pick("Berlin", "Paris", "London"), `","orders":`, strconv.Itoa(g.R.IntN(50)), `}`)
 		add(b.done("customer record"))
 
 		b = &builder{}
-		b.s("Please charge the card ").v("payment-card", g.card()).s(" for order #", g.digits(8), " and send the receipt to ").v("email", g.email()).s(".")
+		b.s("Please charge the card ").v("payment-card", g.card()).s(" for order #", g.Digits(8), " and send the receipt to ").v("email", g.email()).s(".")
 		add(b.done("payment prose"))
 
 		b = &builder{}
-		b.s(`{"type":"text","text":"Account holder: `, g.pick("Ada", "Alan"), `\nIBAN: `).v("iban", g.iban()).s(`\nReference: INV-`, g.digits(6), `"}`)
+		b.s(`{"type":"text","text":"Account holder: `, g.Pick("Ada", "Alan"), `\nIBAN: `).v("iban", g.iban()).s(`\nReference: INV-`, g.Digits(6), `"}`)
 		add(b.done("bank details"))
 
 		b = &builder{}
@@ -366,14 +348,14 @@ func (g gen) samples() []sample {
 			b := &builder{}
 			switch typ {
 			case "aws-secret-access-key":
-				b.s("aws_access_key_id = AKIA", g.chars(upperAZ+"234567", 16), "\naws_secret_access_key = ").v(typ, mk()).s("\n")
+				b.s("aws_access_key_id = AKIA", g.Chars(upperAZ+"234567", 16), "\naws_secret_access_key = ").v(typ, mk()).s("\n")
 				b.labels = nil
 				b = &builder{}
 				b.s("[default]\naws_secret_access_key = ").v(typ, mk()).s("\nregion = eu-west-1\n")
 			case "generic-secret":
-				b.s(g.pick(`{"api_key": "`, `{"client_secret":"`, `{"auth_token": "`, `{"password":"`, `SECRET_KEY=`, `db_password: '`)).v(typ, mk()).s(g.pick(`"}`, `"}`, `"}`, `"}`, "\n", `'`))
+				b.s(g.Pick(`{"api_key": "`, `{"client_secret":"`, `{"auth_token": "`, `{"password":"`, `SECRET_KEY=`, `db_password: '`)).v(typ, mk()).s(g.Pick(`"}`, `"}`, `"}`, `"}`, "\n", `'`))
 			case "database-url-password":
-				b.s(`{"DATABASE_URL":"`, g.pick("postgres", "mysql", "mongodb+srv", "redis"), "://", g.pick("app", "admin", "svc"), ":").v(typ, mk()).s("@db", strconv.Itoa(i), ".internal.example:5432/app", `"}`)
+				b.s(`{"DATABASE_URL":"`, g.Pick("postgres", "mysql", "mongodb+srv", "redis"), "://", g.Pick("app", "admin", "svc"), ":").v(typ, mk()).s("@db", strconv.Itoa(i), ".internal.example:5432/app", `"}`)
 			case "slack-webhook":
 				b.s(`{"webhook":"https://`).v(typ, mk()).s(`"}`)
 			default:
@@ -399,13 +381,13 @@ func (g gen) samples() []sample {
 		b.s(`{"note":"contact `).v("email", e[:at]+`\u0040`+e[at+1:]).s(`"}`)
 		add(b.done("escaped @"))
 
-		tokn := "ghp_" + g.chars(alnum, 36)
+		tokn := "ghp_" + g.Chars(alnum, 36)
 		b = &builder{}
 		b.s(`{"text":"token `).v("github-token", tokn[:10]+"\u200b"+tokn[10:]).s(`"}`)
 		add(b.done("zero-width space inside a token"))
 
 		b = &builder{}
-		b.s(`{"blob":"`).v("aws-access-key-id", base64.StdEncoding.EncodeToString([]byte("key=AKIA"+g.chars(upperAZ+"234567", 16)+"\n"))).s(`"}`)
+		b.s(`{"blob":"`).v("aws-access-key-id", base64.StdEncoding.EncodeToString([]byte("key=AKIA"+g.Chars(upperAZ+"234567", 16)+"\n"))).s(`"}`)
 		add(b.done("base64-encoded key"))
 
 		b = &builder{}
@@ -425,29 +407,29 @@ func (g gen) samples() []sample {
 	// Hard negatives: values that look like data and are not.
 	for range 60 {
 		b := &builder{}
-		b.s(`{"id":"`, fmt.Sprintf("%s-%s-4%s-a%s-%s", g.chars(hexLow, 8), g.chars(hexLow, 4), g.chars(hexLow, 3), g.chars(hexLow, 3), g.chars(hexLow, 12)),
-			`","commit":"`, g.chars(hexLow, 40), `","order":"`, g.notCard(), `","created":"2026-`, fmt.Sprintf("%02d-%02dT%02d:%02d:%02dZ", 1+g.r.IntN(12), 1+g.r.IntN(28), g.r.IntN(24), g.r.IntN(60), g.r.IntN(60)),
-			`","price":`, strconv.Itoa(g.r.IntN(9999)), ".", g.digits(2), `,"version":"`, strconv.Itoa(g.r.IntN(9)), ".", strconv.Itoa(g.r.IntN(20)), ".", strconv.Itoa(g.r.IntN(30)), `"}`)
+		b.s(`{"id":"`, fmt.Sprintf("%s-%s-4%s-a%s-%s", g.Chars(hexLow, 8), g.Chars(hexLow, 4), g.Chars(hexLow, 3), g.Chars(hexLow, 3), g.Chars(hexLow, 12)),
+			`","commit":"`, g.Chars(hexLow, 40), `","order":"`, g.notCard(), `","created":"2026-`, fmt.Sprintf("%02d-%02dT%02d:%02d:%02dZ", 1+g.R.IntN(12), 1+g.R.IntN(28), g.R.IntN(24), g.R.IntN(60), g.R.IntN(60)),
+			`","price":`, strconv.Itoa(g.R.IntN(9999)), ".", g.Digits(2), `,"version":"`, strconv.Itoa(g.R.IntN(9)), ".", strconv.Itoa(g.R.IntN(20)), ".", strconv.Itoa(g.R.IntN(30)), `"}`)
 		add(b.done("ids, hashes, an order number failing Luhn, times, prices, versions"))
 
 		b = &builder{}
-		b.s("Device IMEI ", g.imei(), " registered; serial ", g.digits(12), "; tracking number ", g.digits(22), "; color #", g.chars(hexLow, 6), "; coordinates 52.", g.digits(6), ", 13.", g.digits(6), ".")
+		b.s("Device IMEI ", g.imei(), " registered; serial ", g.Digits(12), "; tracking number ", g.Digits(22), "; color #", g.Chars(hexLow, 6), "; coordinates 52.", g.Digits(6), ", 13.", g.Digits(6), ".")
 		add(b.done("device numbers"))
 
-		img := make([]byte, 300+g.r.IntN(600))
+		img := make([]byte, 300+g.R.IntN(600))
 		for i := range img {
-			img[i] = byte(g.r.IntN(256))
+			img[i] = byte(g.R.IntN(256))
 		}
 		b = &builder{}
 		b.s(`{"type":"image","mimeType":"image/png","data":"`, base64.StdEncoding.EncodeToString(img), `"}`)
 		add(b.done("base64 image"))
 
 		b = &builder{}
-		b.s(`{"tokens_used": `, strconv.Itoa(g.r.IntN(100000)), `, "max_tokens": 4096, "key": "customer_name", "password_hint": "first pet", "api_version": "2026-07-28", "auth": "oauth2", "secret_ref": "vault:kv/app#db"}`)
+		b.s(`{"tokens_used": `, strconv.Itoa(g.R.IntN(100000)), `, "max_tokens": 4096, "key": "customer_name", "password_hint": "first pet", "api_version": "2026-07-28", "auth": "oauth2", "secret_ref": "vault:kv/app#db"}`)
 		add(b.done("names of secrets without secrets"))
 
 		b = &builder{}
-		b.s("See icon@2x.png and @scope/package@1.2.3; call at 10:30:45; build ", g.digits(10), "; ISBN 978-", g.digits(1), "-", g.digits(3), "-", g.digits(5), "-", g.digits(1), ".")
+		b.s("See icon@2x.png and @scope/package@1.2.3; call at 10:30:45; build ", g.Digits(10), "; ISBN 978-", g.Digits(1), "-", g.Digits(3), "-", g.Digits(5), "-", g.Digits(1), ".")
 		add(b.done("at signs and numbers that are not data"))
 	}
 	return out
@@ -467,7 +449,7 @@ func inToolResult(s sample) sample {
 	const head = `{"content":[{"type":"text","text":"`
 	out := sample{Text: head + esc(s.Text) + `"}],"isError":false}`, Note: s.Note + ", in a tool result"}
 	for _, l := range s.Labels {
-		out.Labels = append(out.Labels, label{l.Type, len(head) + len(esc(s.Text[:l.Start])), len(head) + len(esc(s.Text[:l.End]))})
+		out.Labels = append(out.Labels, label{Type: l.Type, Start: len(head) + len(esc(s.Text[:l.Start])), End: len(head) + len(esc(s.Text[:l.End]))})
 	}
 	return out
 }
@@ -491,20 +473,9 @@ func writeCorpus(t *testing.T, samples []sample) {
 }
 
 func readCorpus(t testing.TB) []sample {
-	f, err := os.Open(corpusPath)
+	out, err := dlptest.ReadCorpus(corpusPath)
 	if err != nil {
 		t.Fatalf("%v (write it with go test ./internal/dlp -run TestCorpus -update)", err)
-	}
-	defer f.Close()
-	var out []sample
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var s sample
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
 	}
 	return out
 }
@@ -514,7 +485,7 @@ func readCorpus(t testing.TB) []sample {
 // is the label's and its span overlaps the label's.
 func TestCorpus(t *testing.T) {
 	if *update {
-		samples := gen{rand.New(rand.NewPCG(1, 2))}.samples()
+		samples := gen{dlptest.NewGen(1, 2)}.samples()
 		n := len(samples)
 		for i := 0; i < n; i += 3 {
 			samples = append(samples, inToolResult(samples[i]))

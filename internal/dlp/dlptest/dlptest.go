@@ -1,65 +1,110 @@
-// Package dlptest makes realistic tool output for the DLP scanner's
-// benchmarks, so that Sluice's and other scanners' measurements read the
-// same input.
+// Package dlptest holds what the DLP scanner's tests and benchmarks share
+// with measurements of other scanners: a generator of synthetic values,
+// realistic tool output, and the labelled corpus's format.
 package dlptest
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 )
 
-type gen struct{ r *rand.Rand }
+// Gen makes synthetic values from a seeded source, so that what it makes
+// is the same on every run.
+type Gen struct{ R *rand.Rand }
 
-func (g gen) pick(xs ...string) string { return xs[g.r.IntN(len(xs))] }
+// NewGen returns a generator seeded with a and b.
+func NewGen(a, b uint64) Gen { return Gen{rand.New(rand.NewPCG(a, b))} }
 
-func (g gen) chars(alphabet string, n int) string {
+// Pick returns one of xs.
+func (g Gen) Pick(xs ...string) string { return xs[g.R.IntN(len(xs))] }
+
+// Chars returns n characters of alphabet.
+func (g Gen) Chars(alphabet string, n int) string {
 	out := make([]byte, n)
 	for i := range out {
-		out[i] = alphabet[g.r.IntN(len(alphabet))]
+		out[i] = alphabet[g.R.IntN(len(alphabet))]
 	}
 	return string(out)
 }
 
-func (g gen) digits(n int) string { return g.chars("0123456789", n) }
+// Digits returns n decimal digits.
+func (g Gen) Digits(n int) string { return g.Chars("0123456789", n) }
+
+// Label is where a labelled value is in a sample's text, and its type.
+type Label struct {
+	Type  string `json:"type"`
+	Start int    `json:"start"`
+	End   int    `json:"end"`
+}
+
+// Sample is a text of the labelled corpus with its labels.
+type Sample struct {
+	Text   string  `json:"text"`
+	Labels []Label `json:"labels"`
+	Note   string  `json:"note,omitempty"`
+}
+
+// ReadCorpus reads a labelled corpus, one JSON sample per line.
+func ReadCorpus(path string) ([]Sample, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Sample
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var s Sample
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-func (g gen) email() string {
-	first := g.pick("ada", "alan", "grace", "linus", "margaret")
-	last := g.pick("lovelace", "turing", "hopper", "torvalds", "hamilton")
-	return first + "." + last + strconv.Itoa(g.r.IntN(100)) + "@" + g.pick("example.com", "example.org", "mail.example")
+func (g Gen) email() string {
+	first := g.Pick("ada", "alan", "grace", "linus", "margaret")
+	last := g.Pick("lovelace", "turing", "hopper", "torvalds", "hamilton")
+	return first + "." + last + strconv.Itoa(g.R.IntN(100)) + "@" + g.Pick("example.com", "example.org", "mail.example")
 }
 
-func (g gen) phone() string {
-	switch g.r.IntN(4) {
+func (g Gen) phone() string {
+	switch g.R.IntN(4) {
 	case 0:
-		return "+1 415-555-01" + g.digits(2)
+		return "+1 415-555-01" + g.Digits(2)
 	case 1:
-		return "(202) 555-01" + g.digits(2)
+		return "(202) 555-01" + g.Digits(2)
 	case 2:
-		return "+44 20 7946 0" + g.digits(3)
+		return "+44 20 7946 0" + g.Digits(3)
 	}
-	return "+49 30 " + g.digits(6)
+	return "+49 30 " + g.Digits(6)
 }
 
 // ToolOutput builds n bytes (at least 1 KiB) of realistic tool output: the JSON text of a
 // tools/call result listing records (names, addresses, order lines,
 // timestamps, URLs, prose), with a finding every few kilobytes.
 func ToolOutput(n int) []byte {
-	r := rand.New(rand.NewPCG(7, 11))
-	g := gen{r}
+	g := NewGen(7, 11)
+	r := g.R
 	var b strings.Builder
 	b.WriteString(`{"content":[{"type":"text","text":"`)
 	const tail = `"}],"isError":false}`
 	for i := 0; ; i++ {
 		var rec strings.Builder
 		fmt.Fprintf(&rec, `{\"id\":\"ord_%s\",\"customer\":\"%s\",\"status\":\"%s\",\"total\":%d.%02d,\"currency\":\"EUR\",\"created_at\":\"2026-%02d-%02dT%02d:%02d:%02dZ\",`,
-			g.chars(alnum, 12), g.pick("Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus Torvalds"), g.pick("paid", "shipped", "refunded"),
+			g.Chars(alnum, 12), g.Pick("Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus Torvalds"), g.Pick("paid", "shipped", "refunded"),
 			r.IntN(999), r.IntN(100), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
 		fmt.Fprintf(&rec, `\"items\":[{\"sku\":\"SKU-%s\",\"qty\":%d,\"name\":\"%s\"}],\"url\":\"https://shop.example.com/orders/%d?ref=email\",`,
-			g.digits(6), 1+r.IntN(5), g.pick("Wireless keyboard", "USB-C cable, 2 m", "Standing desk frame", "Noise-cancelling headphones"), r.IntN(1000000))
+			g.Digits(6), 1+r.IntN(5), g.Pick("Wireless keyboard", "USB-C cable, 2 m", "Standing desk frame", "Noise-cancelling headphones"), r.IntN(1000000))
 		rec.WriteString(`\"note\":\"Customer asked to deliver after 5 pm; the parcel may be left with a neighbour. Tracking is updated nightly.\"`)
 		if i%8 == 0 {
 			fmt.Fprintf(&rec, `,\"contact\":\"%s\",\"phone\":\"%s\"`, g.email(), g.phone())
