@@ -465,30 +465,43 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 		})
 	}
 	n := len(v)
-	for i := 0; i < n; {
-		for i < n && b64class[v[i]] == 0 {
-			i++
+	// URL escapes are rare: found with a fast search.
+	for i := bytes.IndexByte(v, '%'); i >= 0; {
+		if i+2 < n && isHexByte(v[i+1]) && isHexByte(v[i+2]) {
+			s.urlEncoded(v, i, inner)
 		}
-		if i == n {
-			return
+		k := bytes.IndexByte(v[i+1:], '%')
+		if k < 0 {
+			break
 		}
-		if b64class[v[i]] == 4 {
-			if i+2 < n && isHexByte(v[i+1]) && isHexByte(v[i+2]) {
-				s.urlEncoded(v, i, inner)
-			}
-			i++
+		i += 1 + k
+	}
+	// Runs of base64 characters at least minBase64Run long: a run that
+	// long covers every position minBase64Run apart, so only those are
+	// looked at until one is in a run, which is then measured whole.
+	runEnd := 0
+	for pos := minBase64Run - 1; pos < n; {
+		if b64class[v[pos]]&1 == 0 {
+			pos += minBase64Run
 			continue
 		}
-		j := i
-		hexRun := uint8(2)
-		for j < n {
-			c := b64class[v[j]]
-			if c&1 == 0 {
-				break
-			}
-			hexRun &= c
+		i := pos
+		for i > runEnd && b64class[v[i-1]]&1 != 0 {
+			i--
+		}
+		j := pos + 1
+		for j < n && b64class[v[j]]&1 != 0 {
 			j++
 		}
+		if j-i < minBase64Run {
+			runEnd, pos = j, j+minBase64Run
+			continue
+		}
+		hexRun := uint8(2)
+		for _, c := range v[i:j] {
+			hexRun &= b64class[c]
+		}
+		runEnd, pos = j, j+minBase64Run
 		run := v[i:j]
 		switch {
 		case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
@@ -505,7 +518,6 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 				}
 			}
 		}
-		i = j
 	}
 }
 

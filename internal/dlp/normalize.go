@@ -3,6 +3,7 @@ package dlp
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"sort"
 	"unicode/utf8"
 
@@ -94,6 +95,21 @@ func normalize(b []byte) text {
 	var view []byte
 	first := len(b)
 	for i := 0; i < len(b); i++ {
+		// Eight bytes at a time while none is a backslash or non-ASCII
+		// (the lowest byte the test flags is always one of them).
+		for i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			x := w ^ 0x5c5c5c5c5c5c5c5c
+			m := (x-0x0101010101010101)&^x&0x8080808080808080 | w&0x8080808080808080
+			if m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		if c != '\\' && c < utf8.RuneSelf {
 			continue
