@@ -503,6 +503,11 @@ func spanishID(v []byte, g *numberGroup) (Finding, bool) {
 
 // upperID tries the identifiers that start with a capital letter.
 func upperID(v []byte, i int) (Finding, bool) {
+	// Every one of them but the NIE has two capitals first; most
+	// capitalised words do not.
+	if i+1 >= len(v) || !isUpper(v[i+1]) && v[i] != 'X' && v[i] != 'Y' && v[i] != 'Z' {
+		return Finding{}, false
+	}
 	if f, ok := iban(v, i); ok {
 		return f, true
 	}
