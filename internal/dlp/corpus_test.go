@@ -66,7 +66,6 @@ const (
 	hexLow  = "0123456789abcdef"
 )
 
-
 // luhnDigit is the check digit that makes body+digit pass the Luhn test.
 func luhnDigit(body string) string {
 	sum := 0

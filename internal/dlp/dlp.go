@@ -9,12 +9,13 @@
 //     (zero-width, bidirectional controls, tag characters) removed and
 //     compatibility characters folded (NFKC), with a map back to the
 //     input's offsets, so obfuscation does not hide a value;
-//   - secrets: one pass of an Aho-Corasick automaton over the keywords of
-//     every rule (a token's literal prefix, or a word that names a
-//     credential); a rule's pattern runs only in a window around a keyword;
-//   - personal data: one pass that skips most bytes by a table lookup and
-//     validates candidates (Luhn and issuer ranges, mod 97, numbering plans,
-//     national checksums, words around them);
+//   - secrets and personal data, in one pass: an Aho-Corasick automaton over
+//     the keywords of every rule (a token's literal prefix, or a word that
+//     names a credential), whose pattern then runs anchored at the keyword
+//     (or in a window around it); and, where a table lookup says a detector
+//     may start, personal-data candidates, validated (Luhn and issuer
+//     ranges, mod 97, numbering plans, national checksums, words around
+//     them);
 //   - encoded segments: base64, hex and URL-encoded runs that decode to
 //     text are scanned again, to a bounded depth and size.
 //
@@ -281,11 +282,6 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) {
 			piiNext = piiAt(v, i, pc, add)
 		}
 	}
-}
-
-// secrets runs the rules whose keywords occur in v.
-func (s *Scanner) secrets(v []byte, add func(Finding)) {
-	s.ac.find(v, s.secretHits(v, add))
 }
 
 // secretHits returns what runs the rules of a keyword found in v.
