@@ -106,7 +106,11 @@ is shown. The exit status is 0 whether or not anything is found.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), strconv.Itoa(len(fs))+" findings")
+			noun := "findings"
+			if len(fs) == 1 {
+				noun = "finding"
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), strconv.Itoa(len(fs)), noun)
 			return nil
 		},
 	}

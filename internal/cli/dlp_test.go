@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -163,4 +164,46 @@ func containsString(xs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestDLPScan: `sluice dlp scan` prints each finding's type and offsets,
+// never the value, with the built-in detectors and a configuration's.
+func TestDLPScan(t *testing.T) {
+	ctx := context.Background()
+	in := `{"note":"mail ada@example.com, key AKIAZ5GMHYJKLQW2XQ7D, badge EMP-123456"}`
+	res := runMain(t, ctx, strings.NewReader(in), "dlp", "scan", "--format", "json")
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
+		var f struct {
+			Type       string
+			Start, End int
+		}
+		if err := json.Unmarshal([]byte(line), &f); err != nil {
+			t.Fatalf("%v: %q", err, line)
+		}
+		got = append(got, f.Type+"="+in[f.Start:f.End])
+	}
+	if res.Code != 0 || strings.Join(got, " ") != "email=ada@example.com aws-access-key-id=AKIAZ5GMHYJKLQW2XQ7D" ||
+		strings.Contains(res.Stdout, "ada@") {
+		t.Fatalf("dlp scan: code %d, found %v\n%s%s", res.Code, got, res.Stdout, res.Stderr)
+	}
+	cfg := filepath.Join(t.TempDir(), "dlp.yaml")
+	if err := os.WriteFile(cfg, []byte(`servers:
+  s: {command: [s]}
+dlp:
+  allow: {values: [ada@example.com]}
+  detectors:
+    - {type: employee-badge, class: pii, pattern: 'EMP-(\d{6})', keywords: [EMP-]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(file, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = runMain(t, ctx, nil, "dlp", "scan", "-c", cfg, file)
+	if res.Code != 0 || strings.Contains(res.Stdout, "email") || !strings.Contains(res.Stdout, "employee-badge") ||
+		!strings.Contains(res.Stdout, "aws-access-key-id") || !strings.Contains(res.Stderr, "2 findings") {
+		t.Fatalf("dlp scan -c: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
 }
