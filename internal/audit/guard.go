@@ -75,6 +75,9 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			return nil, err
 		}
 		res, err := next.Handle(ctx, c)
+		// What guards finish after the chain (lineage's labels of what was
+		// read) belongs in the record.
+		c.RunAfter()
 		if aerr := g.log.Append(g.event(c, start, res, err).Body(), closed); aerr != nil && closed {
 			// The call happened, but an answer whose record is not
 			// written does not leave.

@@ -334,7 +334,9 @@ func TestLineageOnTheDemo(t *testing.T) {
 	if ok, err := s.call(ctx, "3", "read_document", `{"id":"product-faq"}`); !ok || err != nil {
 		t.Fatalf("read_document: %v %v", ok, err)
 	}
-	if ok, err := s.call(ctx, "4", "send_email", email); ok || err != nil {
+	// The refused e-mail carries the address the lookup returned.
+	leak := `{"to":"someone@elsewhere.example","subject":"hi","body":"Ada: ada.whitfield@example.com"}`
+	if ok, err := s.call(ctx, "4", "send_email", leak); ok || err != nil {
 		t.Fatalf("send_email after pii and untrusted input went through: %v %v", ok, err)
 	}
 	s.stop(t)
@@ -347,8 +349,18 @@ func TestLineageOnTheDemo(t *testing.T) {
 		!strings.Contains(lines[1], `"rule":"lethal-trifecta"`) || !strings.Contains(lines[1], `"labels":["external-sink"]`) {
 		t.Errorf("send_email records:\n%s", res.Stdout)
 	}
+	// The flow from the lookup to the refused e-mail is recorded.
+	lookup := runMain(t, ctx, nil, "audit", "query", "--data-dir", filepath.Join(dir, "data"), "--format", "json", "--tool", "get_customer")
+	lv, err := audit.ParseView([]byte(strings.TrimSpace(lookup.Stdout)))
+	if err != nil {
+		t.Fatalf("get_customer record: %v\n%s", err, lookup.Stdout)
+	}
+	if !strings.Contains(lines[1], `"flows":[{"from":"`+lv.ID+`","kind":"pii/email"`) {
+		t.Errorf("the refused send_email records no flow from %s:\n%s", lv.ID, lines[1])
+	}
 	res = runMain(t, ctx, nil, "audit", "query", "--data-dir", filepath.Join(dir, "data"), "--format", "json", "--tool", "read_document")
-	if !strings.Contains(res.Stdout, `"labels":["untrusted-input"]`) {
+	// The FAQ holds contact details: DLP's finding makes it pii too.
+	if !strings.Contains(res.Stdout, `"labels":["pii","untrusted-input"]`) {
 		t.Errorf("read_document record: %s", res.Stdout)
 	}
 }

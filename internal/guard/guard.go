@@ -59,8 +59,8 @@ var Order = []string{
 	"policy",    // who may call what, with which arguments
 	"approval",  // human approval bound to the exact call
 	"scan",      // tool poisoning and rug pulls on list results
-	"lineage",   // labels on data as it flows
 	"dlp",       // secrets and PII in arguments and results
+	"lineage",   // labels on data as it flows (after DLP has read what a call sends)
 	"minimize",  // caps and projections on results
 }
 
@@ -181,6 +181,26 @@ type Call struct {
 	// Flows are the values this call carried that earlier results held.
 	Flows     []Flow
 	Decisions []Decision
+
+	// after are the functions guards asked to run once every guard has
+	// seen the result (see [Call.AfterChain]).
+	after []func()
+}
+
+// AfterChain asks for f to run once the whole chain has handled the
+// call, before it is recorded: a guard that needs what guards outside it
+// learn of the result (DLP's findings, for lineage) reads them there.
+func (c *Call) AfterChain(f func()) { c.after = append(c.after, f) }
+
+// RunAfter runs, once, the functions [Call.AfterChain] was given. The
+// audit guard, outermost, calls it before it records the call; the
+// gateway calls it too, for chains without one.
+func (c *Call) RunAfter() {
+	for len(c.after) > 0 {
+		f := c.after[0]
+		c.after = c.after[1:]
+		f()
+	}
 }
 
 // ExposedName is the name the client sees for an upstream-local name.

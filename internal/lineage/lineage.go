@@ -22,6 +22,14 @@
 // labels has them in [guard.Call.Labels], so that the audit log records
 // them.
 //
+// With DLP (the guard just outside this one), values are followed too.
+// The classes of data found in a result are labels of what was read, and
+// the fingerprints of its values are kept with the call that returned
+// them; a later call of the session that sends one of those values
+// carries a [guard.Flow] from that call, recorded before the rules
+// decide. What a result held is added once the chain is done
+// ([guard.Call.AfterChain]), since DLP reads the result after this guard.
+//
 // Taint lives in a [Store] that outlives reloads, bounded in size and
 // forgetting a session unused for a day.
 package lineage
@@ -114,6 +122,10 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 		labels := g.labelsOf(c)
 		c.Labels = append(c.Labels, labels...)
 		key := sessionKey(c)
+		// DLP, outside this guard, has read what the call sends: values
+		// an earlier result held are flows, recorded whether or not the
+		// call goes on (an attempt is evidence too).
+		c.Flows = append(c.Flows, g.store.flows(key, c.Findings)...)
 		for _, r := range g.rules {
 			if !slices.Contains(labels, r.call) {
 				continue
@@ -134,32 +146,35 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 			}
 		}
 		res, err := next.Handle(ctx, c)
-		// The guards inside this one (DLP) have scanned what the call
-		// sent and, if it succeeded, what it returned. Values it sent that
-		// an earlier result held are flows, recorded even when the call
-		// was refused: an attempt is evidence too.
-		c.Flows = append(c.Flows, g.store.flows(key, c.Findings)...)
 		if err != nil || res == nil || res.Error != nil {
 			return res, err
 		}
-		// Data classes found in the result are labels of what was read.
-		for _, f := range c.Findings {
-			if f.Location != "result" {
-				continue
-			}
-			if class, _, ok := strings.Cut(f.Kind, "/"); ok && !slices.Contains(c.Labels, class) {
-				c.Labels = append(c.Labels, class)
-			}
-		}
-		if len(c.Labels) > 1 {
-			sort.Strings(c.Labels)
-			c.Labels = slices.Compact(c.Labels)
-		}
-		if len(c.Labels) > 0 || len(c.Findings) > 0 {
-			g.store.add(key, slices.Clone(c.Labels), c.ID, c.Findings)
-		}
-		return res, err
+		// What the result holds is known once DLP, outside, has read it:
+		// the session's taint is updated after the chain.
+		c.AfterChain(func() { g.read(c, key) })
+		return res, nil
 	})
+}
+
+// read adds to a session what a successful call returned: its labels,
+// the classes of data found in its result, and the fingerprints of the
+// values found there.
+func (g *Guard) read(c *guard.Call, key string) {
+	for _, f := range c.Findings {
+		if f.Location != "result" {
+			continue
+		}
+		if class, _, ok := strings.Cut(f.Kind, "/"); ok && !slices.Contains(c.Labels, class) {
+			c.Labels = append(c.Labels, class)
+		}
+	}
+	if len(c.Labels) > 1 {
+		sort.Strings(c.Labels)
+		c.Labels = slices.Compact(c.Labels)
+	}
+	if len(c.Labels) > 0 || len(c.Findings) > 0 {
+		g.store.add(key, slices.Clone(c.Labels), c.ID, c.Findings)
+	}
 }
 
 // readsData reports whether a method's result is data the caller reads.

@@ -57,6 +57,14 @@ func call(session, server, method, name string) *guard.Call {
 	}
 }
 
+// handle runs a call through h as the gateway does: what guards leave for
+// after the chain runs before the call is over.
+func handle(h guard.Handler, c *guard.Call) (*guard.Result, error) {
+	res, err := h.Handle(context.Background(), c)
+	c.RunAfter()
+	return res, err
+}
+
 func TestConformance(t *testing.T) {
 	for _, mode := range []string{config.ModeEnforce, config.ModeObserve} {
 		t.Run(mode, func(t *testing.T) {
@@ -70,7 +78,7 @@ func TestConformance(t *testing.T) {
 					return &guard.Result{Result: jsontext.Value(`{}`)}, nil
 				}))
 				for _, c := range []*guard.Call{call("tainted", "crm", mcp.MethodToolsCall, "lookup"), call("tainted", "docs", mcp.MethodToolsCall, "read_page")} {
-					if _, err := h.Handle(context.Background(), c); err != nil {
+					if _, err := handle(h, c); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -98,7 +106,7 @@ func TestTaint(t *testing.T) {
 		return &guard.Result{Result: jsontext.Value(`{}`)}, nil
 	}))
 	do := func(c *guard.Call) error {
-		_, err := h.Handle(context.Background(), c)
+		_, err := handle(h, c)
 		return err
 	}
 	send := func(session string) error { return do(call(session, "mail", mcp.MethodToolsCall, "send_email")) }
@@ -170,15 +178,15 @@ func TestStoreBounded(t *testing.T) {
 		return &guard.Result{Result: jsontext.Value(`{}`)}, nil
 	}))
 	for i := range 1000 {
-		h.Handle(context.Background(), call(string(rune('a'+i%26))+strings.Repeat("x", i), "crm", mcp.MethodToolsCall, "lookup"))
+		handle(h, call(string(rune('a'+i%26))+strings.Repeat("x", i), "crm", mcp.MethodToolsCall, "lookup"))
 	}
 	// The newest session is still tainted; memory stayed bounded.
 	last := string(rune('a'+999%26)) + strings.Repeat("x", 999)
-	if _, err := h.Handle(context.Background(), call(last, "mail", mcp.MethodToolsCall, "send")); err == nil {
+	if _, err := handle(h, call(last, "mail", mcp.MethodToolsCall, "send")); err == nil {
 		t.Error("the newest session lost its taint")
 	}
 	s.Forget(last)
-	if _, err := h.Handle(context.Background(), call(last, "mail", mcp.MethodToolsCall, "send")); err != nil {
+	if _, err := handle(h, call(last, "mail", mcp.MethodToolsCall, "send")); err != nil {
 		t.Errorf("a forgotten session is still tainted: %v", err)
 	}
 }
@@ -189,20 +197,20 @@ func TestStoreBounded(t *testing.T) {
 // classes of data found in results become labels of the session.
 func TestFlows(t *testing.T) {
 	g := newGuard(t, trifecta)
-	// The terminal stands for what DLP, inside lineage, records: the
-	// findings of what the call sent and of what it returned.
-	var sent, returned []guard.Finding
 	h := g.Wrap(guard.HandlerFunc(func(_ context.Context, c *guard.Call) (*guard.Result, error) {
-		c.Findings = append(c.Findings, sent...)
-		c.Findings = append(c.Findings, returned...)
 		return &guard.Result{Result: jsontext.Value(`{}`)}, nil
 	}))
-	do := func(c *guard.Call, s, r []guard.Finding) *guard.Call {
+	// do stands for the chain around lineage: DLP, outside it, records
+	// the findings of what the call sends before lineage sees the call,
+	// and those of its result after.
+	do := func(c *guard.Call, sent, returned []guard.Finding) *guard.Call {
 		t.Helper()
-		sent, returned = s, r
+		c.Findings = append(c.Findings, sent...)
 		if _, err := h.Handle(context.Background(), c); err != nil {
 			t.Fatalf("%s: %v", c.ID, err)
 		}
+		c.Findings = append(c.Findings, returned...)
+		c.RunAfter()
 		return c
 	}
 	email := guard.Finding{Guard: "dlp", Kind: "pii/email", Location: "result", Fingerprint: "hmac:ada"}
@@ -222,6 +230,17 @@ func TestFlows(t *testing.T) {
 	if len(mail.Flows) != 1 || mail.Flows[0].From != first.ID || mail.Flows[0].Kind != "pii/email" ||
 		strings.Join(mail.Flows[0].Labels, ",") != "internal,pii" {
 		t.Errorf("flows of the e-mail: %+v", mail.Flows)
+	}
+	// After untrusted input too, the send is refused, and its flow is
+	// still recorded.
+	do(call("s1", "docs", mcp.MethodToolsCall, "read_page"), nil, nil)
+	refused := call("s1", "mail", mcp.MethodToolsCall, "send_email")
+	refused.Findings = sendsEmail
+	if _, err := h.Handle(context.Background(), refused); err == nil {
+		t.Fatal("the trifecta's send went through")
+	}
+	if len(refused.Flows) != 1 || refused.Flows[0].From != first.ID {
+		t.Errorf("flows of the refused e-mail: %+v", refused.Flows)
 	}
 	// A secret found in a result is a label of what the session read.
 	sec := do(call("s3", "docs", mcp.MethodToolsCall, "read_doc"), nil, []guard.Finding{{Kind: "secret/aws-access-key-id", Location: "result", Fingerprint: "hmac:k"}})
