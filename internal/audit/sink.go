@@ -66,6 +66,9 @@ type Filter struct {
 	// Contains selects events whose body contains this text (an HMAC
 	// token from `sluice audit hash`).
 	Contains string
+	// ContainsAny selects events whose body contains one of these (the
+	// tokens of a value's forms).
+	ContainsAny []string
 	// AfterSeq selects records after this sequence number.
 	AfterSeq uint64
 	// Limit keeps the last Limit records selected (0: all).

@@ -43,6 +43,14 @@ func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.
 	if f.Contains != "" {
 		add(d.contains, d.text(f.Contains))
 	}
+	if len(f.ContainsAny) > 0 {
+		var alts []string
+		for _, t := range f.ContainsAny {
+			args = append(args, d.text(t))
+			alts = append(alts, fmt.Sprintf(d.contains, d.placeholder(len(args))))
+		}
+		where = append(where, "("+strings.Join(alts, " OR ")+")")
+	}
 	if f.AfterSeq > 0 {
 		add("seq > %s", int64(f.AfterSeq))
 	}

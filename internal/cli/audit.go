@@ -287,7 +287,7 @@ func (q *queryFlags) register(cmd *cobra.Command, tail bool) {
 	fl.StringVar(&q.reason, "reason", "", "reason code of any decision, such as policy-denied")
 	q.window.register(cmd, "records", "")
 	fl.StringVar(&q.contains, "contains", "", "records whose event contains this text (a token from sluice audit hash)")
-	fl.StringVar(&q.value, "value", "", "records that carried this sensitive value (searched by its token)")
+	fl.StringVar(&q.value, "value", "", "records that carried this sensitive value (searched by its token, and those of its canonical forms)")
 	fl.StringVar(&q.format, "format", "table", "output: table, json (JSON Lines of events) or csv")
 	def := 0
 	if tail {
@@ -310,7 +310,11 @@ func (q *queryFlags) filter(f *auditFlags, now time.Time) (audit.Filter, error) 
 		if err != nil {
 			return flt, err
 		}
-		flt.Contains = h.Token(q.value)
+		// The value as given, and as DLP writes it before fingerprinting
+		// it (a phone number in E.164, an address in lower case).
+		for _, v := range valueForms(q.value) {
+			flt.ContainsAny = append(flt.ContainsAny, h.Token(v))
+		}
 	}
 	switch q.format {
 	case "table", "json", "csv":

@@ -129,6 +129,13 @@ func TestDLPOnTheDemo(t *testing.T) {
 		t.Errorf("audit query --value: code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
+	// The phone number as written finds the calls whose findings hold its
+	// E.164 fingerprint.
+	res = runMain(t, ctx, nil, "audit", "query", "--data-dir", data, "--format", "json", "--value", "+1 (202) 555-0143")
+	if res.Code != 0 || !strings.Contains(res.Stdout, `"request_id":"read"`) || !strings.Contains(res.Stdout, `"request_id":"list"`) {
+		t.Errorf("audit query --value (a phone number): code %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+
 	// sluice lineage: the flow, as JSON and as a graph; every call that
 	// carried the phone number, given as written; who received what.
 	res = runMain(t, ctx, nil, "lineage", "flows", "--data-dir", data, "--format", "json", "--label", "pii")
