@@ -223,7 +223,11 @@ func (p *Postgres) Close() error {
 	if p.lock != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return p.lock.Close(ctx)
+		// Released before the connection goes: the server frees a dead
+		// connection's locks only once its backend has exited, and the
+		// next writer may ask before that.
+		_, uerr := p.lock.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(writerLockKey))
+		return errors.Join(uerr, p.lock.Close(ctx))
 	}
 	return nil
 }
