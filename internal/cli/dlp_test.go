@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,7 +102,7 @@ func TestDLPOnTheDemo(t *testing.T) {
 	}
 	read := events["read"]
 	if read == nil || !strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:allow") ||
-		!strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:modify") || !containsString(read.Labels, "pii") {
+		!strings.Contains(strings.Join(reasons(read), " "), "dlp:dlp-pii-in-result:modify") || !slices.Contains(read.Labels, "pii") {
 		t.Fatalf("get_customer: %+v", read)
 	}
 	var emailFP string
@@ -115,7 +116,7 @@ func TestDLPOnTheDemo(t *testing.T) {
 	}
 	mail := events["mail"]
 	if mail == nil || mail.Outcome != "ok" || len(mail.Flows) != 1 || mail.Flows[0].From != read.ID ||
-		mail.Flows[0].Fingerprint != emailFP || mail.Flows[0].Kind != "pii/email" || !containsString(mail.Flows[0].Labels, "pii") {
+		mail.Flows[0].Fingerprint != emailFP || mail.Flows[0].Kind != "pii/email" || !slices.Contains(mail.Flows[0].Labels, "pii") {
 		t.Fatalf("send_email after get_customer: want a flow from %s with %s; recorded %+v", read.ID, emailFP, mail)
 	}
 	if ek := events["example-key"]; ek == nil || ek.Outcome != "ok" {
@@ -162,15 +163,6 @@ func TestDLPOnTheDemo(t *testing.T) {
 			t.Errorf("lineage access lacks %q:\n%s%s", want, res.Stdout, res.Stderr)
 		}
 	}
-}
-
-func containsString(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestDLPScan: `sluice dlp scan` prints each finding's type and offsets,

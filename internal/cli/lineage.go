@@ -85,16 +85,8 @@ func (q *lineageFlags) read(cmd *cobra.Command, f *auditFlags, formats ...string
 }
 
 // valueForms are the forms in which a value's fingerprint may have been
-// made: as given, and as each detector that reads it whole writes it.
-func valueForms(v string) []string {
-	out := []string{v}
-	for _, typ := range []string{"email", "phone-number", "payment-card", "iban", "us-ssn", "uk-nino", "ip-address"} {
-		if c := dlp.Canonical(typ, v); c != v && !slices.Contains(out, c) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
+// made: as given, and as DLP writes it.
+func valueForms(v string) []string { return append([]string{v}, dlp.Forms(v)...) }
 
 // carries reports whether an event's findings include one of the tokens.
 func (r *lineageReader) carries(v *audit.View) (sent, returned bool) {

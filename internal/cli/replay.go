@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/internal/audit"
@@ -202,12 +201,7 @@ func describeDecisions(ds []guard.Decision) []string {
 
 func (rp *replayer) print(ch replayChange) error {
 	if rp.format == "json" {
-		b, err := json.Marshal(ch)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(rp.out, "%s\n", b)
-		return err
+		return writeJSONLines(rp.out, []replayChange{ch})
 	}
 	if !rp.header {
 		rp.header = true
@@ -226,14 +220,10 @@ func (rp *replayer) print(ch replayChange) error {
 func (rp *replayer) finish() error {
 	s := rp.sum
 	if rp.format == "json" {
-		b, err := json.Marshal(struct {
+		type summary struct {
 			Summary replaySummary `json:"summary"`
-		}{s})
-		if err != nil {
-			return err
 		}
-		_, err = fmt.Fprintf(rp.out, "%s\n", b)
-		return err
+		return writeJSONLines(rp.out, []summary{{s}})
 	}
 	if err := rp.tw.Flush(); err != nil {
 		return err

@@ -114,20 +114,3 @@ func newAutomaton(keywords []string) *automaton {
 
 // keyword returns keyword k.
 func (a *automaton) keyword(k int) string { return a.keywords[k] }
-
-// find calls hit for every keyword occurrence in b, with the keyword's
-// index and the offset just past its end.
-func (a *automaton) find(b []byte, hit func(kw int, end int)) {
-	s := uint32(0)
-	delta, class := a.delta, &a.class
-	for i, c := range b {
-		v := delta[s+uint32(class[c])]
-		s = v >> 1
-		if v&1 == 0 {
-			continue
-		}
-		for _, k := range a.out[int(s)/a.nc] {
-			hit(int(k), i+1)
-		}
-	}
-}

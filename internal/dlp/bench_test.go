@@ -45,7 +45,7 @@ dlp:
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{})
+	g, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{Token: dlptest.Token})
 	if err != nil {
 		b.Fatal(err)
 	}

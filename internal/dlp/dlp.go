@@ -95,8 +95,7 @@ type Finding struct {
 	// value is the value in canonical form (an e-mail address in lower
 	// case, a phone number in E.164, a card's digits): what fingerprints
 	// are made of.
-	value   string
-	generic bool
+	value string
 }
 
 // Fingerprint returns the keyed token of the finding's value, made with
@@ -105,17 +104,19 @@ type Finding struct {
 // nowhere.
 func (f *Finding) Fingerprint(token func(string) string) string { return token(f.value) }
 
-// Canonical returns value in the canonical form a detector of typ gives it,
-// so that an operator's search for a value finds its fingerprint; value
-// itself when typ is unknown or value is not of that type.
-func Canonical(typ, value string) string {
-	var s Scanner
-	for _, f := range s.scan([]byte(value)) {
-		if f.Type == typ && f.Start == 0 && f.End == len(value) {
-			return f.value
+// Forms returns value as the built-in detectors write what they find
+// before fingerprinting it (an e-mail address in lower case, a phone
+// number in E.164, a card's digits), when one of them reads it whole:
+// an operator's search for a value as it was written then finds its
+// fingerprint.
+func Forms(value string) []string {
+	var out []string
+	for _, f := range defaultScanner.Scan([]byte(value)) {
+		if f.Start == 0 && f.End == len(value) && f.value != value && !slices.Contains(out, f.value) {
+			out = append(out, f.value)
 		}
 	}
-	return value
+	return out
 }
 
 // Custom is a detector from configuration.
@@ -230,13 +231,6 @@ var defaultScanner, _ = New(Options{})
 
 // Scan returns the findings in b, ordered by offset, without overlaps.
 func (s *Scanner) Scan(b []byte) []Finding {
-	return s.scan(b)
-}
-
-func (s *Scanner) scan(b []byte) []Finding {
-	if s == nil || s.ac == nil {
-		s = defaultScanner
-	}
 	t := normalize(b)
 	budget := len(b) + 64<<10
 	var out []Finding
@@ -299,7 +293,7 @@ func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
 			if r.follow != nil && (end >= len(v) || !r.follow(v[end])) {
 				continue
 			}
-			if r.typ == "generic-secret" && !assignmentFollows(v, end) {
+			if r.typ == genericType && !assignmentFollows(v, end) {
 				continue
 			}
 			if done == nil {
@@ -407,11 +401,10 @@ func (s *Scanner) match(r *secretRule, v []byte, m []int, add func(Finding)) {
 	if isPlaceholder(val) {
 		return
 	}
-	generic := r.typ == "generic-secret"
-	if generic && !genericValueOK(val) {
+	if r.typ == genericType && !genericValueOK(val) {
 		return
 	}
-	add(Finding{Type: r.typ, Class: ClassSecret, Start: a, End: b, Confidence: r.conf, value: string(val), generic: generic})
+	add(Finding{Type: r.typ, Class: ClassSecret, Start: a, End: b, Confidence: r.conf, value: string(val)})
 }
 
 func digitsOf(b []byte) []byte {
@@ -645,8 +638,8 @@ func better(a, b Finding) bool {
 	if a.Confidence != b.Confidence {
 		return a.Confidence > b.Confidence
 	}
-	if a.generic != b.generic {
-		return !a.generic
+	if ag, bg := a.Type == genericType, b.Type == genericType; ag != bg {
+		return !ag
 	}
 	if a.Class != b.Class {
 		return a.Class == ClassSecret

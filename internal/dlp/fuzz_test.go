@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/dlp"
+	"github.com/sluicehq/sluice/internal/dlp/dlptest"
 	"github.com/sluicehq/sluice/internal/guard"
 )
 
@@ -65,7 +66,7 @@ dlp:
 	if err != nil {
 		f.Fatal(err)
 	}
-	g, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{})
+	g, err := dlp.NewGuard(cfg.DLP, dlp.GuardOptions{Token: dlptest.Token})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -3,10 +3,7 @@ package dlp
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -63,8 +60,8 @@ type dlpRule struct {
 // GuardOptions configure [NewGuard].
 type GuardOptions struct {
 	// Token makes fingerprints: a keyed HMAC stable for the deployment
-	// (the audit log's, so that `sluice audit hash` finds them). Default:
-	// a key made at start, so fingerprints match within one process only.
+	// (the gateway gives the audit log's, so that `sluice audit hash` finds
+	// them). Required.
 	Token func(string) string
 }
 
@@ -118,13 +115,7 @@ func NewGuard(cfg *config.DLP, opts GuardOptions) (*Guard, error) {
 		g.mode = guard.Mode(cfg.Mode)
 	}
 	if g.token == nil {
-		key := make([]byte, 32)
-		rand.Read(key)
-		g.token = func(v string) string {
-			m := hmac.New(sha256.New, key)
-			m.Write([]byte(v))
-			return "hmac:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-		}
+		return nil, errors.New("dlp: a fingerprint function is required")
 	}
 	for i, r := range cfg.Rules {
 		t, err := guard.CompileTarget(r.Target.Servers, r.Target.Tools, r.Target.Resources, r.Target.Prompts, r.Target.Methods)
@@ -153,18 +144,18 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 		if c.Method == mcp.MethodPing {
 			return next.Handle(ctx, c)
 		}
-		sent, at := sentData(c)
+		sent, inArgs := sentData(c)
 		edits, err := g.inspect(c, sent, "arguments")
 		if err != nil {
 			return nil, err
 		}
 		if len(edits) > 0 {
 			// Copy before changing: the call's params are replaced whole.
-			params := make([]byte, 0, len(c.Params)+64)
-			params = append(params, c.Params[:at]...)
-			params = append(params, rewrite(sent, edits)...)
-			params = append(params, c.Params[at+len(sent):]...)
-			if !jsontext.Value(params).IsValid() {
+			params := jsontext.Value(rewrite(sent, edits))
+			if inArgs {
+				params, err = mcp.SetMember(c.Params, "arguments", params)
+			}
+			if err != nil || !params.IsValid() {
 				return nil, c.Decide(rewriteFailed(c))
 			}
 			c.Params = params
@@ -193,23 +184,17 @@ func rewriteFailed(c *guard.Call) guard.Decision {
 		Message: fmt.Sprintf("the data of %q could not be redacted", c.ExposedName(c.Name))}
 }
 
-// sentData is what a call sends: a tool's or prompt's arguments, else the
-// params; and where it starts in the params.
-func sentData(c *guard.Call) (jsontext.Value, int) {
+// sentData is what a call sends: a tool's or prompt's arguments (and
+// true), else the params.
+func sentData(c *guard.Call) (jsontext.Value, bool) {
 	if c.Method == mcp.MethodToolsCall || c.Method == mcp.MethodPromptsGet {
 		v, ok, err := mcp.Lookup(c.Params, "arguments")
-		if err != nil || !ok || len(v) == 0 {
-			return nil, 0
+		if err != nil || !ok {
+			return nil, true
 		}
-		// v is a slice of the params: its offset follows from the
-		// capacities.
-		at := cap(c.Params) - cap(v)
-		if at < 0 || at+len(v) > len(c.Params) || &c.Params[at] != &v[0] {
-			return nil, 0
-		}
-		return v, at
+		return v, true
 	}
-	return c.Params, 0
+	return c.Params, false
 }
 
 // edit replaces data[start:end].

@@ -9,9 +9,10 @@ import (
 
 // Phone numbers are validated against the numbering plans of
 // libphonenumber's metadata (the nyaruka/phonenumbers port): a national
-// number is valid when its length is possible and it matches the pattern
-// of one of the plan's number types (fixed line, mobile, toll free, ...),
-// which is what the library's own validation decides. The library parses
+// number is valid when its length is one the plan allows and it matches
+// the pattern of one of the plan's number types (fixed line, mobile, toll
+// free, ...). The library's own validation also checks each type's own
+// lengths; this checks the plan's. The library parses
 // and matches through string concatenation and a locked regexp cache on
 // every call, some 17 µs a number; each plan's patterns are compiled here
 // once into a single anchored expression instead.

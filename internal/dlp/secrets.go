@@ -132,10 +132,15 @@ var secretRules = []*secretRule{
 		re:     regexp.MustCompile(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb)://[^\s:@/"'<>]*:([^\s@/"'<>]{3,128})@[^\s"'<>]+`),
 		before: 1, after: 400, conf: High},
 	// Assignments of a value to a name that says it is secret.
-	{typ: "generic-secret", keywords: []string{"key", "token", "secret", "passw", "pwd", "credential", "auth"},
+	{typ: genericType, keywords: []string{"key", "token", "secret", "passw", "pwd", "credential", "auth"},
 		re:     regexp.MustCompile(`(?i)(?:key|token|secret|passwd|password|pwd|credentials?|auth)[a-z0-9_.-]{0,20}[\x00"']{0,2}[\s\x00]{0,5}(?::=|=>|=|:)[\s\x00]{0,5}[\x00"']{0,2}([A-Za-z0-9_+/=~.!@#$%^&*-]{10,150})(?:[\x00"'\s,;})\]]|$)`),
 		before: 30, after: 190, entropy: 3.5, conf: Medium},
 }
+
+// genericType is the type of the rule for assignments of values to names
+// that say they are secret: any other rule that finds the same value says
+// more.
+const genericType = "generic-secret"
 
 // tok is a rule for a token with its own literal, case-sensitive prefix.
 func tok(typ, pattern string, prefixes ...string) *secretRule {

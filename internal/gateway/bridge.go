@@ -511,7 +511,6 @@ func (g *Gateway) askClient(ctx context.Context, cc *callCtx, us *USession, meth
 	c := s.newCall(ctx, cc.st, p, us.up.name, method, "", params)
 	c.Direction = guard.ToClient
 	res, err := cc.st.chain.Handle(ctx, c)
-	c.RunAfter()
 	if err != nil {
 		var denied *guard.DeniedError
 		if errors.As(err, &denied) {

@@ -356,7 +356,6 @@ func (s *Session) listAll(ctx context.Context, st *state, p *profile, method str
 			defer wg.Done()
 			c := s.newCall(ctx, st, p, server, method, "", params)
 			res, err := st.chain.Handle(ctx, c)
-			c.RunAfter()
 			if err != nil {
 				parts[i].err = err
 				return
@@ -485,7 +484,6 @@ func (s *Session) run(ctx context.Context, st *state, p *profile, server, method
 
 func (s *Session) runCall(ctx context.Context, st *state, c *guard.Call) (jsontext.Value, error) {
 	res, err := st.chain.Handle(ctx, c)
-	c.RunAfter()
 	if err != nil {
 		if cc := callCtxFrom(ctx); cc != nil && cc.parked != nil {
 			s.g.bridge.abandon(cc.parked, abandonedError(err))

@@ -369,7 +369,6 @@ func (s *Session) forwardServerRequest(ctx context.Context, us *USession, m *mcp
 		}()
 		var out *mcp.Message
 		res, err := state.chain.Handle(ctx, c)
-		c.RunAfter()
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return // the server withdrew its request: no answer is due
 		}

@@ -86,7 +86,13 @@ func Chain(terminal Handler, guards ...Guard) (Handler, error) {
 	for i := len(sorted) - 1; i >= 0; i-- {
 		h = sorted[i].Wrap(h)
 	}
-	return h, nil
+	// What guards asked to run after the chain runs once it returns (the
+	// audit guard, outermost, runs it before it records the call).
+	return HandlerFunc(func(ctx context.Context, c *Call) (*Result, error) {
+		res, err := h.Handle(ctx, c)
+		c.RunAfter()
+		return res, err
+	}), nil
 }
 
 // Direction tells which way a call flows.
@@ -193,8 +199,8 @@ type Call struct {
 func (c *Call) AfterChain(f func()) { c.after = append(c.after, f) }
 
 // RunAfter runs, once, the functions [Call.AfterChain] was given. The
-// audit guard, outermost, calls it before it records the call; the
-// gateway calls it too, for chains without one.
+// handler [Chain] builds calls it when the chain returns; the audit guard,
+// outermost, calls it before that, to record what they add.
 func (c *Call) RunAfter() {
 	for len(c.after) > 0 {
 		f := c.after[0]

@@ -24,7 +24,8 @@ func parsePointer(s string) (pointer, error) {
 	return parts, nil
 }
 
-// matches reports whether p matches the first len(p) segments of path.
+// matchesPrefixOf reports whether p matches the first len(p) segments of
+// path.
 func (p pointer) matchesPrefixOf(path []string) bool {
 	if len(p) > len(path) {
 		return false
@@ -178,93 +179,6 @@ func (w *walker) value(dec *jsontext.Decoder, enc *jsontext.Encoder, path []stri
 		return err
 	}
 	return enc.WriteToken(end)
-}
-
-// members reads the members of a JSON object, values raw, in order.
-func members(v jsontext.Value) ([]member, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(v))
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	if tok.Kind() != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	var out []member
-	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return nil, err
-		}
-		name := tok.String()
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, member{name, bytes.Clone(raw)})
-	}
-	return out, nil
-}
-
-type member struct {
-	name  string
-	value jsontext.Value
-}
-
-// object writes members as a JSON object.
-func object(ms []member) jsontext.Value {
-	var b []byte
-	b = append(b, '{')
-	for i, m := range ms {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b, _ = jsontext.AppendQuote(b, m.name)
-		b = append(b, ':')
-		b = append(b, m.value...)
-	}
-	return append(b, '}')
-}
-
-func get(ms []member, name string) (int, jsontext.Value) {
-	for i, m := range ms {
-		if m.name == name {
-			return i, m.value
-		}
-	}
-	return -1, nil
-}
-
-// items reads the items of a JSON array, raw.
-func items(v jsontext.Value) ([]jsontext.Value, error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(v))
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, err
-	}
-	if tok.Kind() != '[' {
-		return nil, errors.New("not a JSON array")
-	}
-	var out []jsontext.Value
-	for dec.PeekKind() != ']' {
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, bytes.Clone(raw))
-	}
-	return out, nil
-}
-
-func array(vs []jsontext.Value) jsontext.Value {
-	b := []byte{'['}
-	for i, v := range vs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, v...)
-	}
-	return append(b, ']')
 }
 
 // textBlock is a text content block.

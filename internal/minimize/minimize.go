@@ -112,13 +112,7 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 		if c.Direction != guard.ToServer || c.Method != mcp.MethodToolsCall && c.Method != mcp.MethodResourcesRead {
 			return next.Handle(ctx, c)
 		}
-		var r *rule
-		for i := range g.rules {
-			if g.rules[i].target.Matches(c) {
-				r = &g.rules[i]
-				break
-			}
-		}
+		r := g.ruleFor(c)
 		if r == nil {
 			return next.Handle(ctx, c)
 		}
@@ -148,15 +142,11 @@ func (g *Guard) Wrap(next guard.Handler) guard.Handler {
 // reject the result. Without a schema, clients take structured content as
 // it comes. nil when nothing changes.
 func (g *Guard) listed(c *guard.Call, result jsontext.Value) (jsontext.Value, error) {
-	ms, err := members(result)
-	if err != nil {
+	tools, ok, err := mcp.Lookup(result, "tools")
+	if err != nil || !ok {
 		return nil, nil
 	}
-	ti, tools := get(ms, "tools")
-	if ti < 0 {
-		return nil, nil
-	}
-	list, err := items(tools)
+	list, err := elements(tools)
 	if err != nil {
 		return nil, nil
 	}
@@ -168,35 +158,51 @@ func (g *Guard) listed(c *guard.Call, result jsontext.Value) (jsontext.Value, er
 		}
 		call := *c
 		call.Method, call.Name = mcp.MethodToolsCall, name
-		var r *rule
-		for k := range g.rules {
-			if g.rules[k].target.Matches(&call) {
-				r = &g.rules[k]
-				break
-			}
-		}
+		r := g.ruleFor(&call)
 		if r == nil || r.mode != guard.Enforce || len(r.allow)+len(r.deny) == 0 && r.maxItems == 0 {
 			continue
 		}
-		tm, err := members(t)
-		if err != nil {
+		if _, has, _ := mcp.Lookup(t, "outputSchema"); !has {
 			continue
 		}
-		if si, _ := get(tm, "outputSchema"); si >= 0 {
-			list[i] = object(append(tm[:si:si], tm[si+1:]...))
-			if !slices.Contains(decided, r) {
-				decided = append(decided, r)
-				if err := r.decide(c, ReasonSchemaRemoved, guard.Modify, ""); err != nil {
-					return nil, err
-				}
+		if list[i], err = mcp.DeleteMember(t, "outputSchema"); err != nil {
+			return nil, nil
+		}
+		if !slices.Contains(decided, r) {
+			decided = append(decided, r)
+			if err := r.decide(c, ReasonSchemaRemoved, guard.Modify, ""); err != nil {
+				return nil, err
 			}
 		}
 	}
 	if decided == nil {
 		return nil, nil
 	}
-	ms[ti].value = array(list)
-	return object(ms), nil
+	out, err := mcp.SetMember(result, "tools", mcp.AppendArray(nil, list))
+	if err != nil {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// ruleFor is the first rule whose target matches c, or nil.
+func (g *Guard) ruleFor(c *guard.Call) *rule {
+	for i := range g.rules {
+		if g.rules[i].target.Matches(c) {
+			return &g.rules[i]
+		}
+	}
+	return nil
+}
+
+// elements returns the elements of a JSON array (slices of arr).
+func elements(arr jsontext.Value) ([]jsontext.Value, error) {
+	var out []jsontext.Value
+	err := mcp.EachElement(arr, func(v jsontext.Value) error {
+		out = append(out, v)
+		return nil
+	})
+	return out, err
 }
 
 // decide records a decision of the rule; a refusal in enforce mode ends
@@ -207,17 +213,21 @@ func (r *rule) decide(c *guard.Call, reason string, eff guard.Effect, msg string
 
 // toolResult minimizes a tools/call result; nil when nothing changes.
 func (r *rule) toolResult(c *guard.Call, result jsontext.Value) (jsontext.Value, error) {
-	ms, err := members(result)
-	if err != nil {
+	if result.Kind() != '{' {
 		return nil, nil // not an object: the gateway's checks deal with it
 	}
-	changed := false
-	ci, content := get(ms, "content")
-	si, structured := get(ms, "structuredContent")
+	out, changed := result, false
+	set := func(key string, v jsontext.Value) {
+		if o, err := mcp.SetMember(out, key, v); err == nil {
+			out, changed = o, true
+		}
+	}
+	content, hasContent, _ := mcp.Lookup(result, "content")
+	structured, hasStructured, _ := mcp.Lookup(result, "structuredContent")
 	// Structured content: projection, then caps on its arrays.
-	if si >= 0 && (len(r.allow)+len(r.deny) > 0 || r.maxItems > 0) {
+	if hasStructured && (len(r.allow)+len(r.deny) > 0 || r.maxItems > 0) {
 		w := &walker{allow: r.allow, deny: r.deny, maxItems: r.maxItems}
-		out, err := w.rewrite(structured)
+		projected, err := w.rewrite(structured)
 		if err == nil && (w.dropped > 0 || w.capped > 0) {
 			if w.dropped > 0 {
 				if err := r.decide(c, ReasonFieldsProjected, guard.Modify, ""); err != nil {
@@ -229,40 +239,31 @@ func (r *rule) toolResult(c *guard.Call, result jsontext.Value) (jsontext.Value,
 					return nil, err
 				}
 			}
-			ms[si].value = out
+			set("structuredContent", projected)
 			// The text must not say what the structure no longer holds:
 			// its text blocks become one, the structure's JSON (which the
 			// spec asks servers to send beside structured content anyway);
 			// other blocks stay.
-			if ci >= 0 {
-				if blocks, err := items(content); err == nil {
-					kept := []jsontext.Value{textBlock(string(out))}
-					for _, b := range blocks {
-						if typ, _, _ := mcp.LookupString(b, "type"); typ != "text" {
-							kept = append(kept, b)
-						}
+			if blocks, err := elements(content); hasContent && err == nil {
+				kept := []jsontext.Value{textBlock(string(projected))}
+				for _, b := range blocks {
+					if typ, _, _ := mcp.LookupString(b, "type"); typ != "text" {
+						kept = append(kept, b)
 					}
-					ms[ci].value = array(kept)
 				}
+				content = mcp.AppendArray(nil, kept)
+				set("content", content)
 			}
-			changed = true
 		}
 	}
 	// Content blocks.
-	if ci >= 0 && r.maxItems > 0 {
-		if blocks, err := items(ms[ci].value); err == nil && len(blocks) > r.maxItems {
-			n := len(blocks) - r.maxItems
-			blocks = append(blocks[:r.maxItems], textBlock(fmt.Sprintf("[sluice: %d more content blocks omitted]", n)))
-			ms[ci].value = array(blocks)
-			changed = true
-			if err := r.decide(c, ReasonItemsCapped, guard.Modify, ""); err != nil {
-				return nil, err
-			}
+	if blocks, err := elements(content); hasContent && err == nil && r.maxItems > 0 && len(blocks) > r.maxItems {
+		n := len(blocks) - r.maxItems
+		blocks = append(blocks[:r.maxItems:r.maxItems], textBlock(fmt.Sprintf("[sluice: %d more content blocks omitted]", n)))
+		set("content", mcp.AppendArray(nil, blocks))
+		if err := r.decide(c, ReasonItemsCapped, guard.Modify, ""); err != nil {
+			return nil, err
 		}
-	}
-	out := result
-	if changed {
-		out = object(ms)
 	}
 	if r.maxResult > 0 && len(out) > r.maxResult {
 		if r.refuse {
@@ -272,7 +273,7 @@ func (r *rule) toolResult(c *guard.Call, result jsontext.Value) (jsontext.Value,
 		if err := r.decide(c, ReasonTruncated, guard.Modify, ""); err != nil {
 			return nil, err
 		}
-		return truncated(ms, len(out), r.maxResult), nil
+		return truncated(out, r.maxResult), nil
 	}
 	if !changed {
 		return nil, nil
@@ -280,29 +281,28 @@ func (r *rule) toolResult(c *guard.Call, result jsontext.Value) (jsontext.Value,
 	return out, nil
 }
 
-// truncated is a tool result cut to max bytes: its text, as much as fits,
-// and a notice of what was cut. Structured content, which cannot be cut
-// and stay valid, is left out.
-func truncated(ms []member, size, limit int) jsontext.Value {
+// truncated is a tool result cut to limit bytes: its text, as much as
+// fits, and a notice of what was cut. Structured content, which cannot be
+// cut and stay valid, is left out.
+func truncated(result jsontext.Value, limit int) jsontext.Value {
 	isError := jsontext.Value("false")
-	if _, v := get(ms, "isError"); v != nil {
+	if v, ok, _ := mcp.Lookup(result, "isError"); ok {
 		isError = v
 	}
-	notice := fmt.Sprintf("\n[sluice: result truncated from %d to %d bytes", size, limit)
-	if i, _ := get(ms, "structuredContent"); i >= 0 {
+	notice := fmt.Sprintf("\n[sluice: result truncated from %d to %d bytes", len(result), limit)
+	if _, ok, _ := mcp.Lookup(result, "structuredContent"); ok {
 		notice += "; structured content omitted"
 	}
 	notice += "]"
 	var text []byte
-	if _, content := get(ms, "content"); content != nil {
-		if blocks, err := items(content); err == nil {
-			for _, b := range blocks {
-				if t, ok, _ := mcp.LookupString(b, "text"); ok {
-					text = append(text, t...)
-					text = append(text, '\n')
-				}
+	if content, ok, _ := mcp.Lookup(result, "content"); ok {
+		mcp.EachElement(content, func(b jsontext.Value) error {
+			if t, ok, _ := mcp.LookupString(b, "text"); ok {
+				text = append(text, t...)
+				text = append(text, '\n')
 			}
-		}
+			return nil
+		})
 	}
 	// Room for the wrapper and the notice, and for escapes in the text.
 	budget := limit - 64 - len(notice)
@@ -328,31 +328,19 @@ func (r *rule) resource(c *guard.Call, result jsontext.Value) (jsontext.Value, e
 	if r.maxResource <= 0 {
 		return nil, nil
 	}
-	ms, err := members(result)
-	if err != nil {
+	contents, ok, err := mcp.Lookup(result, "contents")
+	if err != nil || !ok {
 		return nil, nil
 	}
-	ci, contents := get(ms, "contents")
-	if ci < 0 {
-		return nil, nil
-	}
-	list, err := items(contents)
+	list, err := elements(contents)
 	if err != nil {
 		return nil, nil
 	}
 	changed := false
 	for i, item := range list {
-		im, err := members(item)
-		if err != nil {
-			continue
-		}
-		if bi, blob := get(im, "blob"); bi >= 0 && len(blob) > r.maxResource {
+		if blob, ok, _ := mcp.Lookup(item, "blob"); ok && len(blob) > r.maxResource {
 			return nil, r.decide(c, ReasonResourceTooLarge, guard.Deny,
 				fmt.Sprintf("resource %q is larger than %d bytes", c.Name, r.maxResource))
-		}
-		ti, _ := get(im, "text")
-		if ti < 0 {
-			continue
 		}
 		text, ok, _ := mcp.LookupString(item, "text")
 		if !ok || len(text) <= r.maxResource {
@@ -363,8 +351,9 @@ func (r *rule) resource(c *guard.Call, result jsontext.Value) (jsontext.Value, e
 			cut--
 		}
 		q, _ := jsontext.AppendQuote(nil, text[:cut]+"\n[sluice: truncated from "+strconv.Itoa(len(text))+" bytes]")
-		im[ti].value = q
-		list[i] = object(im)
+		if list[i], err = mcp.SetMember(item, "text", q); err != nil {
+			return nil, nil
+		}
 		changed = true
 	}
 	if !changed {
@@ -373,6 +362,9 @@ func (r *rule) resource(c *guard.Call, result jsontext.Value) (jsontext.Value, e
 	if err := r.decide(c, ReasonResourceCut, guard.Modify, ""); err != nil {
 		return nil, err
 	}
-	ms[ci].value = array(list)
-	return object(ms), nil
+	out, err := mcp.SetMember(result, "contents", mcp.AppendArray(nil, list))
+	if err != nil {
+		return nil, nil
+	}
+	return out, nil
 }

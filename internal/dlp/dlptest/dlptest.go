@@ -5,6 +5,9 @@ package dlptest
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -34,6 +37,14 @@ func (g Gen) Chars(alphabet string, n int) string {
 
 // Digits returns n decimal digits.
 func (g Gen) Digits(n int) string { return g.Chars("0123456789", n) }
+
+// Token makes fingerprints as the gateway does, an HMAC-SHA256 under a
+// key, here a fixed one.
+func Token(v string) string {
+	m := hmac.New(sha256.New, []byte("dlptest fingerprint key"))
+	m.Write([]byte(v))
+	return "hmac:" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
 
 // Label is where a labelled value is in a sample's text, and its type.
 type Label struct {
