@@ -208,8 +208,12 @@ func TestHTTP(t *testing.T) {
 			t.Fatalf("request %d: %d bytes back, err %v", i, len(got), err)
 		}
 	}
-	if dials != 1 {
-		t.Fatalf("%d connections for 200 sequential requests, want 1", dials)
+	// The client reuses a connection only once its writer has reported the
+	// request written, and waits 50 ms for that; on a loaded machine that
+	// report can come later, and the client dials again. Keep-alive broken by
+	// the wrapping would dial for every request.
+	if dials > 10 {
+		t.Fatalf("%d connections for 200 sequential requests, want keep-alive (at most 10)", dials)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/hang", nil)
