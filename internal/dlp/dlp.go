@@ -29,6 +29,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strings"
@@ -153,8 +154,8 @@ type Options struct {
 type Scanner struct {
 	opts  Options
 	rules []*secretRule
-	ac    *automaton
-	// kwRules maps each keyword of the automaton to its rules.
+	kw    *keywordIndex
+	// kwRules maps each keyword of the index to its rules.
 	kwRules [][]int
 	// wide are custom detectors without keywords.
 	wide     []*secretRule
@@ -222,7 +223,33 @@ func New(opts Options) (*Scanner, error) {
 			}
 		}
 	}
-	s.ac = newAutomaton(keywords)
+	spellings := make([][]string, len(keywords))
+	follow := make([]func(byte) bool, len(keywords))
+	for kw, k := range keywords {
+		exact, follows := true, true
+		var fs []func(byte) bool
+		for _, ri := range s.kwRules[kw] {
+			r := s.rules[ri]
+			exact = exact && r.exact
+			follows = follows && r.follow != nil
+			fs = append(fs, r.follow)
+			for _, rk := range r.keywords {
+				rk = rk[:min(len(rk), maxKeyword)]
+				if strings.ToLower(rk) == k && !slices.Contains(spellings[kw], rk) {
+					spellings[kw] = append(spellings[kw], rk)
+				}
+			}
+		}
+		if !exact {
+			spellings[kw] = nil
+		}
+		if follows {
+			follow[kw] = func(c byte) bool {
+				return slices.ContainsFunc(fs, func(f func(byte) bool) bool { return f(c) })
+			}
+		}
+	}
+	s.kw = newKeywordIndex(keywords, spellings, follow)
 	return s, nil
 }
 
@@ -254,26 +281,33 @@ func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) 
 	}
 }
 
-// secretsAndPII runs, in one pass over v, the automaton of the secret
-// rules' keywords and the personal-data detectors: the automaton's steps
-// depend on each other and wait on memory, and the detectors' tests fill
-// that time.
+// secretsAndPII runs the secret rules where their keywords occur in v, and
+// the personal-data detectors, at the positions marked in a first look at
+// each chunk of v.
 func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) {
 	hit := s.secretHits(v, add)
-	a := s.ac
-	delta, class := a.delta, &a.class
-	st := uint32(0)
+	x := s.kw
+	if x.teddy == nil {
+		x.find(v, hit)
+		scanPII(v, add)
+		return
+	}
+	var kwMarks, piiMarks [maskChunk / 32]uint32
+	carry := uint32(0)
 	piiNext := 0
-	for i, c := range v {
-		x := delta[st+uint32(class[c])]
-		st = x >> 1
-		if x&1 != 0 {
-			for _, k := range a.out[int(st)/a.nc] {
-				hit(int(k), i+1)
+	for start := 0; start < len(v); start += maskChunk {
+		end := min(len(v), start+maskChunk)
+		carry = x.teddy.mark(v, start, end, kwMarks[:], piiMarks[:], carry)
+		for w := range (end - start + 31) / 32 {
+			base := start + 32*w
+			for m := kwMarks[w]; m != 0; m &= m - 1 {
+				x.position(v, base+bits.TrailingZeros32(m), hit)
 			}
-		}
-		if pc := piiClass[c]; pc != cNone && i >= piiNext {
-			piiNext = piiAt(v, i, pc, add)
+			for m := piiMarks[w]; m != 0; m &= m - 1 {
+				if i := base + bits.TrailingZeros32(m); i >= piiNext {
+					piiNext = piiAt(v, i, piiClass[v[i]], add)
+				}
+			}
 		}
 	}
 }
@@ -286,7 +320,7 @@ func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
 	return func(kw, end int) {
 		for _, ri := range s.kwRules[kw] {
 			r := s.rules[ri]
-			start := end - len(s.ac.keyword(kw))
+			start := end - len(s.kw.keyword(kw))
 			if r.exact && !hasExact(v[start:end], r.keywords) {
 				continue
 			}

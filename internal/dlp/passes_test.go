@@ -51,40 +51,6 @@ func BenchmarkAutomaton(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	n := 0
 	for b.Loop() {
-		s.ac.find(t.view, func(int, int) { n++ })
-	}
-}
-
-// The passes as they would run alone; the scanner runs them fused
-// (Scanner.secretsAndPII).
-
-// find calls hit for every keyword occurrence in b, with the keyword's
-// index and the offset just past its end.
-func (a *automaton) find(b []byte, hit func(kw int, end int)) {
-	s := uint32(0)
-	delta, class := a.delta, &a.class
-	for i, c := range b {
-		v := delta[s+uint32(class[c])]
-		s = v >> 1
-		if v&1 == 0 {
-			continue
-		}
-		for _, k := range a.out[int(s)/a.nc] {
-			hit(int(k), i+1)
-		}
-	}
-}
-
-// scanPII calls add for each piece of personal data in v.
-func scanPII(v []byte, add func(f Finding)) {
-	n := len(v)
-	for i := 0; i < n; {
-		for i < n && piiClass[v[i]] == cNone {
-			i++
-		}
-		if i == n {
-			return
-		}
-		i = piiAt(v, i, piiClass[v[i]], add)
+		s.kw.find(t.view, func(int, int) { n++ })
 	}
 }

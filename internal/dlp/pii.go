@@ -53,6 +53,20 @@ func wordStart(v []byte, i int) bool { return i == 0 || !isAlnum(v[i-1]) }
 // wordEnd reports whether v[i:] starts after the end of a word.
 func wordEnd(v []byte, i int) bool { return i >= len(v) || !isAlnum(v[i]) }
 
+// scanPII calls add for each piece of personal data in v.
+func scanPII(v []byte, add func(f Finding)) {
+	n := len(v)
+	for i := 0; i < n; {
+		for i < n && piiClass[v[i]] == cNone {
+			i++
+		}
+		if i == n {
+			return
+		}
+		i = piiAt(v, i, piiClass[v[i]], add)
+	}
+}
+
 // piiAt runs the detectors that start at v[i], of class c, and returns
 // where the next detector may start.
 func piiAt(v []byte, i int, c uint8, add func(f Finding)) int {

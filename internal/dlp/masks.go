@@ -1,0 +1,181 @@
+package dlp
+
+import "strings"
+
+// The scanner's first look at a text marks, 32 bytes at a time, the
+// positions worth a closer look: where a keyword of the secret rules may
+// start, and where a personal-data detector may start. On amd64 with AVX2
+// the marks are computed with vector instructions (masks_amd64.s); the
+// portable code here computes the same marks byte by byte, and finishes
+// what the vector code leaves at the end of a text.
+//
+// Keyword marks use nibble tables: the keywords are spread over eight
+// buckets, and for each of a keyword's first three bytes (folded with
+// |0x20, so case does not matter) the tables say which buckets have a
+// keyword with that low nibble, and which with that high nibble, there.
+// A position is marked when one bucket passes at all three bytes. The
+// marks may be too many, never too few: the keyword index then checks the
+// three bytes exactly.
+//
+// Personal-data marks are exact: a digit, a capital letter, '+' or '(' at
+// the start of a word; every '@'; a ':' after a hex digit or a ':'.
+
+// teddyTables are the nibble tables: for positions 0, 1 and 2, the table by
+// low nibble then the one by high nibble, each 16 bytes written twice (the
+// vector instruction looks up within 16-byte halves).
+type teddyTables [6][32]byte
+
+// maskChunk is how many bytes are marked at a time.
+const maskChunk = 2048
+
+// newTeddyTables spreads keywords over the buckets and fills the tables.
+// follow gives, per keyword, the bytes that may come after a keyword of two
+// bytes (nil for any). Each keyword goes to the bucket whose chance of
+// passing on ordinary text grows least by it, by the byte frequencies of
+// English prose and JSON (textFreq), so that few positions are marked.
+func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
+	const buckets = 8
+	// The bytes each keyword may have at each position, folded.
+	accepts := func(kw, pos int, c byte) bool {
+		k := keywords[kw]
+		switch {
+		case pos < len(k):
+			return c|0x20 == k[pos]|0x20
+		case pos == 2 && len(k) == 2 && follow[kw] != nil:
+			return follow[kw](c)
+		}
+		return true
+	}
+	var lo, hi [buckets][3]uint16
+	// pass is the chance that bucket b, with nibble sets l and h, passes
+	// at a position of ordinary text.
+	pass := func(l, h [3]uint16) float64 {
+		p := 1.0
+		for pos := range 3 {
+			q := 0.0
+			for c := range 256 {
+				f := byte(c) | 0x20
+				if l[pos]&(1<<(f&15)) != 0 && h[pos]&(1<<(f>>4)) != 0 {
+					q += textFreq(byte(c))
+				}
+			}
+			p *= q
+		}
+		return p
+	}
+	var cost [buckets]float64
+	bucketOf := make([]int, len(keywords))
+	for kw := range keywords {
+		best, bestCost := 0, 2.0
+		var bestLo, bestHi [3]uint16
+		for b := range buckets {
+			l, h := lo[b], hi[b]
+			for pos := range 3 {
+				for c := range 256 {
+					if accepts(kw, pos, byte(c)) {
+						f := byte(c) | 0x20
+						l[pos] |= 1 << (f & 15)
+						h[pos] |= 1 << (f >> 4)
+					}
+				}
+			}
+			if d := pass(l, h) - cost[b]; d < bestCost {
+				best, bestCost, bestLo, bestHi = b, d, l, h
+			}
+		}
+		lo[best], hi[best] = bestLo, bestHi
+		cost[best] += bestCost
+		bucketOf[kw] = best
+	}
+	t := &teddyTables{}
+	for b := range buckets {
+		for pos := range 3 {
+			for n := range 16 {
+				if lo[b][pos]&(1<<n) != 0 {
+					t[2*pos][n] |= 1 << b
+					t[2*pos][16+n] |= 1 << b
+				}
+				if hi[b][pos]&(1<<n) != 0 {
+					t[2*pos+1][n] |= 1 << b
+					t[2*pos+1][16+n] |= 1 << b
+				}
+			}
+		}
+	}
+	return t
+}
+
+// textFreq is roughly how often byte c occurs in English prose and in
+// JSON, letters of either case together.
+func textFreq(c byte) float64 {
+	const letters = "etaoinshrdlcumwfgypbvkjxqz"
+	weights := [...]float64{10, 7, 6.5, 6, 5.5, 5.5, 5, 5, 5, 3.5, 3.3, 2.2, 2.3, 2, 1.9, 1.8, 1.6, 1.6, 1.5, 1.2, 0.8, 0.6, 0.15, 0.15, 0.1, 0.07}
+	if l := lower(c); 'a' <= l && l <= 'z' {
+		return weights[strings.IndexByte(letters, l)] / 100 / 2
+	}
+	switch {
+	case c == ' ':
+		return 0.12
+	case isDigit(c):
+		return 0.006
+	case c == '"' || c == ',' || c == '.' || c == ':' || c == '\n':
+		return 0.012
+	case c == '_' || c == '-' || c == '/' || c == '{' || c == '}' || c == '[' || c == ']':
+		return 0.004
+	case c < 0x80:
+		return 0.0005
+	}
+	return 0.0001
+}
+
+// markBlock marks the positions v[i:min(i+32, end)], as the vector code
+// does, given carry: bit 0 set when the byte before i is a letter or
+// digit, bit 1 when it is a hex digit or ':'. It returns the keyword and
+// personal-data marks (bit j for v[i+j]) and the carry for the next block.
+// A position less than three bytes from the end of v is marked as a
+// keyword start: the index checks those itself.
+func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (kw, pii, next uint32) {
+	for j := i; j < min(end, i+32); j++ {
+		c := v[j]
+		bit := uint32(1) << (j - i)
+		m := byte(0xff)
+		if j+2 < len(v) {
+			for pos := range 3 {
+				f := v[j+pos] | 0x20
+				m &= t[2*pos][f&15] & t[2*pos+1][f>>4]
+			}
+		}
+		if m != 0 {
+			kw |= bit
+		}
+		switch piiClass[c] {
+		case cDigit, cUpper, cPlus:
+			if carry&1 == 0 {
+				pii |= bit
+			}
+		case cAt:
+			pii |= bit
+		case cColon:
+			if carry&2 != 0 {
+				pii |= bit
+			}
+		}
+		carry = 0
+		if isAlnum(c) {
+			carry |= 1
+		}
+		if isHexByte(c) || c == ':' {
+			carry |= 2
+		}
+	}
+	return kw, pii, carry
+}
+
+// markGeneric marks v[start:end] in blocks of 32 bytes into kw and pii,
+// and returns the carry after end.
+func (t *teddyTables) markGeneric(v []byte, start, end int, kw, pii []uint32, carry uint32) uint32 {
+	for w, i := 0, start; i < end; w, i = w+1, i+32 {
+		kw[w], pii[w], carry = t.markBlock(v, i, end, carry)
+	}
+	return carry
+}

@@ -1,0 +1,194 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func markAVX2(p *byte, blocks int, tab *teddyTables, kw, pii *uint32, carry uint32) uint32
+TEXT ·markAVX2(SB), NOSPLIT, $0-52
+	MOVQ p+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVQ tab+16(FP), DX
+	MOVQ kw+24(FP), DI
+	MOVQ pii+32(FP), R8
+	MOVL carry+40(FP), R9
+	VMOVDQU 0(DX), Y8
+	VMOVDQU 32(DX), Y9
+	VMOVDQU 64(DX), Y10
+	VMOVDQU 96(DX), Y11
+	VMOVDQU 128(DX), Y12
+	VMOVDQU 160(DX), Y13
+	VMOVDQU c20<>(SB), Y14
+	VMOVDQU c0f<>(SB), Y15
+	TESTQ CX, CX
+	JZ done
+
+loop:
+	// Keyword starts: the three bytes at each position, folded, looked
+	// up by nibble; a bucket's bit survives when every lookup has it.
+	VMOVDQU 0(SI), Y0
+	VPOR Y14, Y0, Y1
+	VPAND Y15, Y1, Y2
+	VPSRLW $4, Y1, Y3
+	VPAND Y15, Y3, Y3
+	VPSHUFB Y2, Y8, Y2
+	VPSHUFB Y3, Y9, Y3
+	VPAND Y2, Y3, Y4
+	VMOVDQU 1(SI), Y1
+	VPOR Y14, Y1, Y1
+	VPAND Y15, Y1, Y2
+	VPSRLW $4, Y1, Y3
+	VPAND Y15, Y3, Y3
+	VPSHUFB Y2, Y10, Y2
+	VPSHUFB Y3, Y11, Y3
+	VPAND Y2, Y3, Y2
+	VPAND Y2, Y4, Y4
+	VMOVDQU 2(SI), Y1
+	VPOR Y14, Y1, Y1
+	VPAND Y15, Y1, Y2
+	VPSRLW $4, Y1, Y3
+	VPAND Y15, Y3, Y3
+	VPSHUFB Y2, Y12, Y2
+	VPSHUFB Y3, Y13, Y3
+	VPAND Y2, Y3, Y2
+	VPAND Y2, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPCMPEQB Y5, Y4, Y4
+	VPMOVMSKB Y4, AX
+	NOTL AX
+	MOVL AX, 0(DI)
+
+	// Personal data. Signed comparisons: bytes from 0x80 are negative,
+	// so no range takes them.
+	VPCMPGTB c2f<>(SB), Y0, Y1
+	VPCMPGTB c39<>(SB), Y0, Y2
+	VPANDN Y1, Y2, Y1          // digits
+	VPCMPGTB c40<>(SB), Y0, Y2
+	VPCMPGTB c5a<>(SB), Y0, Y3
+	VPANDN Y2, Y3, Y2          // capitals
+	VPCMPGTB c60<>(SB), Y0, Y3
+	VPCMPGTB c7a<>(SB), Y0, Y4
+	VPANDN Y3, Y4, Y3          // small letters
+	VPOR Y1, Y2, Y4            // digits and capitals
+	VPOR Y4, Y3, Y3            // letters and digits
+	VPMOVMSKB Y3, BX
+	VPCMPEQB c2b<>(SB), Y0, Y3 // '+'
+	VPOR Y3, Y4, Y4
+	VPCMPEQB c28<>(SB), Y0, Y3 // '('
+	VPOR Y3, Y4, Y4
+	VPMOVMSKB Y4, R10          // what starts a number or an identifier
+	VPCMPEQB c40<>(SB), Y0, Y3 // '@'
+	VPMOVMSKB Y3, R11
+	VPCMPEQB c3a<>(SB), Y0, Y3 // ':'
+	VPMOVMSKB Y3, R12
+	VPOR Y14, Y0, Y5
+	VPCMPGTB c60<>(SB), Y5, Y6
+	VPCMPGTB c66<>(SB), Y5, Y7
+	VPANDN Y6, Y7, Y6          // a to f, either case
+	VPOR Y6, Y1, Y6            // hex digits
+	VPOR Y6, Y3, Y6            // and ':'
+	VPMOVMSKB Y6, R13
+
+	// Starts after no letter or digit; colons after a hex digit or ':'.
+	MOVL R9, DX
+	ANDL $1, DX
+	MOVL BX, AX
+	SHLL $1, AX
+	ORL DX, AX
+	NOTL AX
+	ANDL AX, R10
+	ORL R11, R10
+	MOVL R9, DX
+	SHRL $1, DX
+	MOVL R13, AX
+	SHLL $1, AX
+	ORL DX, AX
+	ANDL AX, R12
+	ORL R12, R10
+	MOVL R10, 0(R8)
+	SHRL $31, BX
+	SHRL $31, R13
+	SHLL $1, R13
+	ORL BX, R13
+	MOVL R13, R9
+
+	ADDQ $32, SI
+	ADDQ $4, DI
+	ADDQ $4, R8
+	DECQ CX
+	JNZ loop
+
+done:
+	VZEROUPPER
+	MOVL R9, ret+48(FP)
+	RET
+
+DATA c20<>+0(SB)/8, $0x2020202020202020
+DATA c20<>+8(SB)/8, $0x2020202020202020
+DATA c20<>+16(SB)/8, $0x2020202020202020
+DATA c20<>+24(SB)/8, $0x2020202020202020
+GLOBL c20<>(SB), RODATA|NOPTR, $32
+
+DATA c0f<>+0(SB)/8, $0xf0f0f0f0f0f0f0f
+DATA c0f<>+8(SB)/8, $0xf0f0f0f0f0f0f0f
+DATA c0f<>+16(SB)/8, $0xf0f0f0f0f0f0f0f
+DATA c0f<>+24(SB)/8, $0xf0f0f0f0f0f0f0f
+GLOBL c0f<>(SB), RODATA|NOPTR, $32
+
+DATA c2f<>+0(SB)/8, $0x2f2f2f2f2f2f2f2f
+DATA c2f<>+8(SB)/8, $0x2f2f2f2f2f2f2f2f
+DATA c2f<>+16(SB)/8, $0x2f2f2f2f2f2f2f2f
+DATA c2f<>+24(SB)/8, $0x2f2f2f2f2f2f2f2f
+GLOBL c2f<>(SB), RODATA|NOPTR, $32
+
+DATA c39<>+0(SB)/8, $0x3939393939393939
+DATA c39<>+8(SB)/8, $0x3939393939393939
+DATA c39<>+16(SB)/8, $0x3939393939393939
+DATA c39<>+24(SB)/8, $0x3939393939393939
+GLOBL c39<>(SB), RODATA|NOPTR, $32
+
+DATA c40<>+0(SB)/8, $0x4040404040404040
+DATA c40<>+8(SB)/8, $0x4040404040404040
+DATA c40<>+16(SB)/8, $0x4040404040404040
+DATA c40<>+24(SB)/8, $0x4040404040404040
+GLOBL c40<>(SB), RODATA|NOPTR, $32
+
+DATA c5a<>+0(SB)/8, $0x5a5a5a5a5a5a5a5a
+DATA c5a<>+8(SB)/8, $0x5a5a5a5a5a5a5a5a
+DATA c5a<>+16(SB)/8, $0x5a5a5a5a5a5a5a5a
+DATA c5a<>+24(SB)/8, $0x5a5a5a5a5a5a5a5a
+GLOBL c5a<>(SB), RODATA|NOPTR, $32
+
+DATA c60<>+0(SB)/8, $0x6060606060606060
+DATA c60<>+8(SB)/8, $0x6060606060606060
+DATA c60<>+16(SB)/8, $0x6060606060606060
+DATA c60<>+24(SB)/8, $0x6060606060606060
+GLOBL c60<>(SB), RODATA|NOPTR, $32
+
+DATA c66<>+0(SB)/8, $0x6666666666666666
+DATA c66<>+8(SB)/8, $0x6666666666666666
+DATA c66<>+16(SB)/8, $0x6666666666666666
+DATA c66<>+24(SB)/8, $0x6666666666666666
+GLOBL c66<>(SB), RODATA|NOPTR, $32
+
+DATA c7a<>+0(SB)/8, $0x7a7a7a7a7a7a7a7a
+DATA c7a<>+8(SB)/8, $0x7a7a7a7a7a7a7a7a
+DATA c7a<>+16(SB)/8, $0x7a7a7a7a7a7a7a7a
+DATA c7a<>+24(SB)/8, $0x7a7a7a7a7a7a7a7a
+GLOBL c7a<>(SB), RODATA|NOPTR, $32
+
+DATA c2b<>+0(SB)/8, $0x2b2b2b2b2b2b2b2b
+DATA c2b<>+8(SB)/8, $0x2b2b2b2b2b2b2b2b
+DATA c2b<>+16(SB)/8, $0x2b2b2b2b2b2b2b2b
+DATA c2b<>+24(SB)/8, $0x2b2b2b2b2b2b2b2b
+GLOBL c2b<>(SB), RODATA|NOPTR, $32
+
+DATA c28<>+0(SB)/8, $0x2828282828282828
+DATA c28<>+8(SB)/8, $0x2828282828282828
+DATA c28<>+16(SB)/8, $0x2828282828282828
+DATA c28<>+24(SB)/8, $0x2828282828282828
+GLOBL c28<>(SB), RODATA|NOPTR, $32
+
+DATA c3a<>+0(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA c3a<>+8(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA c3a<>+16(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA c3a<>+24(SB)/8, $0x3a3a3a3a3a3a3a3a
+GLOBL c3a<>(SB), RODATA|NOPTR, $32

@@ -1,0 +1,104 @@
+package dlp
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"reflect"
+	"testing"
+
+	"github.com/sluicehq/sluice/internal/dlp/dlptest"
+)
+
+// markInputs are texts to mark: the labelled corpus, tool output, and
+// random bytes from an alphabet heavy in what the marks look for.
+func markInputs(t testing.TB) [][]byte {
+	samples, err := dlptest.ReadCorpus("testdata/corpus.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, s := range samples {
+		out = append(out, []byte(s.Text))
+	}
+	out = append(out, dlptest.ToolOutput(5000), dlptest.ToolOutput(70000))
+	r := rand.New(rand.NewPCG(3, 4))
+	const alphabet = "aAzZ09:@+(_-. \"\\\x00\x7f\x80\xffskSKacACqQ~key"
+	for range 300 {
+		b := make([]byte, r.IntN(300))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// checkMarks compares the marks of v with the portable code's, chunk by
+// chunk as the scanner makes them.
+func checkMarks(t testing.TB, tab *teddyTables, v []byte) {
+	var kw, pii, kw2, pii2 [maskChunk / 32]uint32
+	carry, carry2 := uint32(0), uint32(0)
+	for start := 0; start < len(v); start += maskChunk {
+		end := min(len(v), start+maskChunk)
+		carry = tab.mark(v, start, end, kw[:], pii[:], carry)
+		carry2 = tab.markGeneric(v, start, end, kw2[:], pii2[:], carry2)
+		words := (end - start + 31) / 32
+		if !reflect.DeepEqual(kw[:words], kw2[:words]) || !reflect.DeepEqual(pii[:words], pii2[:words]) || carry != carry2 {
+			t.Fatalf("marks of %q from %d differ:\nkeywords %08x\n    want %08x\npersonal %08x\n    want %08x\ncarry %d, want %d",
+				v, start, kw[:words], kw2[:words], pii[:words], pii2[:words], carry, carry2)
+		}
+	}
+}
+
+// checkNothingMissed compares what s finds in v with what it finds when
+// every position is looked at.
+func checkNothingMissed(t testing.TB, s *Scanner, v []byte) {
+	plain := *s
+	kw := *s.kw
+	kw.teddy = nil
+	plain.kw = &kw
+	if got, want := s.Scan(v), plain.Scan(v); !reflect.DeepEqual(got, want) {
+		t.Fatalf("findings in %q with marks:\n%+v\nwithout:\n%+v", v, got, want)
+	}
+}
+
+func TestMarks(t *testing.T) {
+	s, err := New(Options{MinConfidence: Low})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range markInputs(t) {
+		checkMarks(t, s.kw.teddy, v)
+		checkNothingMissed(t, s, v)
+	}
+}
+
+// TestMarksSingleByteKeyword: a custom keyword of one byte is found by
+// looking at every position.
+func TestMarksSingleByteKeyword(t *testing.T) {
+	s, err := New(Options{Custom: []Custom{{Type: "ticket", Keywords: []string{"#"}, Pattern: regexp.MustCompile(`#([0-9]{6})\b`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.kw.teddy != nil {
+		t.Fatal("a keyword of one byte left the marks on")
+	}
+	fs := s.Scan([]byte("see #123456 and #12"))
+	if len(fs) != 1 || fs[0].Type != "ticket" || fs[0].Start != 5 || fs[0].End != 11 {
+		t.Fatalf("findings %+v", fs)
+	}
+}
+
+func FuzzMarks(f *testing.F) {
+	for _, v := range markInputs(f)[:40] {
+		f.Add(v)
+	}
+	s, err := New(Options{MinConfidence: Low})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		checkMarks(t, s.kw.teddy, v)
+		checkNothingMissed(t, s, v)
+	})
+}
