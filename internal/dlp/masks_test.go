@@ -2,8 +2,8 @@ package dlp
 
 import (
 	"math/rand/v2"
-	"regexp"
 	"reflect"
+	"regexp"
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/dlp/dlptest"
