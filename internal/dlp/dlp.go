@@ -33,6 +33,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -256,15 +257,28 @@ func New(opts Options) (*Scanner, error) {
 // defaultScanner has the built-in detectors only.
 var defaultScanner, _ = New(Options{})
 
+// viewPool holds buffers for the normalised text of inputs, up to
+// maxPooledView bytes.
+var viewPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledView = 4 << 20
+
 // Scan returns the findings in b, ordered by offset, without overlaps.
 func (s *Scanner) Scan(b []byte) []Finding {
-	t := normalize(b)
+	scratch := viewPool.Get().(*[]byte)
+	t := normalize(b, *scratch)
 	budget := len(b) + 64<<10
 	var out []Finding
 	s.scanText(t.view, 0, &budget, func(f Finding) {
 		f.Start, f.End = t.span(f.Start, f.End)
 		out = append(out, f)
 	})
+	// Findings hold copies of their values: the view's memory is used
+	// again by the next scan.
+	if len(t.view) > 0 && (len(b) == 0 || &t.view[0] != &b[0]) && cap(t.view) <= maxPooledView {
+		*scratch = t.view[:0]
+	}
+	viewPool.Put(scratch)
 	return s.resolve(out)
 }
 
@@ -476,7 +490,7 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 			return
 		}
 		*budget -= len(dec)
-		t := normalize(dec)
+		t := normalize(dec, nil)
 		s.scanText(t.view, depth+1, budget, func(f Finding) {
 			f.Start, f.End = start, end
 			if f.Encoding == "" {
@@ -555,8 +569,11 @@ func textStart(run []byte, isHex bool) bool {
 		n, err = hex.Decode(out[:], run)
 	} else {
 		enc := base64.RawStdEncoding
-		if bytes.ContainsAny(run, "-_") {
-			enc = base64.RawURLEncoding
+		for _, c := range run {
+			if c == '-' || c == '_' {
+				enc = base64.RawURLEncoding
+				break
+			}
 		}
 		n, err = enc.Decode(out[:], run)
 	}

@@ -1,7 +1,6 @@
 package dlp
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"sort"
@@ -84,9 +83,10 @@ func invisible(r rune) bool {
 	return false
 }
 
-// normalize builds the text of b. Most input is plain: it is returned as
-// is unless it holds a backslash or a non-ASCII byte.
-func normalize(b []byte) text {
+// normalize builds the text of b, in dst's memory when it is large enough.
+// Most input is plain: it is returned as is unless it holds a backslash or
+// a non-ASCII byte.
+func normalize(b, dst []byte) text {
 	// Two-byte escapes are patched in a copy (a filler and the character:
 	// offsets stay the same), up to the first thing that changes length
 	// (another escape, a non-ASCII byte); from there the view is built
@@ -124,7 +124,7 @@ func normalize(b []byte) text {
 			break
 		}
 		if view == nil {
-			view = bytes.Clone(b)
+			view = append(dst[:0], b...)
 		}
 		view[i], view[i+1] = filler, e
 		i++
@@ -133,7 +133,7 @@ func normalize(b []byte) text {
 		if first == len(b) {
 			return text{view: b, n: len(b)}
 		}
-		view = bytes.Clone(b)
+		view = append(dst[:0], b...)
 	}
 	if first == len(b) {
 		return text{view: view, n: len(b)}

@@ -11,7 +11,7 @@ import (
 
 func BenchmarkPIIPass(b *testing.B) {
 	in := dlptest.ToolOutput(64 << 10)
-	t := normalize(in)
+	t := normalize(in, nil)
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
 		scanPII(t.view, func(Finding) {})
@@ -40,14 +40,14 @@ func BenchmarkNormalize(b *testing.B) {
 	in := dlptest.ToolOutput(64 << 10)
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		normalize(in)
+		normalize(in, nil)
 	}
 }
 
 func BenchmarkAutomaton(b *testing.B) {
 	in := dlptest.ToolOutput(64 << 10)
 	s, _ := New(Options{})
-	t := normalize(in)
+	t := normalize(in, nil)
 	b.SetBytes(int64(len(in)))
 	n := 0
 	for b.Loop() {
