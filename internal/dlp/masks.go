@@ -179,3 +179,16 @@ func (t *teddyTables) markGeneric(v []byte, start, end int, kw, pii []uint32, ca
 	}
 	return carry
 }
+
+// byteMarksGeneric is byteMarks byte by byte.
+func byteMarksGeneric(v []byte, start, end int, c1, c2 byte, high bool, out []uint32) {
+	for w, i := 0, start; i < end; w, i = w+1, i+32 {
+		m := uint32(0)
+		for j := i; j < min(end, i+32); j++ {
+			if c := v[j]; c == c1 || c == c2 || high && c >= 0x80 {
+				m |= 1 << (j - i)
+			}
+		}
+		out[w] = m
+	}
+}

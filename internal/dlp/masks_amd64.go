@@ -26,3 +26,26 @@ func (t *teddyTables) mark(v []byte, start, end int, kw, pii []uint32, carry uin
 	}
 	return t.markGeneric(v, start+32*blocks, end, kw[blocks:], pii[blocks:], carry)
 }
+
+// byteMarksAVX2 marks, for blocks blocks of 32 bytes from p, the bytes
+// equal to c1 or c2, and those from 0x80 when high is all ones.
+//
+//go:noescape
+func byteMarksAVX2(p *byte, blocks int, c1, c2 byte, high uint32, out *uint32)
+
+// byteMarks marks the bytes of v[start:end] equal to c1 or c2, and, when
+// high is set, those from 0x80, one word per 32 bytes.
+func byteMarks(v []byte, start, end int, c1, c2 byte, high bool, out []uint32) {
+	blocks := 0
+	if useAVX2 {
+		blocks = (end - start) / 32
+	}
+	if blocks > 0 {
+		h := uint32(0)
+		if high {
+			h = ^h
+		}
+		byteMarksAVX2(&v[start], blocks, c1, c2, h, &out[0])
+	}
+	byteMarksGeneric(v, start+32*blocks, end, c1, c2, high, out[blocks:])
+}

@@ -192,3 +192,33 @@ DATA c3a<>+8(SB)/8, $0x3a3a3a3a3a3a3a3a
 DATA c3a<>+16(SB)/8, $0x3a3a3a3a3a3a3a3a
 DATA c3a<>+24(SB)/8, $0x3a3a3a3a3a3a3a3a
 GLOBL c3a<>(SB), RODATA|NOPTR, $32
+
+// func byteMarksAVX2(p *byte, blocks int, c1, c2 byte, high uint32, out *uint32)
+TEXT ·byteMarksAVX2(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	VPBROADCASTB c1+16(FP), Y1
+	VPBROADCASTB c2+17(FP), Y2
+	MOVL high+20(FP), R8
+	MOVQ out+24(FP), DI
+	TESTQ CX, CX
+	JZ bdone
+
+bloop:
+	VMOVDQU 0(SI), Y0
+	VPCMPEQB Y1, Y0, Y3
+	VPCMPEQB Y2, Y0, Y4
+	VPOR Y3, Y4, Y3
+	VPMOVMSKB Y3, AX
+	VPMOVMSKB Y0, BX
+	ANDL R8, BX
+	ORL BX, AX
+	MOVL AX, 0(DI)
+	ADDQ $32, SI
+	ADDQ $4, DI
+	DECQ CX
+	JNZ bloop
+
+bdone:
+	VZEROUPPER
+	RET

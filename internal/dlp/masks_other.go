@@ -7,3 +7,9 @@ package dlp
 func (t *teddyTables) mark(v []byte, start, end int, kw, pii []uint32, carry uint32) uint32 {
 	return t.markGeneric(v, start, end, kw, pii, carry)
 }
+
+// byteMarks marks the bytes of v[start:end] equal to c1 or c2, and, when
+// high is set, those from 0x80, one word per 32 bytes.
+func byteMarks(v []byte, start, end int, c1, c2 byte, high bool, out []uint32) {
+	byteMarksGeneric(v, start, end, c1, c2, high, out)
+}

@@ -40,9 +40,19 @@ func checkMarks(t testing.TB, tab *teddyTables, v []byte) {
 	carry, carry2 := uint32(0), uint32(0)
 	for start := 0; start < len(v); start += maskChunk {
 		end := min(len(v), start+maskChunk)
+		words := (end - start + 31) / 32
+		for _, c := range []struct {
+			c1, c2 byte
+			high   bool
+		}{{'\\', '\\', true}, {'"', '\\', false}} {
+			byteMarks(v, start, end, c.c1, c.c2, c.high, kw[:])
+			byteMarksGeneric(v, start, end, c.c1, c.c2, c.high, kw2[:])
+			if !reflect.DeepEqual(kw[:words], kw2[:words]) {
+				t.Fatalf("byte marks (%q, %q, %v) of %q from %d differ:\n%08x\nwant %08x", c.c1, c.c2, c.high, v, start, kw[:words], kw2[:words])
+			}
+		}
 		carry = tab.mark(v, start, end, kw[:], pii[:], carry)
 		carry2 = tab.markGeneric(v, start, end, kw2[:], pii2[:], carry2)
-		words := (end - start + 31) / 32
 		if !reflect.DeepEqual(kw[:words], kw2[:words]) || !reflect.DeepEqual(pii[:words], pii2[:words]) || carry != carry2 {
 			t.Fatalf("marks of %q from %d differ:\nkeywords %08x\n    want %08x\npersonal %08x\n    want %08x\ncarry %d, want %d",
 				v, start, kw[:words], kw2[:words], pii[:words], pii2[:words], carry, carry2)

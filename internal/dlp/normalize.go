@@ -90,44 +90,39 @@ func normalize(b, dst []byte) text {
 	// Two-byte escapes are patched in a copy (a filler and the character:
 	// offsets stay the same), up to the first thing that changes length
 	// (another escape, a non-ASCII byte); from there the view is built
-	// byte by byte. Tool output is JSON text with an escape every few
-	// bytes, so one plain loop beats searching for each.
+	// byte by byte. Backslashes and non-ASCII bytes are found 32 bytes at
+	// a time (byteMarks): tool output is JSON text with an escape every
+	// few bytes, too many to search for one by one.
 	var view []byte
 	first := len(b)
-	for i := 0; i < len(b); i++ {
-		// Eight bytes at a time while none is a backslash or non-ASCII
-		// (the lowest byte the test flags is always one of them).
-		for i+8 <= len(b) {
-			w := binary.LittleEndian.Uint64(b[i:])
-			x := w ^ 0x5c5c5c5c5c5c5c5c
-			m := (x-0x0101010101010101)&^x&0x8080808080808080 | w&0x8080808080808080
-			if m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
+	var marks [maskChunk / 32]uint32
+	next := 0 // bytes before next are in an escape already patched
+chunks:
+	for start := 0; start < len(b); start += maskChunk {
+		end := min(len(b), start+maskChunk)
+		byteMarks(b, start, end, '\\', '\\', true, marks[:])
+		for w := range (end - start + 31) / 32 {
+			for m := marks[w]; m != 0; m &= m - 1 {
+				i := start + 32*w + bits.TrailingZeros32(m)
+				if i < next {
+					continue
+				}
+				if b[i] >= utf8.RuneSelf || i+1 >= len(b) {
+					first = i
+					break chunks
+				}
+				e := shortEscape[b[i+1]]
+				if e == 0 || e == '\\' && doubleEscape(b[i:]) {
+					first = i
+					break chunks
+				}
+				if view == nil {
+					view = append(dst[:0], b...)
+				}
+				view[i], view[i+1] = filler, e
+				next = i + 2
 			}
-			i += 8
 		}
-		if i >= len(b) {
-			break
-		}
-		c := b[i]
-		if c != '\\' && c < utf8.RuneSelf {
-			continue
-		}
-		if c >= utf8.RuneSelf || i+1 >= len(b) {
-			first = i
-			break
-		}
-		e := shortEscape[b[i+1]]
-		if e == 0 || e == '\\' && doubleEscape(b[i:]) {
-			first = i
-			break
-		}
-		if view == nil {
-			view = append(dst[:0], b...)
-		}
-		view[i], view[i+1] = filler, e
-		i++
 	}
 	if view == nil {
 		if first == len(b) {
