@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strings"
@@ -211,24 +212,18 @@ type edit struct {
 func rewrite(data []byte, edits []edit) []byte {
 	out := make([]byte, 0, len(data)+16*len(edits))
 	at := 0
-	in := false // inside a string at position at
+	st := jsonStrings{data: data, chunk: -1}
 	for _, e := range edits {
 		// Walk to e.start, tracking strings, then copy at once.
-		i := at
-		for ; i < e.start; i++ {
-			switch c := data[i]; {
-			case in && c == '\\':
-				i++
-			case c == '"':
-				in = !in
-			}
-		}
+		st.pos = at
+		st.advance(e.start)
+		i := max(at, e.start, st.skip)
 		out = append(out, data[at:min(i, len(data))]...)
 		at = i
 		if bytes.IndexByte(data[e.start:e.end], '"') >= 0 {
 			return append(out, '"') // refused: the edit would cross a string's end
 		}
-		if in {
+		if st.in {
 			out = append(out, e.with...)
 			at = e.end
 			continue
@@ -247,6 +242,52 @@ func rewrite(data []byte, edits []edit) []byte {
 		at = end
 	}
 	return append(out, data[at:]...)
+}
+
+// jsonStrings tracks whether a position of JSON text is inside a string,
+// from the text's quotes and backslashes, found 32 bytes at a time.
+type jsonStrings struct {
+	data []byte
+	// pos is where the state is known: in is whether pos is inside a
+	// string, and skip the position after the last escape seen.
+	pos, skip int
+	in        bool
+	// marks are the quotes and backslashes of the chunk from chunk.
+	marks [maskChunk / 32]uint32
+	chunk int
+}
+
+// advance moves the state on to position to.
+func (s *jsonStrings) advance(to int) {
+	for s.pos < to {
+		c0 := s.pos / maskChunk * maskChunk
+		if c0 != s.chunk {
+			byteMarks(s.data, c0, min(len(s.data), c0+maskChunk), '"', '\\', false, s.marks[:])
+			s.chunk = c0
+		}
+		end := min(to, c0+maskChunk)
+		for w := (s.pos - c0) / 32; c0+32*w < end; w++ {
+			base := c0 + 32*w
+			m := s.marks[w]
+			if s.pos > base {
+				m &= ^uint32(0) << (s.pos - base)
+			}
+			if end < base+32 {
+				m &= 1<<(end-base) - 1
+			}
+			for ; m != 0; m &= m - 1 {
+				p := base + bits.TrailingZeros32(m)
+				switch {
+				case p < s.skip:
+				case s.in && s.data[p] == '\\':
+					s.skip = p + 2
+				case s.data[p] == '"':
+					s.in = !s.in
+				}
+			}
+		}
+		s.pos = end
+	}
 }
 
 func isNumberByte(c byte) bool {

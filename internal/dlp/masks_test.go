@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"reflect"
 	"regexp"
@@ -111,4 +112,64 @@ func FuzzMarks(f *testing.F) {
 		checkMarks(t, s.kw.teddy, v)
 		checkNothingMissed(t, s, v)
 	})
+}
+
+// rewriteByteWise is rewrite with its walk made byte by byte, as the
+// reference the marked walk is held to.
+func rewriteByteWise(data []byte, edits []edit) []byte {
+	out := make([]byte, 0, len(data)+16*len(edits))
+	at := 0
+	in := false
+	for _, e := range edits {
+		i := at
+		for ; i < e.start; i++ {
+			switch c := data[i]; {
+			case in && c == '\\':
+				i++
+			case c == '"':
+				in = !in
+			}
+		}
+		out = append(out, data[at:min(i, len(data))]...)
+		at = i
+		if bytes.IndexByte(data[e.start:e.end], '"') >= 0 {
+			return append(out, '"')
+		}
+		if in {
+			out = append(out, e.with...)
+			at = e.end
+			continue
+		}
+		for n := len(out); n > 0 && isNumberByte(out[n-1]); n-- {
+			out = out[:n-1]
+		}
+		end := e.end
+		for end < len(data) && isNumberByte(data[end]) {
+			end++
+		}
+		out = append(out, '"')
+		out = append(out, e.with...)
+		out = append(out, '"')
+		at = end
+	}
+	return append(out, data[at:]...)
+}
+
+func TestRewriteWalk(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	inputs := markInputs(t)
+	inputs = append(inputs, dlptest.ToolOutput(9000))
+	for _, v := range inputs {
+		for range 5 {
+			var edits []edit
+			for at := r.IntN(40); at < len(v); at += 1 + r.IntN(200) {
+				end := min(len(v), at+1+r.IntN(20))
+				edits = append(edits, edit{start: at, end: end, with: "[REDACTED]"})
+				at = end
+			}
+			if got, want := rewrite(v, edits), rewriteByteWise(v, edits); !bytes.Equal(got, want) {
+				t.Fatalf("rewrite of %q with %v:\n%q\nwant\n%q", v, edits, got, want)
+			}
+		}
+	}
 }
