@@ -46,38 +46,54 @@ func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
 		}
 		return true
 	}
-	var lo, hi [buckets][3]uint16
-	// pass is the chance that bucket b, with nibble sets l and h, passes
-	// at a position of ordinary text.
+	// freq[lo][hi] is how often a byte of ordinary text, folded, has these
+	// nibbles.
+	var freq [16][16]float64
+	for c := range 256 {
+		f := byte(c) | 0x20
+		freq[f&15][f>>4] += textFreq(byte(c))
+	}
+	// pass is the chance that a bucket with nibble sets l and h passes at
+	// a position of ordinary text.
 	pass := func(l, h [3]uint16) float64 {
 		p := 1.0
 		for pos := range 3 {
 			q := 0.0
-			for c := range 256 {
-				f := byte(c) | 0x20
-				if l[pos]&(1<<(f&15)) != 0 && h[pos]&(1<<(f>>4)) != 0 {
-					q += textFreq(byte(c))
+			for lo := range 16 {
+				if l[pos]&(1<<lo) == 0 {
+					continue
+				}
+				for hi := range 16 {
+					if h[pos]&(1<<hi) != 0 {
+						q += freq[lo][hi]
+					}
 				}
 			}
 			p *= q
 		}
 		return p
 	}
+	var lo, hi [buckets][3]uint16
 	var cost [buckets]float64
-	bucketOf := make([]int, len(keywords))
 	for kw := range keywords {
+		// The keyword's own nibbles at each position.
+		var kl, kh [3]uint16
+		for pos := range 3 {
+			for c := range 256 {
+				if accepts(kw, pos, byte(c)) {
+					f := byte(c) | 0x20
+					kl[pos] |= 1 << (f & 15)
+					kh[pos] |= 1 << (f >> 4)
+				}
+			}
+		}
 		best, bestCost := 0, 2.0
 		var bestLo, bestHi [3]uint16
 		for b := range buckets {
 			l, h := lo[b], hi[b]
 			for pos := range 3 {
-				for c := range 256 {
-					if accepts(kw, pos, byte(c)) {
-						f := byte(c) | 0x20
-						l[pos] |= 1 << (f & 15)
-						h[pos] |= 1 << (f >> 4)
-					}
-				}
+				l[pos] |= kl[pos]
+				h[pos] |= kh[pos]
 			}
 			if d := pass(l, h) - cost[b]; d < bestCost {
 				best, bestCost, bestLo, bestHi = b, d, l, h
@@ -85,7 +101,6 @@ func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
 		}
 		lo[best], hi[best] = bestLo, bestHi
 		cost[best] += bestCost
-		bucketOf[kw] = best
 	}
 	t := &teddyTables{}
 	for b := range buckets {

@@ -79,7 +79,8 @@ func piiAt(v []byte, i int, c uint8, add func(f Finding)) int {
 			next = f.End
 		}
 	case cDigit, cPlus:
-		if wordStart(v, i) {
+		// A group of fewer than four digits: no detector takes it.
+		if (c != cDigit || !shortNumber(v, i)) && wordStart(v, i) {
 			if end := number(v, i, add); end > i {
 				next = end
 			}
@@ -90,6 +91,10 @@ func piiAt(v []byte, i int, c uint8, add func(f Finding)) int {
 			}
 		}
 	case cUpper:
+		// Every identifier but the NIE starts with two capitals.
+		if b := v[i]; i+1 < n && !isUpper(v[i+1]) && b != 'X' && b != 'Y' && b != 'Z' {
+			break
+		}
 		if wordStart(v, i) {
 			if f, ok := upperID(v, i); ok {
 				add(f)
@@ -106,6 +111,25 @@ func piiAt(v []byte, i int, c uint8, add func(f Finding)) int {
 		}
 	}
 	return next
+}
+
+// shortNumber reports whether the number group starting with the digit at
+// i is a single run of fewer than four digits, as readNumber would read it.
+func shortNumber(v []byte, i int) bool {
+	j := i
+	for j < len(v) && j-i < 4 && isDigit(v[j]) {
+		j++
+	}
+	if j-i >= 4 {
+		return false
+	}
+	if j+1 < len(v) {
+		switch v[j] {
+		case ' ', '-', '.', '/':
+			return !isDigit(v[j+1]) && v[j+1] != '('
+		}
+	}
+	return true
 }
 
 // near reports whether one of words (lower case) occurs within radius bytes
