@@ -207,3 +207,12 @@ func byteMarksGeneric(v []byte, start, end int, c1, c2 byte, high bool, out []ui
 		out[w] = m
 	}
 }
+
+// copyMarking copies src[start:end] to dst and marks its backslashes and
+// bytes from 0x80, one word per 32 bytes.
+func copyMarking(dst, src []byte, start, end int, marks []uint32) {
+	if start < end {
+		copy(dst[start:end], src[start:end])
+		byteMarksGeneric(src, start, end, '\\', '\\', true, marks)
+	}
+}

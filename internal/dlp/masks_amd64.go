@@ -49,3 +49,36 @@ func byteMarks(v []byte, start, end int, c1, c2 byte, high bool, out []uint32) {
 	}
 	byteMarksGeneric(v, start+32*blocks, end, c1, c2, high, out[blocks:])
 }
+
+// unescapeAVX2 copies blocks blocks of 32 bytes from src to dst, writing
+// the filler for each backslash that escapes a quote and follows no
+// backslash, and marks the other backslashes and the bytes from 0x80. It
+// reads the byte before src and the one after the blocks, and returns
+// non-zero when it wrote a filler.
+//
+//go:noescape
+func unescapeAVX2(dst, src *byte, blocks int, marks *uint32) uint32
+
+// copyUnescaping copies src[start:end] to dst, where it writes the filler
+// for some backslashes escaping quotes (the first step of normalize), and
+// marks the backslashes it leaves and the bytes from 0x80, one word per 32
+// bytes. It reports whether it wrote a filler.
+func copyUnescaping(dst, src []byte, start, end int, marks []uint32) bool {
+	lo := start
+	if lo == 0 {
+		lo = 32 // the first block has no byte before it
+	}
+	blocks := 0
+	if useAVX2 && lo < end {
+		blocks = min((end-lo)/32, (len(src)-lo-1)/32)
+	}
+	if blocks <= 0 {
+		copyMarking(dst, src, start, end, marks)
+		return false
+	}
+	copyMarking(dst, src, start, lo, marks)
+	patched := unescapeAVX2(&dst[lo], &src[lo], blocks, &marks[(lo-start)/32]) != 0
+	rest := lo + 32*blocks
+	copyMarking(dst, src, rest, end, marks[(rest-start)/32:])
+	return patched
+}

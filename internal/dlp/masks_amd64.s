@@ -222,3 +222,55 @@ bloop:
 bdone:
 	VZEROUPPER
 	RET
+
+// func unescapeAVX2(dst, src *byte, blocks int, marks *uint32) uint32
+TEXT ·unescapeAVX2(SB), NOSPLIT, $0-36
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	MOVQ marks+24(FP), R8
+	XORL R9, R9
+	VMOVDQU c5c<>(SB), Y10
+	VMOVDQU c22<>(SB), Y11
+	TESTQ CX, CX
+	JZ udone
+
+uloop:
+	VMOVDQU 0(SI), Y0
+	VMOVDQU -1(SI), Y1
+	VMOVDQU 1(SI), Y2
+	VPCMPEQB Y10, Y0, Y3 // backslashes
+	VPCMPEQB Y10, Y1, Y4 // bytes after a backslash
+	VPCMPEQB Y11, Y2, Y5 // bytes before a quote
+	VPAND Y3, Y5, Y5
+	VPANDN Y5, Y4, Y5    // backslashes alone before a quote
+	VPANDN Y0, Y5, Y6    // become the filler, 0
+	VMOVDQU Y6, 0(DI)
+	VPANDN Y3, Y5, Y3    // the other backslashes
+	VPMOVMSKB Y3, AX
+	VPMOVMSKB Y0, BX     // bytes from 0x80
+	ORL BX, AX
+	MOVL AX, 0(R8)
+	VPMOVMSKB Y5, BX
+	ORL BX, R9
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	DECQ CX
+	JNZ uloop
+
+udone:
+	VZEROUPPER
+	MOVL R9, ret+32(FP)
+	RET
+
+DATA c5c<>+0(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA c5c<>+8(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA c5c<>+16(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA c5c<>+24(SB)/8, $0x5c5c5c5c5c5c5c5c
+GLOBL c5c<>(SB), RODATA|NOPTR, $32
+DATA c22<>+0(SB)/8, $0x2222222222222222
+DATA c22<>+8(SB)/8, $0x2222222222222222
+DATA c22<>+16(SB)/8, $0x2222222222222222
+DATA c22<>+24(SB)/8, $0x2222222222222222
+GLOBL c22<>(SB), RODATA|NOPTR, $32

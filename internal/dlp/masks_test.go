@@ -23,7 +23,7 @@ func markInputs(t testing.TB) [][]byte {
 	}
 	out = append(out, dlptest.ToolOutput(5000), dlptest.ToolOutput(70000))
 	r := rand.New(rand.NewPCG(3, 4))
-	const alphabet = "aAzZ09:@+(_-. \"\\\x00\x7f\x80\xffskSKacACqQ~key"
+	const alphabet = "aAzZ09:@+(_-. \"\"\\\\\\u\x00\x7f\x80\xffskSKacACqQ~key"
 	for range 300 {
 		b := make([]byte, r.IntN(300))
 		for i := range b {
@@ -61,6 +61,18 @@ func checkMarks(t testing.TB, tab *teddyTables, v []byte) {
 	}
 }
 
+// checkNormalize compares the normalised text of v with the portable
+// code's.
+func checkNormalize(t testing.TB, v []byte) {
+	got := normalize(v, nil)
+	defer func(on bool) { useAVX2 = on }(useAVX2)
+	useAVX2 = false
+	want := normalize(v, nil)
+	if !bytes.Equal(got.view, want.view) || !reflect.DeepEqual(got.marks, want.marks) || got.n != want.n {
+		t.Fatalf("normalised %q:\n%q %v\nwant\n%q %v", v, got.view, got.marks, want.view, want.marks)
+	}
+}
+
 // checkNothingMissed compares what s finds in v with what it finds when
 // every position is looked at.
 func checkNothingMissed(t testing.TB, s *Scanner, v []byte) {
@@ -80,6 +92,7 @@ func TestMarks(t *testing.T) {
 	}
 	for _, v := range markInputs(t) {
 		checkMarks(t, s.kw.teddy, v)
+		checkNormalize(t, v)
 		checkNothingMissed(t, s, v)
 	}
 }
@@ -110,6 +123,7 @@ func FuzzMarks(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v []byte) {
 		checkMarks(t, s.kw.teddy, v)
+		checkNormalize(t, v)
 		checkNothingMissed(t, s, v)
 	})
 }

@@ -90,17 +90,24 @@ func normalize(b, dst []byte) text {
 	// Two-byte escapes are patched in a copy (a filler and the character:
 	// offsets stay the same), up to the first thing that changes length
 	// (another escape, a non-ASCII byte); from there the view is built
-	// byte by byte. Backslashes and non-ASCII bytes are found 32 bytes at
-	// a time (byteMarks): tool output is JSON text with an escape every
-	// few bytes, too many to search for one by one.
-	var view []byte
+	// byte by byte. The copy is made 32 bytes at a time, escaped quotes
+	// patched on the way, and the other backslashes and non-ASCII bytes
+	// marked (copyUnescaping): tool output is JSON text with an escape
+	// every few bytes, too many to search for one by one.
+	if cap(dst) < len(b) {
+		dst = make([]byte, len(b))
+	}
+	view := dst[:len(b)]
+	changed := false
 	first := len(b)
 	var marks [maskChunk / 32]uint32
 	next := 0 // bytes before next are in an escape already patched
 chunks:
 	for start := 0; start < len(b); start += maskChunk {
 		end := min(len(b), start+maskChunk)
-		byteMarks(b, start, end, '\\', '\\', true, marks[:])
+		if copyUnescaping(view, b, start, end, marks[:]) {
+			changed = true
+		}
 		for w := range (end - start + 31) / 32 {
 			for m := marks[w]; m != 0; m &= m - 1 {
 				i := start + 32*w + bits.TrailingZeros32(m)
@@ -116,21 +123,16 @@ chunks:
 					first = i
 					break chunks
 				}
-				if view == nil {
-					view = append(dst[:0], b...)
-				}
 				view[i], view[i+1] = filler, e
+				changed = true
 				next = i + 2
 			}
 		}
 	}
-	if view == nil {
-		if first == len(b) {
+	if first == len(b) {
+		if !changed {
 			return text{view: b, n: len(b)}
 		}
-		view = append(dst[:0], b...)
-	}
-	if first == len(b) {
 		return text{view: view, n: len(b)}
 	}
 	t := text{view: view[:first], marks: make([]mark, 0, 16), n: len(b)}
