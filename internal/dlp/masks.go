@@ -175,15 +175,22 @@ func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (kw, pii, ne
 				pii |= bit
 			}
 		}
-		carry = 0
-		if isAlnum(c) {
-			carry |= 1
-		}
-		if isHexByte(c) || c == ':' {
-			carry |= 2
-		}
+		carry = carryOf(c)
 	}
 	return kw, pii, carry
+}
+
+// carryOf is the carry of the personal-data marks after byte c: bit 0 set
+// when it is a letter or digit, bit 1 when it is a hex digit or ':'.
+func carryOf(c byte) uint32 {
+	carry := uint32(0)
+	if isAlnum(c) {
+		carry |= 1
+	}
+	if isHexByte(c) || c == ':' {
+		carry |= 2
+	}
+	return carry
 }
 
 // markGeneric marks v[start:end] in blocks of 32 bytes into kw and pii,

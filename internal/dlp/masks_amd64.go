@@ -24,7 +24,34 @@ func (t *teddyTables) mark(v []byte, start, end int, kw, pii []uint32, carry uin
 	if blocks > 0 {
 		carry = markAVX2(&v[start], blocks, t, &kw[0], &pii[0], carry)
 	}
+	if rest := start + 32*blocks; useAVX2 && rest < end {
+		return t.markPadded(v, rest, end, kw[blocks:], pii[blocks:], carry)
+	}
 	return t.markGeneric(v, start+32*blocks, end, kw[blocks:], pii[blocks:], carry)
+}
+
+// markPadded marks v[from:end], at most 64 bytes, from a copy padded with
+// zeros, so that the vector code may read past it.
+func (t *teddyTables) markPadded(v []byte, from, end int, kw, pii []uint32, carry uint32) uint32 {
+	var buf [2*32 + 2]byte
+	copy(buf[:], v[from:min(len(v), end+2)])
+	var k, p [2]uint32
+	blocks := (end - from + 31) / 32
+	markAVX2(&buf[0], blocks, t, &k[0], &p[0], carry)
+	for w := range blocks {
+		base := from + 32*w
+		keep := ^uint32(0)
+		if n := end - base; n < 32 {
+			keep = 1<<n - 1
+		}
+		// The last two positions of v: keyword starts, for the index to
+		// check (the padding is not text).
+		if tail := len(v) - 2 - base; tail < 32 {
+			k[w] |= ^uint32(0) << max(0, tail)
+		}
+		kw[w], pii[w] = k[w]&keep, p[w]&keep
+	}
+	return carryOf(v[end-1])
 }
 
 // byteMarksAVX2 marks, for blocks blocks of 32 bytes from p, the bytes
@@ -72,13 +99,41 @@ func copyUnescaping(dst, src []byte, start, end int, marks []uint32) bool {
 	if useAVX2 && lo < end {
 		blocks = min((end-lo)/32, (len(src)-lo-1)/32)
 	}
-	if blocks <= 0 {
+	if !useAVX2 {
 		copyMarking(dst, src, start, end, marks)
 		return false
 	}
-	copyMarking(dst, src, start, lo, marks)
-	patched := unescapeAVX2(&dst[lo], &src[lo], blocks, &marks[(lo-start)/32]) != 0
-	rest := lo + 32*blocks
-	copyMarking(dst, src, rest, end, marks[(rest-start)/32:])
+	patched := false
+	if lo > start {
+		lo = min(lo, end)
+		patched = unescapePadded(dst, src, start, lo, marks)
+	}
+	if blocks > 0 && unescapeAVX2(&dst[lo], &src[lo], blocks, &marks[(lo-start)/32]) != 0 {
+		patched = true
+	}
+	if rest := lo + 32*max(0, blocks); rest < end && unescapePadded(dst, src, rest, end, marks[(rest-start)/32:]) {
+		patched = true
+	}
+	return patched
+}
+
+// unescapePadded is unescapeAVX2 for src[from:to], at most 64 bytes, from
+// a copy with the bytes around it and padded with zeros.
+func unescapePadded(dst, src []byte, from, to int, marks []uint32) bool {
+	var in, out [1 + 2*32 + 1]byte
+	if from > 0 {
+		in[0] = src[from-1]
+	}
+	copy(in[1:], src[from:min(len(src), to+1)])
+	blocks := (to - from + 31) / 32
+	var m [2]uint32
+	patched := unescapeAVX2(&out[0], &in[1], blocks, &m[0]) != 0
+	copy(dst[from:to], out[:to-from])
+	for w := range blocks {
+		marks[w] = m[w]
+		if n := to - from - 32*w; n < 32 {
+			marks[w] &= 1<<n - 1
+		}
+	}
 	return patched
 }
