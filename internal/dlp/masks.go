@@ -5,11 +5,12 @@ import "strings"
 // The scanner's first look at a text marks, 32 bytes at a time, the
 // positions worth a closer look: where a keyword of the secret rules may
 // start, and where a personal-data detector may start. On amd64 with AVX2
-// the marks are computed with vector instructions (masks_amd64.s); the
-// portable code here computes the same marks byte by byte, and finishes
-// what the vector code leaves at the end of a text.
+// the marks are computed with vector instructions (masks_amd64.s), the
+// ends of a text from a padded copy; the portable code here computes the
+// same marks byte by byte, elsewhere, and in tests to check the vector
+// code.
 //
-// Keyword marks use nibble tables: the keywords are spread over eight
+// Keyword marks use nibble tables: the keywords are spread over sixteen
 // buckets, and for each of a keyword's first three bytes (folded with
 // |0x20, so case does not matter) the tables say which buckets have a
 // keyword with that low nibble, and which with that high nibble, there.
@@ -20,10 +21,11 @@ import "strings"
 // Personal-data marks are exact: a digit, a capital letter, '+' or '(' at
 // the start of a word; every '@'; a ':' after a hex digit or a ':'.
 
-// teddyTables are the nibble tables: for positions 0, 1 and 2, the table by
-// low nibble then the one by high nibble, each 16 bytes written twice (the
-// vector instruction looks up within 16-byte halves).
-type teddyTables [6][32]byte
+// teddyTables are the nibble tables of two groups of eight buckets: for
+// each group, for positions 0, 1 and 2, the table by low nibble then the
+// one by high nibble, each 16 bytes written twice (the vector instruction
+// looks up within 16-byte halves).
+type teddyTables [12][32]byte
 
 // maskChunk is how many bytes are marked at a time.
 const maskChunk = 2048
@@ -34,7 +36,30 @@ const maskChunk = 2048
 // passing on ordinary text grows least by it, by the byte frequencies of
 // English prose and JSON (textFreq), so that few positions are marked.
 func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
-	const buckets = 8
+	const buckets = 16
+	lo, hi := assignBuckets(keywords, follow, buckets)
+	t := &teddyTables{}
+	for b := range buckets {
+		g, bit := 6*(b/8), byte(1)<<(b%8)
+		for pos := range 3 {
+			for n := range 16 {
+				if lo[b][pos]&(1<<n) != 0 {
+					t[g+2*pos][n] |= bit
+					t[g+2*pos][16+n] |= bit
+				}
+				if hi[b][pos]&(1<<n) != 0 {
+					t[g+2*pos+1][n] |= bit
+					t[g+2*pos+1][16+n] |= bit
+				}
+			}
+		}
+	}
+	return t
+}
+
+// assignBuckets spreads keywords over buckets, and returns the nibbles of
+// each bucket's keywords at each position.
+func assignBuckets(keywords []string, follow []func(byte) bool, buckets int) (lo, hi [][3]uint16) {
 	// The bytes each keyword may have at each position, folded.
 	accepts := func(kw, pos int, c byte) bool {
 		k := keywords[kw]
@@ -73,8 +98,8 @@ func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
 		}
 		return p
 	}
-	var lo, hi [buckets][3]uint16
-	var cost [buckets]float64
+	lo, hi = make([][3]uint16, buckets), make([][3]uint16, buckets)
+	cost := make([]float64, buckets)
 	for kw := range keywords {
 		// The keyword's own nibbles at each position.
 		var kl, kh [3]uint16
@@ -102,22 +127,7 @@ func newTeddyTables(keywords []string, follow []func(byte) bool) *teddyTables {
 		lo[best], hi[best] = bestLo, bestHi
 		cost[best] += bestCost
 	}
-	t := &teddyTables{}
-	for b := range buckets {
-		for pos := range 3 {
-			for n := range 16 {
-				if lo[b][pos]&(1<<n) != 0 {
-					t[2*pos][n] |= 1 << b
-					t[2*pos][16+n] |= 1 << b
-				}
-				if hi[b][pos]&(1<<n) != 0 {
-					t[2*pos+1][n] |= 1 << b
-					t[2*pos+1][16+n] |= 1 << b
-				}
-			}
-		}
-	}
-	return t
+	return lo, hi
 }
 
 // textFreq is roughly how often byte c occurs in English prose and in
@@ -155,10 +165,13 @@ func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (kw, pii, ne
 		bit := uint32(1) << (j - i)
 		m := byte(0xff)
 		if j+2 < len(v) {
+			a, b := byte(0xff), byte(0xff)
 			for pos := range 3 {
 				f := v[j+pos] | 0x20
-				m &= t[2*pos][f&15] & t[2*pos+1][f>>4]
+				a &= t[2*pos][f&15] & t[2*pos+1][f>>4]
+				b &= t[6+2*pos][f&15] & t[6+2*pos+1][f>>4]
 			}
+			m = a | b
 		}
 		if m != 0 {
 			kw |= bit

@@ -23,33 +23,53 @@ TEXT ·markAVX2(SB), NOSPLIT, $0-52
 
 loop:
 	// Keyword starts: the three bytes at each position, folded, looked
-	// up by nibble; a bucket's bit survives when every lookup has it.
+	// up by nibble in two groups of eight buckets; a bucket's bit
+	// survives when every lookup has it. The first group's tables stay
+	// in registers, the second's are read from tab.
 	VMOVDQU 0(SI), Y0
 	VPOR Y14, Y0, Y1
 	VPAND Y15, Y1, Y2
 	VPSRLW $4, Y1, Y3
 	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y8, Y2
-	VPSHUFB Y3, Y9, Y3
-	VPAND Y2, Y3, Y4
+	VPSHUFB Y2, Y8, Y4
+	VPSHUFB Y3, Y9, Y5
+	VPAND Y4, Y5, Y4
+	VMOVDQU 192(DX), Y6
+	VPSHUFB Y2, Y6, Y6
+	VMOVDQU 224(DX), Y7
+	VPSHUFB Y3, Y7, Y7
+	VPAND Y6, Y7, Y5
 	VMOVDQU 1(SI), Y1
 	VPOR Y14, Y1, Y1
 	VPAND Y15, Y1, Y2
 	VPSRLW $4, Y1, Y3
 	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y10, Y2
-	VPSHUFB Y3, Y11, Y3
-	VPAND Y2, Y3, Y2
-	VPAND Y2, Y4, Y4
+	VPSHUFB Y2, Y10, Y6
+	VPSHUFB Y3, Y11, Y7
+	VPAND Y6, Y7, Y6
+	VPAND Y6, Y4, Y4
+	VMOVDQU 256(DX), Y6
+	VPSHUFB Y2, Y6, Y6
+	VMOVDQU 288(DX), Y7
+	VPSHUFB Y3, Y7, Y7
+	VPAND Y6, Y7, Y6
+	VPAND Y6, Y5, Y5
 	VMOVDQU 2(SI), Y1
 	VPOR Y14, Y1, Y1
 	VPAND Y15, Y1, Y2
 	VPSRLW $4, Y1, Y3
 	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y12, Y2
-	VPSHUFB Y3, Y13, Y3
-	VPAND Y2, Y3, Y2
-	VPAND Y2, Y4, Y4
+	VPSHUFB Y2, Y12, Y6
+	VPSHUFB Y3, Y13, Y7
+	VPAND Y6, Y7, Y6
+	VPAND Y6, Y4, Y4
+	VMOVDQU 320(DX), Y6
+	VPSHUFB Y2, Y6, Y6
+	VMOVDQU 352(DX), Y7
+	VPSHUFB Y3, Y7, Y7
+	VPAND Y6, Y7, Y6
+	VPAND Y6, Y5, Y5
+	VPOR Y4, Y5, Y4
 	VPXOR Y5, Y5, Y5
 	VPCMPEQB Y5, Y4, Y4
 	VPMOVMSKB Y4, AX
@@ -75,8 +95,6 @@ loop:
 	VPCMPEQB c28<>(SB), Y0, Y3 // '('
 	VPOR Y3, Y4, Y4
 	VPMOVMSKB Y4, R10          // what starts a number or an identifier
-	VPCMPEQB c40<>(SB), Y0, Y3 // '@'
-	VPMOVMSKB Y3, R11
 	VPCMPEQB c3a<>(SB), Y0, Y3 // ':'
 	VPMOVMSKB Y3, R12
 	VPOR Y14, Y0, Y5
@@ -87,21 +105,24 @@ loop:
 	VPOR Y6, Y3, Y6            // and ':'
 	VPMOVMSKB Y6, R13
 
-	// Starts after no letter or digit; colons after a hex digit or ':'.
-	MOVL R9, DX
-	ANDL $1, DX
-	MOVL BX, AX
-	SHLL $1, AX
-	ORL DX, AX
-	NOTL AX
-	ANDL AX, R10
+	// Starts after no letter or digit; every '@'; colons after a hex
+	// digit or ':'.
+	MOVL R9, AX
+	ANDL $1, AX
+	MOVL BX, R11
+	SHLL $1, R11
+	ORL AX, R11
+	NOTL R11
+	ANDL R11, R10
+	VPCMPEQB c40<>(SB), Y0, Y3 // '@'
+	VPMOVMSKB Y3, R11
 	ORL R11, R10
-	MOVL R9, DX
-	SHRL $1, DX
-	MOVL R13, AX
-	SHLL $1, AX
-	ORL DX, AX
-	ANDL AX, R12
+	MOVL R9, AX
+	SHRL $1, AX
+	MOVL R13, R11
+	SHLL $1, R11
+	ORL AX, R11
+	ANDL R11, R12
 	ORL R12, R10
 	MOVL R10, 0(R8)
 	SHRL $31, BX
