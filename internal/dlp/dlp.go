@@ -284,46 +284,54 @@ func (s *Scanner) Scan(b []byte) []Finding {
 
 // scanText runs every detector over v.
 func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) {
-	s.secretsAndPII(v, add)
+	runs, marked := s.secretsAndPII(v, add)
 	for _, r := range s.wide {
 		for _, m := range r.re.FindAllSubmatchIndex(v, -1) {
 			s.match(r, v, m, add)
 		}
 	}
 	if depth < maxDepth {
-		s.encoded(v, depth, budget, add)
+		if !marked {
+			runs = base64Runs(v)
+		}
+		s.encoded(v, runs, depth, budget, add)
 	}
 }
 
 // secretsAndPII runs the secret rules where their keywords occur in v, and
 // the personal-data detectors, at the positions marked in a first look at
-// each chunk of v.
-func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) {
+// each chunk of v. It returns the runs of base64 bytes that look found,
+// and whether it looked (not with keywords of one byte).
+func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) ([][2]int, bool) {
 	hit := s.secretHits(v, add)
 	x := s.kw
 	if x.teddy == nil {
 		x.find(v, hit)
 		scanPII(v, add)
-		return
+		return nil, false
 	}
-	var kwMarks, piiMarks [maskChunk / 32]uint32
+	var marks [maskChunk / 32]blockMarks
+	runs := runFinder{v: v}
 	carry := uint32(0)
 	piiNext := 0
 	for start := 0; start < len(v); start += maskChunk {
 		end := min(len(v), start+maskChunk)
-		carry = x.teddy.mark(v, start, end, kwMarks[:], piiMarks[:], carry)
-		for w := range (end - start + 31) / 32 {
+		carry = x.teddy.mark(v, start, end, marks[:], carry)
+		words := (end - start + 31) / 32
+		for w := range words {
 			base := start + 32*w
-			for m := kwMarks[w]; m != 0; m &= m - 1 {
+			for m := marks[w].kw; m != 0; m &= m - 1 {
 				x.position(v, base+bits.TrailingZeros32(m), hit)
 			}
-			for m := piiMarks[w]; m != 0; m &= m - 1 {
+			for m := marks[w].pii; m != 0; m &= m - 1 {
 				if i := base + bits.TrailingZeros32(m); i >= piiNext {
 					piiNext = piiAt(v, i, piiClass[v[i]], add)
 				}
 			}
+			runs.add(marks[:words], w, base, end == len(v))
 		}
 	}
+	return runs.runs, true
 }
 
 // secretHits returns what runs the rules of a keyword found in v.
@@ -482,9 +490,10 @@ var b64class = func() (t [256]uint8) {
 	return t
 }()
 
-// encoded decodes base64, hex and URL-encoded runs of v that decode to
-// text, and scans that text; what is found there spans the whole run.
-func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
+// encoded decodes URL-encoded runs of v, and runs (the runs of base64
+// bytes), that decode to text, and scans that text; what is found there
+// spans the whole run.
+func (s *Scanner) encoded(v []byte, runs [][2]int, depth int, budget *int, add func(Finding)) {
 	inner := func(start, end int, enc string, dec []byte) {
 		if *budget < len(dec) || !printable(dec) {
 			return
@@ -513,9 +522,37 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 		}
 		i += 1 + k
 	}
-	// Runs of base64 characters at least minBase64Run long: a run that
-	// long covers every position minBase64Run apart, so only those are
-	// looked at until one is in a run, which is then measured whole.
+	for _, r := range runs {
+		i, j := r[0], r[1]
+		run := v[i:j]
+		hexRun := uint8(2)
+		for _, c := range run {
+			hexRun &= b64class[c]
+		}
+		switch {
+		case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
+			if textStart(run[:16], true) {
+				dec := make([]byte, len(run)/2)
+				if _, err := hex.Decode(dec, run); err == nil {
+					inner(i, j, "hex", dec)
+				}
+			}
+		case hexRun == 0:
+			if textStart(run[:8], false) {
+				if dec, ok := decodeBase64(run); ok {
+					inner(i, j, "base64", dec)
+				}
+			}
+		}
+	}
+}
+
+// base64Runs returns the runs of base64 bytes in v at least minBase64Run
+// long. A run that long covers every position minBase64Run apart, so only
+// those are looked at until one is in a run, which is then measured whole.
+func base64Runs(v []byte) [][2]int {
+	var runs [][2]int
+	n := len(v)
 	runEnd := 0
 	for pos := minBase64Run - 1; pos < n; {
 		if b64class[v[pos]]&1 == 0 {
@@ -530,32 +567,12 @@ func (s *Scanner) encoded(v []byte, depth int, budget *int, add func(Finding)) {
 		for j < n && b64class[v[j]]&1 != 0 {
 			j++
 		}
-		if j-i < minBase64Run {
-			runEnd, pos = j, j+minBase64Run
-			continue
-		}
-		hexRun := uint8(2)
-		for _, c := range v[i:j] {
-			hexRun &= b64class[c]
+		if j-i >= minBase64Run {
+			runs = append(runs, [2]int{i, j})
 		}
 		runEnd, pos = j, j+minBase64Run
-		run := v[i:j]
-		switch {
-		case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
-			if textStart(run[:16], true) {
-				dec := make([]byte, len(run)/2)
-				if _, err := hex.Decode(dec, run); err == nil {
-					inner(i, j, "hex", dec)
-				}
-			}
-		case hexRun == 0 && len(run) >= minBase64Run:
-			if textStart(run[:8], false) {
-				if dec, ok := decodeBase64(run); ok {
-					inner(i, j, "base64", dec)
-				}
-			}
-		}
 	}
+	return runs
 }
 
 // textStart reports whether the start of an encoded run decodes to

@@ -1,6 +1,9 @@
 package dlp
 
-import "strings"
+import (
+	"math/bits"
+	"strings"
+)
 
 // The scanner's first look at a text marks, 32 bytes at a time, the
 // positions worth a closer look: where a keyword of the secret rules may
@@ -153,13 +156,20 @@ func textFreq(c byte) float64 {
 	return 0.0001
 }
 
+// blockMarks are the marks of 32 bytes, bit j for byte j: where keywords
+// may start, where personal data may start, and which bytes are base64
+// (letters, digits and + / - _ =).
+type blockMarks struct {
+	kw, pii, b64 uint32
+}
+
 // markBlock marks the positions v[i:min(i+32, end)], as the vector code
 // does, given carry: bit 0 set when the byte before i is a letter or
-// digit, bit 1 when it is a hex digit or ':'. It returns the keyword and
-// personal-data marks (bit j for v[i+j]) and the carry for the next block.
-// A position less than three bytes from the end of v is marked as a
-// keyword start: the index checks those itself.
-func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (kw, pii, next uint32) {
+// digit, bit 1 when it is a hex digit or ':'. It returns the marks and the
+// carry for the next block. A position less than three bytes from the end
+// of v is marked as a keyword start: the index checks those itself.
+func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (blockMarks, uint32) {
+	var out blockMarks
 	for j := i; j < min(end, i+32); j++ {
 		c := v[j]
 		bit := uint32(1) << (j - i)
@@ -174,23 +184,87 @@ func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (kw, pii, ne
 			m = a | b
 		}
 		if m != 0 {
-			kw |= bit
+			out.kw |= bit
 		}
 		switch piiClass[c] {
 		case cDigit, cUpper, cPlus:
 			if carry&1 == 0 {
-				pii |= bit
+				out.pii |= bit
 			}
 		case cAt:
-			pii |= bit
+			out.pii |= bit
 		case cColon:
 			if carry&2 != 0 {
-				pii |= bit
+				out.pii |= bit
 			}
+		}
+		if b64class[c]&1 != 0 {
+			out.b64 |= bit
 		}
 		carry = carryOf(c)
 	}
-	return kw, pii, carry
+	return out, carry
+}
+
+// markGeneric marks v[start:end] in blocks of 32 bytes into out, and
+// returns the carry after end.
+func (t *teddyTables) markGeneric(v []byte, start, end int, out []blockMarks, carry uint32) uint32 {
+	for w, i := 0, start; i < end; w, i = w+1, i+32 {
+		out[w], carry = t.markBlock(v, i, end, carry)
+	}
+	return carry
+}
+
+// runFinder collects, from base64 marks, the runs of base64 bytes at least
+// minBase64Run long, as base64Runs does without marks.
+type runFinder struct {
+	v    []byte
+	prev uint32 // the marks of the block before
+	end  int    // where the last run found ends
+	runs [][2]int
+}
+
+// add reads the base64 marks of block w of a chunk's marks, the 32 bytes
+// from base; last says whether the chunk ends the text.
+func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
+	m := marks[w].b64
+	// The next block's marks: none after the text; when they are not made
+	// yet, all ones to look for runs, none to measure them (the text is
+	// read from there on).
+	next, known := ^uint32(0), uint64(m)
+	switch {
+	case w+1 < len(marks):
+		next = marks[w+1].b64
+		known |= uint64(next) << 32
+	case last:
+		next = 0
+	}
+	x := uint64(m) | uint64(next)<<32
+	// Bit i of y: sixteen base64 bytes from i on.
+	y := x & (x >> 1)
+	y &= y >> 2
+	y &= y >> 4
+	y &= y >> 8
+	starts := uint32(y) &^ (m<<1 | r.prev>>31)
+	r.prev = m
+	for ; starts != 0; starts &= starts - 1 {
+		k := bits.TrailingZeros32(starts)
+		i := base + k
+		if i < r.end {
+			continue
+		}
+		// Its end: in the marks when it ends in them, else in the text.
+		j := i + bits.TrailingZeros64(^(known >> k))
+		if j-base >= 64 || j-base == 32 && uint32(known>>32) == 0 {
+			for j < len(r.v) && b64class[r.v[j]]&1 != 0 {
+				j++
+			}
+		}
+		if j-i >= minBase64Run {
+			r.runs = append(r.runs, [2]int{i, j})
+			r.end = j
+		}
+	}
 }
 
 // carryOf is the carry of the personal-data marks after byte c: bit 0 set
@@ -202,15 +276,6 @@ func carryOf(c byte) uint32 {
 	}
 	if isHexByte(c) || c == ':' {
 		carry |= 2
-	}
-	return carry
-}
-
-// markGeneric marks v[start:end] in blocks of 32 bytes into kw and pii,
-// and returns the carry after end.
-func (t *teddyTables) markGeneric(v []byte, start, end int, kw, pii []uint32, carry uint32) uint32 {
-	for w, i := 0, start; i < end; w, i = w+1, i+32 {
-		kw[w], pii[w], carry = t.markBlock(v, i, end, carry)
 	}
 	return carry
 }

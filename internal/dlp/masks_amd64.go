@@ -12,32 +12,35 @@ var useAVX2 = cpu.X86.HasAVX2
 // reads two bytes past them.
 //
 //go:noescape
-func markAVX2(p *byte, blocks int, tab *teddyTables, kw, pii *uint32, carry uint32) uint32
+func markAVX2(p *byte, blocks int, tab *teddyTables, out *blockMarks, carry uint32) uint32
 
-// mark marks v[start:end] into kw and pii, one word per 32 bytes, given
-// the carry before start, and returns the carry after end.
-func (t *teddyTables) mark(v []byte, start, end int, kw, pii []uint32, carry uint32) uint32 {
+// mark marks v[start:end] into out, one element per 32 bytes, given the
+// carry before start, and returns the carry after end.
+func (t *teddyTables) mark(v []byte, start, end int, out []blockMarks, carry uint32) uint32 {
+	if !useAVX2 {
+		return t.markGeneric(v, start, end, out, carry)
+	}
 	blocks := 0
-	if useAVX2 && len(v)-start >= 34 {
+	if len(v)-start >= 34 {
 		blocks = min((end-start)/32, (len(v)-start-2)/32)
 	}
 	if blocks > 0 {
-		carry = markAVX2(&v[start], blocks, t, &kw[0], &pii[0], carry)
+		carry = markAVX2(&v[start], blocks, t, &out[0], carry)
 	}
-	if rest := start + 32*blocks; useAVX2 && rest < end {
-		return t.markPadded(v, rest, end, kw[blocks:], pii[blocks:], carry)
+	if rest := start + 32*blocks; rest < end {
+		return t.markPadded(v, rest, end, out[blocks:], carry)
 	}
-	return t.markGeneric(v, start+32*blocks, end, kw[blocks:], pii[blocks:], carry)
+	return carry
 }
 
 // markPadded marks v[from:end], at most 64 bytes, from a copy padded with
 // zeros, so that the vector code may read past it.
-func (t *teddyTables) markPadded(v []byte, from, end int, kw, pii []uint32, carry uint32) uint32 {
+func (t *teddyTables) markPadded(v []byte, from, end int, out []blockMarks, carry uint32) uint32 {
 	var buf [2*32 + 2]byte
 	copy(buf[:], v[from:min(len(v), end+2)])
-	var k, p [2]uint32
+	var m [2]blockMarks
 	blocks := (end - from + 31) / 32
-	markAVX2(&buf[0], blocks, t, &k[0], &p[0], carry)
+	markAVX2(&buf[0], blocks, t, &m[0], carry)
 	for w := range blocks {
 		base := from + 32*w
 		keep := ^uint32(0)
@@ -47,9 +50,9 @@ func (t *teddyTables) markPadded(v []byte, from, end int, kw, pii []uint32, carr
 		// The last two positions of v: keyword starts, for the index to
 		// check (the padding is not text).
 		if tail := len(v) - 2 - base; tail < 32 {
-			k[w] |= ^uint32(0) << max(0, tail)
+			m[w].kw |= ^uint32(0) << max(0, tail)
 		}
-		kw[w], pii[w] = k[w]&keep, p[w]&keep
+		out[w] = blockMarks{kw: m[w].kw & keep, pii: m[w].pii & keep, b64: m[w].b64 & keep}
 	}
 	return carryOf(v[end-1])
 }

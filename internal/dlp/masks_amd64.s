@@ -2,14 +2,13 @@
 
 #include "textflag.h"
 
-// func markAVX2(p *byte, blocks int, tab *teddyTables, kw, pii *uint32, carry uint32) uint32
-TEXT ·markAVX2(SB), NOSPLIT, $0-52
+// func markAVX2(p *byte, blocks int, tab *teddyTables, out *blockMarks, carry uint32) uint32
+TEXT ·markAVX2(SB), NOSPLIT, $0-44
 	MOVQ p+0(FP), SI
 	MOVQ blocks+8(FP), CX
 	MOVQ tab+16(FP), DX
-	MOVQ kw+24(FP), DI
-	MOVQ pii+32(FP), R8
-	MOVL carry+40(FP), R9
+	MOVQ out+24(FP), DI
+	MOVL carry+32(FP), R9
 	VMOVDQU 0(DX), Y8
 	VMOVDQU 32(DX), Y9
 	VMOVDQU 64(DX), Y10
@@ -105,6 +104,20 @@ loop:
 	VPOR Y6, Y3, Y6            // and ':'
 	VPMOVMSKB Y6, R13
 
+	// Base64: letters, digits and + / - _ =.
+	VPCMPEQB c2b<>(SB), Y0, Y5
+	VPCMPEQB c2f<>(SB), Y0, Y6
+	VPOR Y5, Y6, Y5
+	VPCMPEQB c2d<>(SB), Y0, Y6
+	VPOR Y5, Y6, Y5
+	VPCMPEQB c5f<>(SB), Y0, Y6
+	VPOR Y5, Y6, Y5
+	VPCMPEQB c3d<>(SB), Y0, Y6
+	VPOR Y5, Y6, Y5
+	VPMOVMSKB Y5, AX
+	ORL BX, AX
+	MOVL AX, 8(DI)
+
 	// Starts after no letter or digit; every '@'; colons after a hex
 	// digit or ':'.
 	MOVL R9, AX
@@ -124,7 +137,7 @@ loop:
 	ORL AX, R11
 	ANDL R11, R12
 	ORL R12, R10
-	MOVL R10, 0(R8)
+	MOVL R10, 4(DI)
 	SHRL $31, BX
 	SHRL $31, R13
 	SHLL $1, R13
@@ -132,14 +145,13 @@ loop:
 	MOVL R13, R9
 
 	ADDQ $32, SI
-	ADDQ $4, DI
-	ADDQ $4, R8
+	ADDQ $12, DI
 	DECQ CX
 	JNZ loop
 
 done:
 	VZEROUPPER
-	MOVL R9, ret+48(FP)
+	MOVL R9, ret+40(FP)
 	RET
 
 DATA c20<>+0(SB)/8, $0x2020202020202020
@@ -295,3 +307,19 @@ DATA c22<>+8(SB)/8, $0x2222222222222222
 DATA c22<>+16(SB)/8, $0x2222222222222222
 DATA c22<>+24(SB)/8, $0x2222222222222222
 GLOBL c22<>(SB), RODATA|NOPTR, $32
+
+DATA c2d<>+0(SB)/8, $0x2d2d2d2d2d2d2d2d
+DATA c2d<>+8(SB)/8, $0x2d2d2d2d2d2d2d2d
+DATA c2d<>+16(SB)/8, $0x2d2d2d2d2d2d2d2d
+DATA c2d<>+24(SB)/8, $0x2d2d2d2d2d2d2d2d
+GLOBL c2d<>(SB), RODATA|NOPTR, $32
+DATA c5f<>+0(SB)/8, $0x5f5f5f5f5f5f5f5f
+DATA c5f<>+8(SB)/8, $0x5f5f5f5f5f5f5f5f
+DATA c5f<>+16(SB)/8, $0x5f5f5f5f5f5f5f5f
+DATA c5f<>+24(SB)/8, $0x5f5f5f5f5f5f5f5f
+GLOBL c5f<>(SB), RODATA|NOPTR, $32
+DATA c3d<>+0(SB)/8, $0x3d3d3d3d3d3d3d3d
+DATA c3d<>+8(SB)/8, $0x3d3d3d3d3d3d3d3d
+DATA c3d<>+16(SB)/8, $0x3d3d3d3d3d3d3d3d
+DATA c3d<>+24(SB)/8, $0x3d3d3d3d3d3d3d3d
+GLOBL c3d<>(SB), RODATA|NOPTR, $32

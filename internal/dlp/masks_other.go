@@ -5,10 +5,10 @@ package dlp
 // useAVX2 is false: there is no vector code here.
 var useAVX2 = false
 
-// mark marks v[start:end] into kw and pii, one word per 32 bytes, given
-// the carry before start, and returns the carry after end.
-func (t *teddyTables) mark(v []byte, start, end int, kw, pii []uint32, carry uint32) uint32 {
-	return t.markGeneric(v, start, end, kw, pii, carry)
+// mark marks v[start:end] into out, one element per 32 bytes, given the
+// carry before start, and returns the carry after end.
+func (t *teddyTables) mark(v []byte, start, end int, out []blockMarks, carry uint32) uint32 {
+	return t.markGeneric(v, start, end, out, carry)
 }
 
 // byteMarks marks the bytes of v[start:end] equal to c1 or c2, and, when

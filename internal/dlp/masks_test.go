@@ -37,7 +37,8 @@ func markInputs(t testing.TB) [][]byte {
 // checkMarks compares the marks of v with the portable code's, chunk by
 // chunk as the scanner makes them.
 func checkMarks(t testing.TB, tab *teddyTables, v []byte) {
-	var kw, pii, kw2, pii2 [maskChunk / 32]uint32
+	var bm, bm2 [maskChunk / 32]blockMarks
+	var got, want [maskChunk / 32]uint32
 	carry, carry2 := uint32(0), uint32(0)
 	for start := 0; start < len(v); start += maskChunk {
 		end := min(len(v), start+maskChunk)
@@ -46,17 +47,16 @@ func checkMarks(t testing.TB, tab *teddyTables, v []byte) {
 			c1, c2 byte
 			high   bool
 		}{{'\\', '\\', true}, {'"', '\\', false}} {
-			byteMarks(v, start, end, c.c1, c.c2, c.high, kw[:])
-			byteMarksGeneric(v, start, end, c.c1, c.c2, c.high, kw2[:])
-			if !reflect.DeepEqual(kw[:words], kw2[:words]) {
-				t.Fatalf("byte marks (%q, %q, %v) of %q from %d differ:\n%08x\nwant %08x", c.c1, c.c2, c.high, v, start, kw[:words], kw2[:words])
+			byteMarks(v, start, end, c.c1, c.c2, c.high, got[:])
+			byteMarksGeneric(v, start, end, c.c1, c.c2, c.high, want[:])
+			if !reflect.DeepEqual(got[:words], want[:words]) {
+				t.Fatalf("byte marks (%q, %q, %v) of %q from %d differ:\n%08x\nwant %08x", c.c1, c.c2, c.high, v, start, got[:words], want[:words])
 			}
 		}
-		carry = tab.mark(v, start, end, kw[:], pii[:], carry)
-		carry2 = tab.markGeneric(v, start, end, kw2[:], pii2[:], carry2)
-		if !reflect.DeepEqual(kw[:words], kw2[:words]) || !reflect.DeepEqual(pii[:words], pii2[:words]) || carry != carry2 {
-			t.Fatalf("marks of %q from %d differ:\nkeywords %08x\n    want %08x\npersonal %08x\n    want %08x\ncarry %d, want %d",
-				v, start, kw[:words], kw2[:words], pii[:words], pii2[:words], carry, carry2)
+		carry = tab.mark(v, start, end, bm[:], carry)
+		carry2 = tab.markGeneric(v, start, end, bm2[:], carry2)
+		if !reflect.DeepEqual(bm[:words], bm2[:words]) || carry != carry2 {
+			t.Fatalf("marks of %q from %d differ:\n%08x\nwant\n%08x\ncarry %d, want %d", v, start, bm[:words], bm2[:words], carry, carry2)
 		}
 	}
 }
@@ -82,6 +82,21 @@ func checkNothingMissed(t testing.TB, s *Scanner, v []byte) {
 	plain.kw = &kw
 	if got, want := s.Scan(v), plain.Scan(v); !reflect.DeepEqual(got, want) {
 		t.Fatalf("findings in %q with marks:\n%+v\nwithout:\n%+v", v, got, want)
+	}
+	// The runs of base64 bytes, from marks, as the scan without marks
+	// finds them.
+	var marks [maskChunk / 32]blockMarks
+	runs := runFinder{v: v}
+	for start := 0; start < len(v); start += maskChunk {
+		end := min(len(v), start+maskChunk)
+		s.kw.teddy.markGeneric(v, start, end, marks[:], 0)
+		words := (end - start + 31) / 32
+		for w := range words {
+			runs.add(marks[:words], w, start+32*w, end == len(v))
+		}
+	}
+	if got, want := runs.runs, base64Runs(v); !reflect.DeepEqual(got, want) {
+		t.Fatalf("base64 runs of %.40q... from marks %v, want %v", v, got, want)
 	}
 }
 
