@@ -9,13 +9,16 @@
 //     (zero-width, bidirectional controls, tag characters) removed and
 //     compatibility characters folded (NFKC), with a map back to the
 //     input's offsets, so obfuscation does not hide a value;
-//   - secrets and personal data, in one pass: an Aho-Corasick automaton over
-//     the keywords of every rule (a token's literal prefix, or a word that
-//     names a credential), whose pattern then runs anchored at the keyword
-//     (or in a window around it); and, where a table lookup says a detector
-//     may start, personal-data candidates, validated (Luhn and issuer
-//     ranges, mod 97, numbering plans, national checksums, words around
-//     them);
+//   - a first look, 32 bytes at a time (vector instructions on amd64,
+//     masks.go), that marks where a keyword of the secret rules may start
+//     (a token's literal prefix, or a word that names a credential), where
+//     a personal-data detector may start, and the bytes of base64;
+//   - secrets and personal data at the marked positions only: a keyword
+//     index checks a mark's first three bytes and the keywords starting
+//     with them, and a rule's pattern then runs anchored at its keyword (or
+//     in a window around it); personal-data candidates are validated (Luhn
+//     and issuer ranges, mod 97, numbering plans, national checksums, words
+//     around them);
 //   - encoded segments: base64, hex and URL-encoded runs that decode to
 //     text are scanned again, to a bounded depth and size.
 //
@@ -284,34 +287,41 @@ func (s *Scanner) Scan(b []byte) []Finding {
 
 // scanText runs every detector over v.
 func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) {
-	runs, marked := s.secretsAndPII(v, add)
+	d := decoder{s: s, depth: depth, budget: budget, add: add}
+	found := d.base64Run
+	if depth >= maxDepth {
+		found = nil
+	}
+	if !s.secretsAndPII(v, add, found) && found != nil {
+		for _, r := range base64Runs(v) {
+			found(v, r[0], r[1])
+		}
+	}
 	for _, r := range s.wide {
 		for _, m := range r.re.FindAllSubmatchIndex(v, -1) {
 			s.match(r, v, m, add)
 		}
 	}
-	if depth < maxDepth {
-		if !marked {
-			runs = base64Runs(v)
-		}
-		s.encoded(v, runs, depth, budget, add)
+	if found != nil {
+		d.urlRuns(v)
 	}
 }
 
 // secretsAndPII runs the secret rules where their keywords occur in v, and
 // the personal-data detectors, at the positions marked in a first look at
-// each chunk of v. It returns the runs of base64 bytes that look found,
-// and whether it looked (not with keywords of one byte).
-func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) ([][2]int, bool) {
+// each chunk of v. It passes the runs of base64 bytes that look finds to
+// found (when not nil), and reports whether it looked (not with keywords of
+// one byte).
+func (s *Scanner) secretsAndPII(v []byte, add func(Finding), found func(v []byte, start, end int)) bool {
 	hit := s.secretHits(v, add)
 	x := s.kw
 	if x.teddy == nil {
 		x.find(v, hit)
 		scanPII(v, add)
-		return nil, false
+		return false
 	}
 	var marks [maskChunk / 32]blockMarks
-	runs := runFinder{v: v}
+	runs := runFinder{v: v, found: found}
 	carry := uint32(0)
 	piiNext := 0
 	for start := 0; start < len(v); start += maskChunk {
@@ -328,10 +338,12 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding)) ([][2]int, bool) {
 					piiNext = piiAt(v, i, piiClass[v[i]], add)
 				}
 			}
-			runs.add(marks[:words], w, base, end == len(v))
+			if found != nil {
+				runs.add(marks[:words], w, base, end == len(v))
+			}
 		}
 	}
-	return runs.runs, true
+	return true
 }
 
 // secretHits returns what runs the rules of a keyword found in v.
@@ -490,31 +502,46 @@ var b64class = func() (t [256]uint8) {
 	return t
 }()
 
-// encoded decodes URL-encoded runs of v, and runs (the runs of base64
-// bytes), that decode to text, and scans that text; what is found there
-// spans the whole run.
-func (s *Scanner) encoded(v []byte, runs [][2]int, depth int, budget *int, add func(Finding)) {
-	inner := func(start, end int, enc string, dec []byte) {
-		if *budget < len(dec) || !printable(dec) {
-			return
-		}
-		*budget -= len(dec)
-		t := normalize(dec, nil)
-		s.scanText(t.view, depth+1, budget, func(f Finding) {
-			f.Start, f.End = start, end
-			if f.Encoding == "" {
-				f.Encoding = enc
-			} else {
-				f.Encoding = enc + "+" + f.Encoding
-			}
-			add(f)
-		})
+// decoder decodes base64, hex and URL-encoded runs of a text that decode
+// to text, and scans that text; what is found there spans the whole run.
+type decoder struct {
+	s      *Scanner
+	depth  int
+	budget *int
+	add    func(Finding)
+	// scratch is memory for the decoded texts' normalised views, used
+	// again from one run to the next.
+	scratch []byte
+}
+
+// scan scans dec, decoded from v[start:end].
+func (d *decoder) scan(start, end int, enc string, dec []byte) {
+	if *d.budget < len(dec) || !printable(dec) {
+		return
 	}
+	*d.budget -= len(dec)
+	t := normalize(dec, d.scratch)
+	if len(t.view) > 0 && &t.view[0] != &dec[0] {
+		d.scratch = t.view[:0]
+	}
+	d.s.scanText(t.view, d.depth+1, d.budget, func(f Finding) {
+		f.Start, f.End = start, end
+		if f.Encoding == "" {
+			f.Encoding = enc
+		} else {
+			f.Encoding = enc + "+" + f.Encoding
+		}
+		d.add(f)
+	})
+}
+
+// urlRuns decodes the URL-encoded runs of v. URL escapes are rare: found
+// with a fast search.
+func (d *decoder) urlRuns(v []byte) {
 	n := len(v)
-	// URL escapes are rare: found with a fast search.
 	for i := bytes.IndexByte(v, '%'); i >= 0; {
 		if i+2 < n && isHexByte(v[i+1]) && isHexByte(v[i+2]) {
-			s.urlEncoded(v, i, inner)
+			urlEncoded(v, i, d.scan)
 		}
 		k := bytes.IndexByte(v[i+1:], '%')
 		if k < 0 {
@@ -522,26 +549,27 @@ func (s *Scanner) encoded(v []byte, runs [][2]int, depth int, budget *int, add f
 		}
 		i += 1 + k
 	}
-	for _, r := range runs {
-		i, j := r[0], r[1]
-		run := v[i:j]
-		hexRun := uint8(2)
-		for _, c := range run {
-			hexRun &= b64class[c]
-		}
-		switch {
-		case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
-			if textStart(run[:16], true) {
-				dec := make([]byte, len(run)/2)
-				if _, err := hex.Decode(dec, run); err == nil {
-					inner(i, j, "hex", dec)
-				}
+}
+
+// base64Run decodes v[i:j], a run of base64 bytes, as hex or as base64.
+func (d *decoder) base64Run(v []byte, i, j int) {
+	run := v[i:j]
+	hexRun := uint8(2)
+	for _, c := range run {
+		hexRun &= b64class[c]
+	}
+	switch {
+	case hexRun != 0 && len(run) >= minHexRun && len(run)%2 == 0:
+		if textStart(run[:16], true) {
+			dec := make([]byte, len(run)/2)
+			if _, err := hex.Decode(dec, run); err == nil {
+				d.scan(i, j, "hex", dec)
 			}
-		case hexRun == 0:
-			if textStart(run[:8], false) {
-				if dec, ok := decodeBase64(run); ok {
-					inner(i, j, "base64", dec)
-				}
+		}
+	case hexRun == 0:
+		if textStart(run[:8], false) {
+			if dec, ok := decodeBase64(run); ok {
+				d.scan(i, j, "base64", dec)
 			}
 		}
 	}
@@ -606,7 +634,7 @@ func textStart(run []byte, isHex bool) bool {
 }
 
 // urlEncoded decodes the URL-encoded run around the escape at i.
-func (s *Scanner) urlEncoded(v []byte, i int, inner func(int, int, string, []byte)) {
+func urlEncoded(v []byte, i int, inner func(int, int, string, []byte)) {
 	urlByte := func(c byte) bool { return c > ' ' && c < 0x7f && c != '"' && c != '\'' && c != '<' && c != '>' }
 	start := i
 	for start > 0 && i-start < 256 && urlByte(v[start-1]) {

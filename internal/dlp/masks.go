@@ -215,13 +215,14 @@ func (t *teddyTables) markGeneric(v []byte, start, end int, out []blockMarks, ca
 	return carry
 }
 
-// runFinder collects, from base64 marks, the runs of base64 bytes at least
-// minBase64Run long, as base64Runs does without marks.
+// runFinder finds, from base64 marks, the runs of base64 bytes at least
+// minBase64Run long, as base64Runs does without marks, and passes each to
+// found.
 type runFinder struct {
-	v    []byte
-	prev uint32 // the marks of the block before
-	end  int    // where the last run found ends
-	runs [][2]int
+	v     []byte
+	prev  uint32 // the marks of the block before
+	end   int    // where the last run found ends
+	found func(v []byte, start, end int)
 }
 
 // add reads the base64 marks of block w of a chunk's marks, the 32 bytes
@@ -261,8 +262,8 @@ func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
 			}
 		}
 		if j-i >= minBase64Run {
-			r.runs = append(r.runs, [2]int{i, j})
 			r.end = j
+			r.found(r.v, i, j)
 		}
 	}
 }

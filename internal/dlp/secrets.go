@@ -15,7 +15,7 @@ type secretRule struct {
 	typ      string
 	keywords []string
 	// exact keeps only keyword occurrences spelled in this case (most
-	// token prefixes are case-sensitive; the automaton is not).
+	// token prefixes are case-sensitive; the keyword index is not).
 	exact bool
 	re    *regexp.Regexp
 	// before and after bound the window: bytes before the keyword's start
