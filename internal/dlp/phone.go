@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/nyaruka/phonenumbers"
@@ -15,10 +16,14 @@ import (
 // lengths; this checks the plan's. The library parses
 // and matches through string concatenation and a locked regexp cache on
 // every call, some 17 µs a number; each plan's patterns are compiled here
-// once into a single anchored expression instead.
+// once, into one deterministic automaton over digits (digitDFA), or, where
+// a pattern is not over digits only, into anchored expressions.
 
 // plan is the numbering plan of a region.
 type plan struct {
+	// dfa matches the patterns of every number type at once, when they
+	// compile to one.
+	dfa *digitDFA
 	// res are the patterns of the number types, each anchored: small
 	// expressions, which the backtracker matches fast, where one large
 	// alternation would fall to the slower machine.
@@ -30,7 +35,7 @@ var (
 	metadataOnce sync.Once
 	byRegion     map[string]*phonenumbers.PhoneMetadata
 	byCode       map[int][]*phonenumbers.PhoneMetadata
-	plans        sync.Map // "r:GB" -> *plan
+	plans        sync.Map // region ("GB") -> *plan
 )
 
 func loadMetadata() {
@@ -71,6 +76,10 @@ func planOf(key string, metas []*phonenumbers.PhoneMetadata) *plan {
 		}
 	}
 	p := &plan{lengths: lengths}
+	if p.dfa = newDigitDFA(strings.Join(alts, "|")); p.dfa != nil {
+		actual, _ := plans.LoadOrStore(key, p)
+		return actual.(*plan)
+	}
 	for _, a := range alts {
 		if re, err := regexp.Compile("^" + a + "$"); err == nil {
 			p.res = append(p.res, re)
@@ -86,6 +95,9 @@ func (p *plan) valid(national []byte) bool {
 	// the caller's buffer.
 	if n >= 64 || p.lengths&(1<<n) == 0 {
 		return false
+	}
+	if p.dfa != nil {
+		return p.dfa.match(national)
 	}
 	s := string(national)
 	for _, re := range p.res {
@@ -105,12 +117,12 @@ func validPhone(cc int, national []byte, region string) bool {
 		if m == nil {
 			return false
 		}
-		return planOf("r:"+region, []*phonenumbers.PhoneMetadata{m}).valid(national)
+		return planOf(region, []*phonenumbers.PhoneMetadata{m}).valid(national)
 	}
 	// The regions of a code, the main one first (the United States for
 	// +1): most numbers are valid in it.
 	for _, m := range byCode[cc] {
-		if planOf("r:"+m.GetId(), []*phonenumbers.PhoneMetadata{m}).valid(national) {
+		if planOf(m.GetId(), []*phonenumbers.PhoneMetadata{m}).valid(national) {
 			return true
 		}
 	}
