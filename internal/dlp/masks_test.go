@@ -203,3 +203,27 @@ func TestRewriteWalk(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberInToken: a number group inside a larger token is passed over
+// whole, but its last run alone is still read, as the check digits of a
+// DNI may end a token.
+func TestNumberInToken(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		"ref 1 12345678Z here":      "es-dni",
+		"ref 20 26 12345678Z":       "es-dni",
+		"at 2026-12-03T10:00:00Z":   "",
+		"id 12-34-56-78x and 4-5x9": "",
+	} {
+		var got []string
+		for _, f := range s.Scan([]byte(in)) {
+			got = append(got, f.Type)
+		}
+		if want == "" && len(got) > 0 || want != "" && (len(got) != 1 || got[0] != want) {
+			t.Errorf("%q: found %v, want %q", in, got, want)
+		}
+	}
+}

@@ -306,8 +306,21 @@ func number(v []byte, i int, add func(Finding)) int {
 	var grp numberGroup
 	g := &grp
 	readNumber(v, i, g)
-	if g.nd < 4 || !wordEnd(v, g.end) && !spanishLetter(v, g) {
+	if g.nd < 4 {
 		return i
+	}
+	if !wordEnd(v, g.end) && !spanishLetter(v, g) {
+		// Inside a larger token (2026-12-03T10:00). A group starting at
+		// one of its later runs ends where it does, as inside a token,
+		// and only the last run alone may be a DNI (eight digits and a
+		// letter): the rest need not be read again.
+		if g.nr < 2 || g.plus || g.paren {
+			return i
+		}
+		if last := int(g.rbuf[g.nr-1]); last == 8 {
+			return g.end - last - 1
+		}
+		return g.end
 	}
 	// A number inside a larger token (an ID, a UUID, a file name, a
 	// decimal) is not one of these.
