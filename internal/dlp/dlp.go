@@ -269,32 +269,40 @@ const maxPooledView = 4 << 20
 // Scan returns the findings in b, ordered by offset, without overlaps.
 func (s *Scanner) Scan(b []byte) []Finding {
 	scratch := viewPool.Get().(*[]byte)
-	t := normalize(b, *scratch)
-	budget := len(b) + 64<<10
-	var out []Finding
-	s.scanText(t.view, 0, &budget, func(f Finding) {
-		f.Start, f.End = t.span(f.Start, f.End)
-		out = append(out, f)
-	})
+	st := &scan{t: normalize(b, *scratch), budget: len(b) + 64<<10}
+	s.scanText(st.t.view, 0, &st.budget, st.add)
 	// Findings hold copies of their values: the view's memory is used
 	// again by the next scan.
-	if len(t.view) > 0 && (len(b) == 0 || &t.view[0] != &b[0]) && cap(t.view) <= maxPooledView {
-		*scratch = t.view[:0]
+	if v := st.t.view; len(v) > 0 && (len(b) == 0 || &v[0] != &b[0]) && cap(v) <= maxPooledView {
+		*scratch = v[:0]
 	}
 	viewPool.Put(scratch)
-	return s.resolve(out)
+	return s.resolve(st.out)
+}
+
+// scan is the state of one Scan: the text, how many decoded bytes may
+// still be scanned, and the findings.
+type scan struct {
+	t      text
+	budget int
+	out    []Finding
+}
+
+// add keeps a finding in the text, with its offsets in the input.
+func (st *scan) add(f Finding) {
+	f.Start, f.End = st.t.span(f.Start, f.End)
+	st.out = append(st.out, f)
 }
 
 // scanText runs every detector over v.
 func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) {
-	d := decoder{s: s, depth: depth, budget: budget, add: add}
-	found := d.base64Run
+	d := &decoder{s: s, depth: depth, budget: budget, add: add}
 	if depth >= maxDepth {
-		found = nil
+		d = nil
 	}
-	if !s.secretsAndPII(v, add, found) && found != nil {
+	if !s.secretsAndPII(v, add, d) && d != nil {
 		for _, r := range base64Runs(v) {
-			found(v, r[0], r[1])
+			d.base64Run(v, r[0], r[1])
 		}
 	}
 	for _, r := range s.wide {
@@ -302,7 +310,7 @@ func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) 
 			s.match(r, v, m, add)
 		}
 	}
-	if found != nil {
+	if d != nil {
 		d.urlRuns(v)
 	}
 }
@@ -310,9 +318,9 @@ func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) 
 // secretsAndPII runs the secret rules where their keywords occur in v, and
 // the personal-data detectors, at the positions marked in a first look at
 // each chunk of v. It passes the runs of base64 bytes that look finds to
-// found (when not nil), and reports whether it looked (not with keywords of
+// d (when not nil), and reports whether it looked (not with keywords of
 // one byte).
-func (s *Scanner) secretsAndPII(v []byte, add func(Finding), found func(v []byte, start, end int)) bool {
+func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 	hit := s.secretHits(v, add)
 	x := s.kw
 	if x.teddy == nil {
@@ -321,7 +329,7 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), found func(v []byte
 		return false
 	}
 	var marks [maskChunk / 32]blockMarks
-	runs := runFinder{v: v, found: found}
+	runs := runFinder{v: v, d: d}
 	carry := uint32(0)
 	piiNext := 0
 	for start := 0; start < len(v); start += maskChunk {
@@ -338,7 +346,7 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), found func(v []byte
 					piiNext = piiAt(v, i, piiClass[v[i]], add)
 				}
 			}
-			if found != nil {
+			if d != nil {
 				runs.add(marks[:words], w, base, end == len(v))
 			}
 		}
@@ -524,6 +532,7 @@ func (d *decoder) scan(start, end int, enc string, dec []byte) {
 	if len(t.view) > 0 && &t.view[0] != &dec[0] {
 		d.scratch = t.view[:0]
 	}
+	add := d.add
 	d.s.scanText(t.view, d.depth+1, d.budget, func(f Finding) {
 		f.Start, f.End = start, end
 		if f.Encoding == "" {
@@ -531,7 +540,7 @@ func (d *decoder) scan(start, end int, enc string, dec []byte) {
 		} else {
 			f.Encoding = enc + "+" + f.Encoding
 		}
-		d.add(f)
+		add(f)
 	})
 }
 

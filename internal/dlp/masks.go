@@ -217,11 +217,12 @@ func (t *teddyTables) markGeneric(v []byte, start, end int, out []blockMarks, ca
 
 // runFinder finds, from base64 marks, the runs of base64 bytes at least
 // minBase64Run long, as base64Runs does without marks, and passes each to
-// found.
+// the decoder (or to found, when there is none).
 type runFinder struct {
 	v     []byte
 	prev  uint32 // the marks of the block before
 	end   int    // where the last run found ends
+	d     *decoder
 	found func(v []byte, start, end int)
 }
 
@@ -263,7 +264,11 @@ func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
 		}
 		if j-i >= minBase64Run {
 			r.end = j
-			r.found(r.v, i, j)
+			if r.d != nil {
+				r.d.base64Run(r.v, i, j)
+			} else {
+				r.found(r.v, i, j)
+			}
 		}
 	}
 }
