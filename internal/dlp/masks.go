@@ -21,8 +21,10 @@ import (
 // marks may be too many, never too few: the keyword index then checks the
 // three bytes exactly.
 //
-// Personal-data marks are exact: a digit, a capital letter, '+' or '(' at
-// the start of a word; every '@'; a ':' after a hex digit or a ':'.
+// Personal-data marks are exact: a digit, '+' or '(' at the start of a
+// word, and a capital there followed by a capital, or X, Y or Z (every
+// identifier but the NIE starts with two capitals); every '@'; a ':'
+// after a hex digit or a ':'.
 
 // teddyTables are the nibble tables of two groups of eight buckets: for
 // each group, for positions 0, 1 and 2, the table by low nibble then the
@@ -187,8 +189,12 @@ func (t *teddyTables) markBlock(v []byte, i, end int, carry uint32) (blockMarks,
 			out.kw |= bit
 		}
 		switch piiClass[c] {
-		case cDigit, cUpper, cPlus:
+		case cDigit, cPlus:
 			if carry&1 == 0 {
+				out.pii |= bit
+			}
+		case cUpper:
+			if carry&1 == 0 && (j+1 < len(v) && isUpper(v[j+1]) || c >= 'X') {
 				out.pii |= bit
 			}
 		case cAt:

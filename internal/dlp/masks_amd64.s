@@ -89,6 +89,16 @@ loop:
 	VPOR Y1, Y2, Y4            // digits and capitals
 	VPOR Y4, Y3, Y3            // letters and digits
 	VPMOVMSKB Y3, BX
+	// Capitals start identifiers only before a capital, or as X, Y or Z
+	// (a NIE).
+	VMOVDQU 1(SI), Y5
+	VPCMPGTB c40<>(SB), Y5, Y6
+	VPCMPGTB c5a<>(SB), Y5, Y7
+	VPANDN Y6, Y7, Y6          // capitals after them
+	VPCMPGTB c57<>(SB), Y0, Y7
+	VPOR Y6, Y7, Y6
+	VPAND Y6, Y2, Y2
+	VPOR Y1, Y2, Y4            // digits, and capitals that may start one
 	VPCMPEQB c2b<>(SB), Y0, Y3 // '+'
 	VPOR Y3, Y4, Y4
 	VPCMPEQB c28<>(SB), Y0, Y3 // '('
@@ -323,3 +333,9 @@ DATA c3d<>+8(SB)/8, $0x3d3d3d3d3d3d3d3d
 DATA c3d<>+16(SB)/8, $0x3d3d3d3d3d3d3d3d
 DATA c3d<>+24(SB)/8, $0x3d3d3d3d3d3d3d3d
 GLOBL c3d<>(SB), RODATA|NOPTR, $32
+
+DATA c57<>+0(SB)/8, $0x5757575757575757
+DATA c57<>+8(SB)/8, $0x5757575757575757
+DATA c57<>+16(SB)/8, $0x5757575757575757
+DATA c57<>+24(SB)/8, $0x5757575757575757
+GLOBL c57<>(SB), RODATA|NOPTR, $32
