@@ -2,6 +2,7 @@ package dlp
 
 import (
 	"regexp/syntax"
+	"slices"
 )
 
 // digitDFA matches whole strings of decimal digits against a regular
@@ -129,63 +130,66 @@ func newDigitDFA(pattern string) *digitDFA {
 	if !a.build(re, start, a.done) {
 		return nil
 	}
-	n := len(a.on)
-	words := (n + 63) / 64
-	// closure adds the states reachable without input.
-	closure := func(set []uint64) {
+	// Subset construction. A set of NFA states is a sorted list, closed
+	// under moves without input; mark tells members apart while a set is
+	// built (mark[s] == gen).
+	mark := make([]uint32, len(a.on))
+	gen := uint32(0)
+	closure := func(seed []int32) []int32 {
+		gen++
+		set := make([]int32, 0, 2*len(seed))
 		stack := make([]int32, 0, 16)
-		for i := range n {
-			if set[i/64]&(1<<(i%64)) != 0 {
-				stack = append(stack, int32(i))
+		for _, s := range seed {
+			if mark[s] != gen {
+				mark[s] = gen
+				stack = append(stack, s)
 			}
 		}
 		for len(stack) > 0 {
 			s := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
+			set = append(set, s)
 			for _, t := range a.eps[s] {
-				if set[t/64]&(1<<(t%64)) == 0 {
-					set[t/64] |= 1 << (t % 64)
+				if mark[t] != gen {
+					mark[t] = gen
 					stack = append(stack, t)
 				}
 			}
 		}
+		slices.Sort(set)
+		return set
 	}
-	key := func(set []uint64) string {
-		b := make([]byte, 0, 8*len(set))
-		for _, w := range set {
-			for k := range 8 {
-				b = append(b, byte(w>>(8*k)))
-			}
+	key := func(set []int32) string {
+		b := make([]byte, 0, 4*len(set))
+		for _, s := range set {
+			b = append(b, byte(s), byte(s>>8), byte(s>>16), byte(s>>24))
 		}
 		return string(b)
 	}
-	first := make([]uint64, words)
-	first[start/64] |= 1 << (start % 64)
-	closure(first)
+	first := closure([]int32{start})
 	d := &digitDFA{}
 	index := map[string]int32{key(first): 0}
-	sets := [][]uint64{first}
+	sets := [][]int32{first}
 	for s := 0; s < len(sets); s++ {
 		if s >= maxDFAStates {
 			return nil
 		}
 		set := sets[s]
-		d.accept = append(d.accept, set[a.done/64]&(1<<(a.done%64)) != 0)
-		for digit := range 10 {
-			next := make([]uint64, words)
-			empty := true
-			for i := range n {
-				if set[i/64]&(1<<(i%64)) != 0 && a.on[i]&(1<<digit) != 0 {
-					t := a.to[i]
-					next[t/64] |= 1 << (t % 64)
-					empty = false
+		d.accept = append(d.accept, slices.Contains(set, a.done))
+		var moves [10][]int32
+		for _, m := range set {
+			for digit := range 10 {
+				if a.on[m]&(1<<digit) != 0 {
+					moves[digit] = append(moves[digit], a.to[m])
 				}
 			}
-			if empty {
+		}
+		for digit := range 10 {
+			if len(moves[digit]) == 0 {
 				d.next = append(d.next, -1)
 				continue
 			}
-			closure(next)
+			next := closure(moves[digit])
 			k := key(next)
 			id, ok := index[k]
 			if !ok {
