@@ -3,7 +3,6 @@ package dlp
 import (
 	"encoding/binary"
 	"math/bits"
-	"strings"
 )
 
 // keywordIndex finds every occurrence of the rules' keywords, without
@@ -54,8 +53,6 @@ func lower(b byte) byte {
 	}
 	return b
 }
-
-func isDigitByte(b byte) bool { return '0' <= b && b <= '9' }
 
 func filterHash(x uint32) uint32 { return (x * hashMul) >> (32 - filterBits) }
 
@@ -130,16 +127,17 @@ func newKeywordIndex(keywords []string, spellings [][]string, follow []func(byte
 	return x
 }
 
-// caseVariants returns s in every combination of cases of its letters.
+// caseVariants returns s in every combination of cases of its ASCII
+// letters.
 func caseVariants(s string) []string {
 	out := []string{""}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		var next []string
 		for _, p := range out {
-			next = append(next, p+string(c))
+			next = append(next, p+s[i:i+1])
 			if 'a' <= c && c <= 'z' {
-				next = append(next, p+strings.ToUpper(string(c)))
+				next = append(next, p+string([]byte{c - 'a' + 'A'}))
 			}
 		}
 		out = next
@@ -215,11 +213,7 @@ func (x *keywordIndex) at(v []byte, i int, key uint32, hit func(kw, end int)) {
 			continue
 		}
 		for _, kw := range x.slotKws[s] {
-			k := x.keywords[kw]
-			if len(k) == 1 {
-				continue
-			}
-			if len(k) <= len(v)-i && x.matches(v[i:], k) {
+			if k := x.keywords[kw]; len(k) <= len(v)-i && x.matches(v[i:], k) {
 				hit(int(kw), i+len(k))
 			}
 		}
