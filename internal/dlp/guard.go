@@ -210,20 +210,31 @@ type edit struct {
 // straddles a string's quotes is not made, and the result is then invalid
 // and refused by the caller.
 func rewrite(data []byte, edits []edit) []byte {
+	return rewriteWalking(data, edits, &jsonStrings{data: data, chunk: -1})
+}
+
+// stringWalk tells, walking JSON text forward, whether a position is
+// inside a string.
+type stringWalk interface {
+	// walk goes from position from to position to, or just past it when an
+	// escape straddles it, and returns where it stopped and whether that
+	// is inside a string. Bytes before from are not read again.
+	walk(from, to int) (int, bool)
+}
+
+// rewriteWalking is rewrite with the strings found by st.
+func rewriteWalking(data []byte, edits []edit, st stringWalk) []byte {
 	out := make([]byte, 0, len(data)+16*len(edits))
 	at := 0
-	st := jsonStrings{data: data, chunk: -1}
 	for _, e := range edits {
 		// Walk to e.start, tracking strings, then copy at once.
-		st.pos = at
-		st.advance(e.start)
-		i := max(at, e.start, st.skip)
+		i, in := st.walk(at, e.start)
 		out = append(out, data[at:min(i, len(data))]...)
 		at = i
 		if bytes.IndexByte(data[e.start:e.end], '"') >= 0 {
 			return append(out, '"') // refused: the edit would cross a string's end
 		}
-		if st.in {
+		if in {
 			out = append(out, e.with...)
 			at = e.end
 			continue
@@ -255,6 +266,13 @@ type jsonStrings struct {
 	// marks are the quotes and backslashes of the chunk from chunk.
 	marks [maskChunk / 32]uint32
 	chunk int
+}
+
+// walk implements [stringWalk].
+func (s *jsonStrings) walk(from, to int) (int, bool) {
+	s.pos = from
+	s.advance(to)
+	return max(from, to, s.skip), s.in
 }
 
 // advance moves the state on to position to.
