@@ -1,8 +1,10 @@
 // Command echo is the upstream MCP server of Sluice's benchmarks.
 //
-// It exposes one tool, echo, with input {"text": string, "size": integer}.
-// When size is positive the result is one text content of exactly size bytes
-// of deterministic filler text; otherwise it echoes text. It does as little
+// It exposes one tool, echo, with input {"text": string, "size": integer,
+// "records": boolean}. When size is positive the result is one text content
+// of exactly size bytes of deterministic filler text, or, with records, of
+// order records holding personal data (the DLP benchmark's input,
+// dlptest.Records); otherwise it echoes text. It does as little
 // as possible per call (no schema reflection, no logging) so that a benchmark
 // measures the gateway in front of it rather than the server.
 //
@@ -37,6 +39,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/sluicehq/sluice/internal/dlp/dlptest"
 )
 
 // maxSize bounds the size argument, so that one call cannot make the server
@@ -224,15 +228,17 @@ func newServer() *mcp.Server {
 		Description: "Echo text back, or return size bytes of filler text when size is positive.",
 		InputSchema: json.RawMessage(`{"type":"object","properties":{` +
 			`"text":{"type":"string","description":"text to echo when size is 0"},` +
-			`"size":{"type":"integer","minimum":0,"description":"bytes of filler text to return"}}}`),
+			`"size":{"type":"integer","minimum":0,"description":"bytes of filler text to return"},` +
+			`"records":{"type":"boolean","description":"return order records, with e-mail addresses and phone numbers, instead of filler"}}}`),
 		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: new(false)},
 	}, echo)
 	return s
 }
 
 type echoArgs struct {
-	Text string `json:"text"`
-	Size int    `json:"size"`
+	Text    string `json:"text"`
+	Size    int    `json:"size"`
+	Records bool   `json:"records"`
 }
 
 func echo(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -246,6 +252,8 @@ func echo(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, err
 	switch {
 	case args.Size < 0 || args.Size > maxSize:
 		return errorResult(fmt.Sprintf("size must be between 0 and %d", maxSize)), nil
+	case args.Size > 0 && args.Records:
+		text = records(args.Size)
 	case args.Size > 0:
 		text = filler(args.Size)
 	}
@@ -254,6 +262,18 @@ func echo(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, err
 
 func errorResult(msg string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+}
+
+// recordTexts holds the records texts made, by size.
+var recordTexts sync.Map
+
+// records returns n bytes of order records, made once per size.
+func records(n int) string {
+	if t, ok := recordTexts.Load(n); ok {
+		return t.(string)
+	}
+	t, _ := recordTexts.LoadOrStore(n, dlptest.Records(n))
+	return t.(string)
 }
 
 // fillerPattern is plain prose, so that a gateway's scanners see ordinary

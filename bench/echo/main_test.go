@@ -92,6 +92,7 @@ func TestEcho(t *testing.T) {
 		{"size zero echoes text", map[string]any{"text": "hi", "size": 0}, result{Len: 2, Prefix: "hi"}},
 		{"one byte", map[string]any{"size": 1}, result{Len: 1, Prefix: "T"}},
 		{"64 KiB", map[string]any{"size": 65536}, result{Len: 65536, Prefix: "The quick brown fox"}},
+		{"64 KiB of records", map[string]any{"size": 65536, "records": true}, result{Len: 65536, Prefix: `{"id":"ord_`}},
 		{"larger than the prebuilt filler", map[string]any{"size": 1<<20 + 4096}, result{Len: 1<<20 + 4096, Prefix: "The quick brown fox"}},
 		{"no arguments", nil, result{}},
 		{"negative size", map[string]any{"size": -1}, result{IsError: true, Prefix: "size must be between 0 and 67108864"}},

@@ -71,6 +71,7 @@ type config struct {
 	duration     time.Duration
 	calls        int
 	size         int
+	records      bool
 	warmup       time.Duration
 	era          string
 	version      string
@@ -95,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "how long to measure (ignored with -calls)")
 	fs.IntVar(&c.calls, "calls", 0, "measure this many calls instead of a duration")
 	fs.IntVar(&c.size, "size", 0, "bytes of text each call returns; 0 echoes \"hello\"")
+	fs.BoolVar(&c.records, "records", false, "with -size, ask for order records holding personal data instead of filler text")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured calls before measuring")
 	fs.StringVar(&c.era, "era", "legacy", "protocol era the client speaks: legacy or modern")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "limit for one call, and for opening one session")
@@ -120,6 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-calls, -size, -duration, -warmup and -hold must not be negative")
 	case c.calls == 0 && c.duration == 0:
 		return nil, errors.New("one of -duration and -calls must be positive")
+	case c.records && c.size == 0:
+		return nil, errors.New("-records needs a positive -size")
 	case c.idleSessions < 0 || c.parallel < 1:
 		return nil, errors.New("-idle-sessions must not be negative and -parallel must be positive")
 	}
@@ -376,6 +380,9 @@ func measure(ctx context.Context, c *config) (*report, error) {
 	wantLen := len("hello")
 	if c.size > 0 {
 		args = map[string]any{"size": c.size}
+		if c.records {
+			args["records"] = true
+		}
 		wantLen = c.size
 	}
 

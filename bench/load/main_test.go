@@ -36,8 +36,9 @@ func TestMain(m *testing.M) {
 }
 
 type echoIn struct {
-	Text string `json:"text,omitempty"`
-	Size int    `json:"size,omitempty"`
+	Text    string `json:"text,omitempty"`
+	Size    int    `json:"size,omitempty"`
+	Records bool   `json:"records,omitempty"`
 }
 
 // echoServer is a stand-in for bench/echo: the same tool contract. A
@@ -46,9 +47,13 @@ func echoServer(skew int) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-echo", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		text := in.Text
-		if in.Size > 0 {
+		switch {
+		case in.Size > 0 && in.Records:
+			text = strings.Repeat("r", in.Size)
+		case in.Size > 0:
 			text = strings.Repeat("x", in.Size)
 		}
+
 		text += strings.Repeat("y", skew)
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 	})
@@ -118,6 +123,8 @@ func TestMeasure(t *testing.T) {
 			want{"http", "modern", modernVersion, 2, 0, 0}, 0},
 		{"fixed number of large calls", []string{"-url", stateful, "-clients", "4", "-calls", "37", "-size", "65536", "-warmup", "20ms"},
 			want{"http", "legacy", legacyVersion, 4, 65536, 0}, 37},
+		{"records", []string{"-url", stateful, "-calls", "5", "-size", "4096", "-records", "-warmup", "0"},
+			want{"http", "legacy", legacyVersion, 1, 4096, 0}, 5},
 		{"stdio", []string{"-cmd", self + " -test.run=^$", "-clients", "2", "-calls", "20", "-warmup", "0"},
 			want{"stdio", "legacy", legacyVersion, 2, 0, 0}, 20},
 		{"stdio modern", []string{"-cmd", self, "-era", "modern", "-calls", "5", "-warmup", "0"},
@@ -203,6 +210,7 @@ func TestParseFlags(t *testing.T) {
 		{"two targets", []string{"-url", "http://127.0.0.1:1/mcp", "-cmd", "x"}, "exactly one of -url and -cmd"},
 		{"no clients", []string{"-cmd", "x", "-clients", "0"}, "-clients must be at least 1"},
 		{"negative size", []string{"-cmd", "x", "-size", "-1"}, "must not be negative"},
+		{"records without a size", []string{"-cmd", "x", "-records"}, "-records needs a positive -size"},
 		{"nothing to measure", []string{"-cmd", "x", "-duration", "0"}, "one of -duration and -calls"},
 		{"unknown era", []string{"-cmd", "x", "-era", "future"}, `-era "future"`},
 		{"idle over stdio", []string{"-cmd", "x", "-idle-sessions", "5"}, "-idle-sessions needs -url"},

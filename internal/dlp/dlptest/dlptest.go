@@ -107,31 +107,56 @@ func (g Gen) phone() string {
 	return "+49 30 " + g.Digits(6)
 }
 
-// ToolOutput builds n bytes (at least 1 KiB) of realistic tool output: the JSON text of a
-// tools/call result listing records (names, addresses, order lines,
-// timestamps, URLs, prose), with a finding every few kilobytes.
+// record is order record i of the output ToolOutput and Records make:
+// one line of JSON, with an e-mail address and a phone number every eighth
+// record.
+func (g Gen) record(i int) string {
+	r := g.R
+	var rec strings.Builder
+	fmt.Fprintf(&rec, `{"id":"ord_%s","customer":"%s","status":"%s","total":%d.%02d,"currency":"EUR","created_at":"2026-%02d-%02dT%02d:%02d:%02dZ",`,
+		g.Chars(alnum, 12), g.Pick("Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus Torvalds"), g.Pick("paid", "shipped", "refunded"),
+		r.IntN(999), r.IntN(100), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
+	fmt.Fprintf(&rec, `"items":[{"sku":"SKU-%s","qty":%d,"name":"%s"}],"url":"https://shop.example.com/orders/%d?ref=email",`,
+		g.Digits(6), 1+r.IntN(5), g.Pick("Wireless keyboard", "USB-C cable, 2 m", "Standing desk frame", "Noise-cancelling headphones"), r.IntN(1000000))
+	rec.WriteString(`"note":"Customer asked to deliver after 5 pm; the parcel may be left with a neighbour. Tracking is updated nightly."`)
+	if i%8 == 0 {
+		fmt.Fprintf(&rec, `,"contact":"%s","phone":"%s"`, g.email(), g.phone())
+	}
+	rec.WriteString("}\n")
+	return rec.String()
+}
+
+// Records returns n bytes of order records, as a tool lists them in a text
+// block: lines of JSON, padded with spaces to the size.
+func Records(n int) string {
+	g := NewGen(7, 11)
+	var b strings.Builder
+	for i := 0; ; i++ {
+		rec := g.record(i)
+		if b.Len()+len(rec) > n {
+			break
+		}
+		b.WriteString(rec)
+	}
+	b.WriteString(strings.Repeat(" ", max(0, n-b.Len())))
+	return b.String()
+}
+
+// ToolOutput builds n bytes (at least 1 KiB) of realistic tool output: the
+// JSON text of a tools/call result whose text block holds the records of
+// Records, escaped.
 func ToolOutput(n int) []byte {
 	g := NewGen(7, 11)
-	r := g.R
+	escape := strings.NewReplacer(`"`, `\"`, "\n", `\n`)
 	var b strings.Builder
 	b.WriteString(`{"content":[{"type":"text","text":"`)
 	const tail = `"}],"isError":false}`
 	for i := 0; ; i++ {
-		var rec strings.Builder
-		fmt.Fprintf(&rec, `{\"id\":\"ord_%s\",\"customer\":\"%s\",\"status\":\"%s\",\"total\":%d.%02d,\"currency\":\"EUR\",\"created_at\":\"2026-%02d-%02dT%02d:%02d:%02dZ\",`,
-			g.Chars(alnum, 12), g.Pick("Ada Lovelace", "Alan Turing", "Grace Hopper", "Linus Torvalds"), g.Pick("paid", "shipped", "refunded"),
-			r.IntN(999), r.IntN(100), 1+r.IntN(12), 1+r.IntN(28), r.IntN(24), r.IntN(60), r.IntN(60))
-		fmt.Fprintf(&rec, `\"items\":[{\"sku\":\"SKU-%s\",\"qty\":%d,\"name\":\"%s\"}],\"url\":\"https://shop.example.com/orders/%d?ref=email\",`,
-			g.Digits(6), 1+r.IntN(5), g.Pick("Wireless keyboard", "USB-C cable, 2 m", "Standing desk frame", "Noise-cancelling headphones"), r.IntN(1000000))
-		rec.WriteString(`\"note\":\"Customer asked to deliver after 5 pm; the parcel may be left with a neighbour. Tracking is updated nightly.\"`)
-		if i%8 == 0 {
-			fmt.Fprintf(&rec, `,\"contact\":\"%s\",\"phone\":\"%s\"`, g.email(), g.phone())
-		}
-		rec.WriteString(`}\n`)
-		if b.Len()+rec.Len()+len(tail) > n {
+		rec := escape.Replace(g.record(i))
+		if b.Len()+len(rec)+len(tail) > n {
 			break
 		}
-		b.WriteString(rec.String())
+		b.WriteString(rec)
 	}
 	// Filler up to the size, then the end: the result is valid JSON.
 	b.WriteString(strings.Repeat(" ", max(0, n-b.Len()-len(tail))))
