@@ -15,10 +15,15 @@
 # the CPU per call it adds. A third Sluice, the core configuration with the
 # audit log on, is compared with the core one in the same way.
 #
-# The core and guarded configurations run with auditing off (--no-audit,
-# audit.enabled: false), so that their figures stay those of the gateway
-# and of authentication and policy; the audited comparison measures what the
-# audit log adds.
+# For 64 KiB results, a fourth Sluice, the core configuration with a DLP
+# guard that masks phone numbers and redacts payment cards in results, is
+# compared with the core one on results of order records holding personal
+# data (echo's records argument, the input of the DLP Go benchmarks).
+#
+# The core, guarded and DLP configurations run with auditing off
+# (--no-audit, audit.enabled: false), so that their figures stay those of
+# the gateway, of authentication and policy, and of DLP; the audited
+# comparison measures what the audit log adds.
 # See docs/benchmarks.md for the method and the floors.
 #
 # Usage: bench/run.sh [-o FILE]
@@ -38,10 +43,13 @@
 #   BENCH_SLUICE_BIN     a sluice binary to measure instead of building ./cmd/sluice
 #   BENCH_GUARDED=0      skip the comparison of the core configuration with the
 #                        guarded one (default 1: run it; never with BENCH_DIRECT_ONLY)
-#   BENCH_GUARDED_ROUNDS rounds of the core/guarded and core/audited comparisons
+#   BENCH_GUARDED_ROUNDS rounds of the core/guarded, core/audited and core/DLP comparisons
 #                        per scenario (default 3)
 #   BENCH_AUDITED=0      skip the comparison of the core configuration with the
 #                        audited one (default 1: run it; never with BENCH_DIRECT_ONLY)
+#   BENCH_DLP=0          skip the comparison of the core configuration with the
+#                        DLP one on 64 KiB results (default 1: run it; never with
+#                        BENCH_DIRECT_ONLY)
 #   BENCH_GUARDED_AUTH   how the load tool authenticates to the guarded Sluice, one
 #                        run each: "api-key", "jwt" or both (default "api-key jwt")
 #   BENCH_PROFILE_DIR    write CPU profiles of every Sluice started there, named
@@ -88,6 +96,7 @@ guarded="${BENCH_GUARDED:-1}"
 guarded_auth="${BENCH_GUARDED_AUTH:-api-key jwt}"
 guarded_rounds="${BENCH_GUARDED_ROUNDS:-3}"
 audited="${BENCH_AUDITED:-1}"
+dlp="${BENCH_DLP:-1}"
 baseline="${BENCH_BASELINE:-1}"
 profile_dir="${BENCH_PROFILE_DIR:-}"
 read -r -a sluice_args <<<"${BENCH_SLUICE_ARGS:-}"
@@ -130,6 +139,14 @@ esac
 if [ "$direct_only" = 1 ]; then
 	audited=0
 fi
+case "$dlp" in 0 | 1) ;; *)
+	echo "run.sh: BENCH_DLP must be 0 or 1" >&2
+	exit 2
+	;;
+esac
+if [ "$direct_only" = 1 ]; then
+	dlp=0
+fi
 
 # Floors from the performance issues; see docs/benchmarks.md.
 floor_cpu_small_us=200
@@ -137,6 +154,7 @@ floor_cpu_64k_us=1000
 floor_ratio_16=0.75
 floor_guarded_added_us=30 # CPU per call that authentication and policy add
 floor_audited_added_us=20 # CPU per call that the audit log adds
+floor_dlp_added_us=300    # CPU per 64 KiB call that DLP adds, scanned and redacted
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")"
@@ -164,7 +182,7 @@ stop() {
 # cleanup stops what is still running, newest first, and removes the build.
 cleanup() {
 	local pid
-	for pid in "$idle_pid" "$proxy_pid" "$guarded_pid" "$audited_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
+	for pid in "$idle_pid" "$proxy_pid" "$guarded_pid" "$audited_pid" "$dlp_pid" "$issuer_pid" "$sluice_pid" "$echo_pid"; do
 		if [ -n "$pid" ]; then
 			stop "$pid"
 		fi
@@ -323,6 +341,44 @@ stop_audited() {
 	fi
 	audited_pid=""
 	audited_url=""
+}
+
+dlp_pid=""
+dlp_url=""
+# start_dlp SERVER starts the core configuration with a DLP guard that
+# redacts payment cards and masks phone numbers in results (SERVER is the
+# upstream's entry in servers).
+start_dlp() {
+	local server="$1" port
+	port="$(free_port)"
+	cat >"$tmp/dlp.yaml" <<-EOF
+		# The DLP configuration of bench/run.sh (generated).
+		listen: 127.0.0.1:$port
+		audit: {enabled: false}
+		servers:
+		  upstream: $server
+		dlp:
+		  rules:
+		    - {id: cards, types: [payment-card], direction: results, action: redact}
+		    - {id: phones, types: [phone-number], direction: results, action: mask}
+	EOF
+	mkdir -p "$tmp/dlp-home"
+	(
+		cd "$tmp/dlp-home"
+		XDG_DATA_HOME="$tmp/dlp-home" XDG_STATE_HOME="$tmp/dlp-home" XDG_CONFIG_HOME="$tmp/dlp-home" \
+			exec "$tmp/sluice" serve --config "$tmp/dlp.yaml" --listen "127.0.0.1:$port" $(profile_flag dlp) "${sluice_args[@]}"
+	) >"$tmp/dlp.log" 2>&1 &
+	dlp_pid=$!
+	wait_port "$dlp_pid" "$port" "$tmp/dlp.log" || return 1
+	dlp_url="http://127.0.0.1:$port/mcp"
+}
+
+stop_dlp() {
+	if [ -n "$dlp_pid" ]; then
+		stop "$dlp_pid"
+	fi
+	dlp_pid=""
+	dlp_url=""
 }
 
 stop_sluice() {
@@ -566,33 +622,37 @@ guarded_runs() {
 	done
 }
 
-# audited_runs NAME TRANSPORT LABEL CLIENTS compares the core Sluice with the
-# audited one on the scenario, in $guarded_rounds rounds of one run each,
-# audited first; each side's CPU per call is its total CPU over its total
-# calls.
-audited_runs() {
-	local name="$1" transport="$2" label="$3" clients="$4"
-	local round t0 t1 f total side a_cpu c_cpu added verdict
+# compare_runs VARIANT NAME TRANSPORT LABEL CLIENTS FLOOR LOAD-ARGS... compares
+# the core Sluice with the VARIANT one (audited or dlp: $VARIANT_pid,
+# $VARIANT_url) on the scenario, with LOAD-ARGS for the load tool, in
+# $guarded_rounds rounds of one run each, the variant first; each side's CPU
+# per call is its total CPU over its total calls, and the variant may add at
+# most FLOOR µs. The row goes to VARIANT_rows.
+compare_runs() {
+	local variant="$1" name="$2" transport="$3" label="$4" clients="$5" floor="$6"
+	shift 6
+	local -n v_pid="${variant}_pid" v_url="${variant}_url" v_rows="${variant}_rows"
+	local round t0 t1 f total side v_cpu c_cpu added verdict
 	local -A ticks=() calls=() cps_sum=() runs=() each=() errs=()
 	local -a problems
 	for round in $(seq 1 "$guarded_rounds"); do
-		for side in audited core; do
+		for side in "$variant" core; do
 			local pid="$sluice_pid" url="$sluice_url" tlog="$tmp/sluice.log"
-			if [ "$side" = audited ]; then
-				pid="$audited_pid" url="$audited_url" tlog="$tmp/audited.log"
+			if [ "$side" = "$variant" ]; then
+				pid="$v_pid" url="$v_url" tlog="$tmp/$variant.log"
 			fi
 			if [ -z "$pid" ]; then
 				broken+=("$name: the $side Sluice is not running")
 				continue
 			fi
-			log "$name: through $side Sluice (audit comparison), round $round of $guarded_rounds"
+			log "$name: through $side Sluice ($variant comparison), round $round of $guarded_rounds"
 			t0="$(cpu_ticks "$pid")"
-			if ! load_target_log="$tlog" run_load "$name-$side-audit-$round" -url "$url" -clients "$clients" -size 0; then
-				broken+=("$name: run $round through the $side Sluice (audit comparison) failed")
+			if ! load_target_log="$tlog" run_load "$name-$side-$variant-$round" -url "$url" -clients "$clients" "$@"; then
+				broken+=("$name: run $round through the $side Sluice ($variant comparison) failed")
 				continue
 			fi
 			t1="$(cpu_ticks "$pid")"
-			f="$tmp/$name-$side-audit-$round.json"
+			f="$tmp/$name-$side-$variant-$round.json"
 			total="$(jget "$f" total_calls)"
 			ticks[$side]=$((${ticks[$side]:-0} + t1 - t0))
 			calls[$side]=$((${calls[$side]:-0} + total))
@@ -602,28 +662,28 @@ audited_runs() {
 			errs[$side]=$((${errs[$side]:-0} + $(jget "$f" errors)))
 		done
 	done
-	if [ "${runs[audited]:-0}" = 0 ] || [ "${runs[core]:-0}" = 0 ]; then
-		audited_rows+=("| $transport | $label | $clients | - | - | - | - | - | - | FAIL: runs failed |")
-		failures+=("$name, audited: runs failed")
+	if [ "${runs[$variant]:-0}" = 0 ] || [ "${runs[core]:-0}" = 0 ]; then
+		v_rows+=("| $transport | $label | $clients | - | - | - | - | - | - | FAIL: runs failed |")
+		failures+=("$name, $variant: runs failed")
 		return
 	fi
-	a_cpu="$(printf '%.0f' "$(calc "${ticks[audited]} * 1000000 / $clk_tck / ${calls[audited]}")")"
+	v_cpu="$(printf '%.0f' "$(calc "${ticks[$variant]} * 1000000 / $clk_tck / ${calls[$variant]}")")"
 	c_cpu="$(printf '%.0f' "$(calc "${ticks[core]} * 1000000 / $clk_tck / ${calls[core]}")")"
-	added=$((a_cpu - c_cpu))
+	added=$((v_cpu - c_cpu))
 	problems=()
-	if [ "$added" -gt "$floor_audited_added_us" ]; then
-		problems+=("added CPU above $floor_audited_added_us µs")
+	if [ "$added" -gt "$floor" ]; then
+		problems+=("added CPU above $floor µs")
 	fi
-	if [ "${errs[audited]}" != 0 ] || [ "${errs[core]}" != 0 ]; then
+	if [ "${errs[$variant]}" != 0 ] || [ "${errs[core]}" != 0 ]; then
 		problems+=("errors")
 	fi
 	verdict="ok"
 	if [ ${#problems[@]} -gt 0 ]; then
 		verdict="FAIL: $(IFS=,; echo "${problems[*]}")"
 		verdict="${verdict//,/, }"
-		failures+=("$name, audited: ${verdict#FAIL: }")
+		failures+=("$name, $variant: ${verdict#FAIL: }")
 	fi
-	audited_rows+=("| $transport | $label | $clients | $(printf '%.0f' "$(calc "${cps_sum[core]} / ${runs[core]}")") | $(printf '%.0f' "$(calc "${cps_sum[audited]} / ${runs[audited]}")") | $c_cpu (${each[core]}) | $a_cpu (${each[audited]}) | $added | ${errs[core]} / ${errs[audited]} | $verdict |")
+	v_rows+=("| $transport | $label | $clients | $(printf '%.0f' "$(calc "${cps_sum[core]} / ${runs[core]}")") | $(printf '%.0f' "$(calc "${cps_sum[$variant]} / ${runs[$variant]}")") | $c_cpu (${each[core]}) | $v_cpu (${each[$variant]}) | $added | ${errs[core]} / ${errs[$variant]} | $verdict |")
 }
 
 log "building into $tmp"
@@ -659,6 +719,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 rows=()
 guarded_rows=()
 audited_rows=()
+dlp_rows=()
 failures=() # floors missed
 broken=()   # runs that did not complete
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -701,6 +762,14 @@ for transport in $transports; do
 			else
 				log "the audited Sluice did not start"
 				stop_audited
+			fi
+		fi
+		if [ "$dlp" = 1 ] && [[ " $sizes " == *" 65536 "* ]]; then
+			if start_dlp "$guarded_server"; then
+				log "DLP sluice $transport upstream at $dlp_url (pid $dlp_pid)"
+			else
+				log "the DLP Sluice did not start"
+				stop_dlp
 			fi
 		fi
 		if [ "$guarded" = 1 ] && [[ " $sizes " == *" 0 "* ]]; then
@@ -788,7 +857,10 @@ for transport in $transports; do
 					guarded_runs "$name" "$transport" "$label" "$clients" "$s_cps" "$((t1 - t0))" "$total" "$s_err"
 				fi
 				if [ "$audited" = 1 ] && [ "$size" = 0 ]; then
-					audited_runs "$name" "$transport" "$label" "$clients"
+					compare_runs audited "$name" "$transport" "$label" "$clients" "$floor_audited_added_us" -size 0
+				fi
+				if [ "$dlp" = 1 ] && [ "$size" = 65536 ]; then
+					compare_runs dlp "$name" "$transport" "$label" "$clients" "$floor_dlp_added_us" -size 65536 -records
 				fi
 			fi
 			d_cps="$(printf '%.0f' "$d_cps")"
@@ -798,6 +870,7 @@ for transport in $transports; do
 
 	stop_guarded
 	stop_audited
+	stop_dlp
 	stop_sluice
 	stop_echo
 done
@@ -931,6 +1004,14 @@ report() {
 		echo "| upstream | result | clients | core calls/s | audited calls/s | core CPU µs/call (each run) | audited CPU µs/call (each run) | added CPU µs/call | errors (core / audited) | floors |"
 		echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
 		printf '%s\n' "${audited_rows[@]}"
+	fi
+	if [ ${#dlp_rows[@]} -gt 0 ]; then
+		echo
+		echo "DLP: Sluice with the core configuration against the same with a DLP guard that redacts payment cards and masks phone numbers in results, on 64 KiB results of order records holding e-mail addresses and phone numbers (echo's records argument). In each of $guarded_rounds rounds the DLP Sluice runs once, then the core Sluice; each side's CPU per call is its total CPU over its total calls, and each run's own figure follows in parentheses; floor: at most $floor_dlp_added_us µs of CPU added per call."
+		echo
+		echo "| upstream | result | clients | core calls/s | DLP calls/s | core CPU µs/call (each run) | DLP CPU µs/call (each run) | added CPU µs/call | errors (core / DLP) | floors |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+		printf '%s\n' "${dlp_rows[@]}"
 	fi
 	if [ ${#baseline_rows[@]} -gt 0 ]; then
 		echo
