@@ -362,15 +362,7 @@ start_dlp() {
 		    - {id: cards, types: [payment-card], direction: results, action: redact}
 		    - {id: phones, types: [phone-number], direction: results, action: mask}
 	EOF
-	mkdir -p "$tmp/dlp-home"
-	(
-		cd "$tmp/dlp-home"
-		XDG_DATA_HOME="$tmp/dlp-home" XDG_STATE_HOME="$tmp/dlp-home" XDG_CONFIG_HOME="$tmp/dlp-home" \
-			exec "$tmp/sluice" serve --config "$tmp/dlp.yaml" --listen "127.0.0.1:$port" $(profile_flag dlp) "${sluice_args[@]}"
-	) >"$tmp/dlp.log" 2>&1 &
-	dlp_pid=$!
-	wait_port "$dlp_pid" "$port" "$tmp/dlp.log" || return 1
-	dlp_url="http://127.0.0.1:$port/mcp"
+	serve_config dlp "$port"
 }
 
 stop_dlp() {
@@ -487,15 +479,23 @@ start_guarded() {
 	fi
 	write_guarded_config "$tmp/guarded.yaml" "$port" "$issuer" "$server"
 	check_guarded_policy "$tmp/guarded.yaml" || return 1
-	mkdir -p "$tmp/guarded-home"
+	serve_config guarded "$port"
+}
+
+# serve_config NAME PORT starts `sluice serve` with $tmp/NAME.yaml on PORT,
+# in a home of its own, and sets NAME_pid and NAME_url.
+serve_config() {
+	local name="$1" port="$2"
+	local -n s_pid="${name}_pid" s_url="${name}_url"
+	mkdir -p "$tmp/$name-home"
 	(
-		cd "$tmp/guarded-home"
-		XDG_DATA_HOME="$tmp/guarded-home" XDG_STATE_HOME="$tmp/guarded-home" XDG_CONFIG_HOME="$tmp/guarded-home" \
-			exec "$tmp/sluice" serve --config "$tmp/guarded.yaml" --listen "127.0.0.1:$port" $(profile_flag guarded) "${sluice_args[@]}"
-	) >"$tmp/guarded.log" 2>&1 &
-	guarded_pid=$!
-	wait_port "$guarded_pid" "$port" "$tmp/guarded.log" || return 1
-	guarded_url="http://127.0.0.1:$port/mcp"
+		cd "$tmp/$name-home"
+		XDG_DATA_HOME="$tmp/$name-home" XDG_STATE_HOME="$tmp/$name-home" XDG_CONFIG_HOME="$tmp/$name-home" \
+			exec "$tmp/sluice" serve --config "$tmp/$name.yaml" --listen "127.0.0.1:$port" $(profile_flag "$name") "${sluice_args[@]}"
+	) >"$tmp/$name.log" 2>&1 &
+	s_pid=$!
+	wait_port "$s_pid" "$port" "$tmp/$name.log" || return 1
+	s_url="http://127.0.0.1:$port/mcp"
 }
 
 stop_guarded() {

@@ -264,16 +264,21 @@ func errorResult(msg string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
 }
 
-// recordTexts holds the records texts made, by size.
-var recordTexts sync.Map
+// recordsText is the last records text made, kept for the next call of the
+// same size (a benchmark asks for one size again and again).
+var recordsText struct {
+	sync.Mutex
+	text string
+}
 
-// records returns n bytes of order records, made once per size.
+// records returns n bytes of order records.
 func records(n int) string {
-	if t, ok := recordTexts.Load(n); ok {
-		return t.(string)
+	recordsText.Lock()
+	defer recordsText.Unlock()
+	if len(recordsText.text) != n {
+		recordsText.text = dlptest.Records(n)
 	}
-	t, _ := recordTexts.LoadOrStore(n, dlptest.Records(n))
-	return t.(string)
+	return recordsText.text
 }
 
 // fillerPattern is plain prose, so that a gateway's scanners see ordinary
