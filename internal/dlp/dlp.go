@@ -270,7 +270,8 @@ const maxPooledView = 4 << 20
 func (s *Scanner) Scan(b []byte) []Finding {
 	scratch := viewPool.Get().(*[]byte)
 	st := &scan{t: normalize(b, *scratch), budget: len(b) + 64<<10}
-	s.scanText(st.t.view, 0, &st.budget, st.add)
+	st.dec = decoder{s: s, budget: &st.budget, add: st.add}
+	s.scanText(st.t.view, &st.dec)
 	// Findings hold copies of their values: the view's memory is used
 	// again by the next scan.
 	if v := st.t.view; len(v) > 0 && (len(b) == 0 || &v[0] != &b[0]) && cap(v) <= maxPooledView {
@@ -286,6 +287,7 @@ type scan struct {
 	t      text
 	budget int
 	out    []Finding
+	dec    decoder // of the text's encoded runs
 }
 
 // add keeps a finding in the text, with its offsets in the input.
@@ -294,10 +296,11 @@ func (st *scan) add(f Finding) {
 	st.out = append(st.out, f)
 }
 
-// scanText runs every detector over v.
-func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) {
-	d := &decoder{s: s, depth: depth, budget: budget, add: add}
-	if depth >= maxDepth {
+// scanText runs every detector over v, a text at d's depth, and d over its
+// encoded runs.
+func (s *Scanner) scanText(v []byte, d *decoder) {
+	add := d.add
+	if d.depth >= maxDepth {
 		d = nil
 	}
 	if !s.secretsAndPII(v, add, d) && d != nil {
@@ -321,20 +324,27 @@ func (s *Scanner) scanText(v []byte, depth int, budget *int, add func(Finding)) 
 // d (when not nil), and reports whether it looked (not with keywords of
 // one byte).
 func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
-	hit := s.secretHits(v, add)
+	h := secretHits{s: s, v: v, add: add}
+	hit := h.hit
 	x := s.kw
 	if x.teddy == nil {
 		x.find(v, hit)
 		scanPII(v, add)
 		return false
 	}
-	var marks [maskChunk / 32]blockMarks
+	// Marks for a chunk; a short text zeroes fewer.
+	var small [8]blockMarks
+	marks := small[:]
+	if len(v) > 32*len(small) {
+		var chunk [maskChunk / 32]blockMarks
+		marks = chunk[:]
+	}
 	runs := runFinder{v: v, d: d}
 	carry := uint32(0)
 	piiNext := 0
 	for start := 0; start < len(v); start += maskChunk {
 		end := min(len(v), start+maskChunk)
-		carry = x.teddy.mark(v, start, end, marks[:], carry)
+		carry = x.teddy.mark(v, start, end, marks, carry)
 		words := (end - start + 31) / 32
 		for w := range words {
 			base := start + 32*w
@@ -354,62 +364,69 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 	return true
 }
 
-// secretHits returns what runs the rules of a keyword found in v.
-func (s *Scanner) secretHits(v []byte, add func(Finding)) func(kw, end int) {
+// secretHits runs the rules of the keywords found in v.
+type secretHits struct {
+	s   *Scanner
+	v   []byte
+	add func(Finding)
 	// A rule runs once per window: keyword hits inside a window already
 	// searched are skipped.
-	var done []int // per rule: end of its last window
-	return func(kw, end int) {
-		for _, ri := range s.kwRules[kw] {
-			r := s.rules[ri]
-			start := end - len(s.kw.keyword(kw))
-			if r.exact && !hasExact(v[start:end], r.keywords) {
+	done []int // per rule: end of its last window
+}
+
+// hit runs the rules of keyword kw, found in v ending at end.
+func (h *secretHits) hit(kw, end int) {
+	s, v, add := h.s, h.v, h.add
+	for _, ri := range s.kwRules[kw] {
+		r := s.rules[ri]
+		start := end - len(s.kw.keyword(kw))
+		if r.exact && !hasExact(v[start:end], r.keywords) {
+			continue
+		}
+		if r.follow != nil && (end >= len(v) || !r.follow(v[end])) {
+			continue
+		}
+		if r.typ == genericType && !assignmentFollows(v, end) {
+			continue
+		}
+		if h.done == nil {
+			h.done = make([]int, len(s.rules))
+			for i := range h.done {
+				h.done[i] = -1
+			}
+		}
+		done := h.done
+		if start < done[ri] {
+			continue
+		}
+		if !r.mid {
+			// One match, anchored at the keyword.
+			if r.boundary && start > 0 && isWordByte(v[start-1]) {
 				continue
 			}
-			if r.follow != nil && (end >= len(v) || !r.follow(v[end])) {
+			hi := min(len(v), end+r.after)
+			m := r.anchored.FindSubmatchIndex(v[start:hi])
+			if m == nil {
 				continue
 			}
-			if r.typ == genericType && !assignmentFollows(v, end) {
-				continue
-			}
-			if done == nil {
-				done = make([]int, len(s.rules))
-				for i := range done {
-					done[i] = -1
+			for i := range m {
+				if m[i] >= 0 {
+					m[i] += start
 				}
 			}
-			if start < done[ri] {
-				continue
+			done[ri] = m[1]
+			s.match(r, v, m, add)
+			continue
+		}
+		lo, hi := max(0, start-r.before), min(len(v), end+r.after)
+		done[ri] = hi
+		for _, m := range r.re.FindAllSubmatchIndex(v[lo:hi], -1) {
+			for i := range m {
+				if m[i] >= 0 {
+					m[i] += lo
+				}
 			}
-			if !r.mid {
-				// One match, anchored at the keyword.
-				if r.boundary && start > 0 && isWordByte(v[start-1]) {
-					continue
-				}
-				hi := min(len(v), end+r.after)
-				m := r.anchored.FindSubmatchIndex(v[start:hi])
-				if m == nil {
-					continue
-				}
-				for i := range m {
-					if m[i] >= 0 {
-						m[i] += start
-					}
-				}
-				done[ri] = m[1]
-				s.match(r, v, m, add)
-				continue
-			}
-			lo, hi := max(0, start-r.before), min(len(v), end+r.after)
-			done[ri] = hi
-			for _, m := range r.re.FindAllSubmatchIndex(v[lo:hi], -1) {
-				for i := range m {
-					if m[i] >= 0 {
-						m[i] += lo
-					}
-				}
-				s.match(r, v, m, add)
-			}
+			s.match(r, v, m, add)
 		}
 	}
 }
@@ -514,7 +531,7 @@ var b64class = func() (t [256]uint8) {
 // to text, and scans that text; what is found there spans the whole run.
 type decoder struct {
 	s      *Scanner
-	depth  int
+	depth  int // of the text whose runs it decodes
 	budget *int
 	add    func(Finding)
 	// scratch is memory for the decoded texts' normalised views, used
@@ -533,7 +550,7 @@ func (d *decoder) scan(start, end int, enc string, dec []byte) {
 		d.scratch = t.view[:0]
 	}
 	add := d.add
-	d.s.scanText(t.view, d.depth+1, d.budget, func(f Finding) {
+	d.s.scanText(t.view, &decoder{s: d.s, depth: d.depth + 1, budget: d.budget, add: func(f Finding) {
 		f.Start, f.End = start, end
 		if f.Encoding == "" {
 			f.Encoding = enc
@@ -541,7 +558,7 @@ func (d *decoder) scan(start, end int, enc string, dec []byte) {
 			f.Encoding = enc + "+" + f.Encoding
 		}
 		add(f)
-	})
+	}})
 }
 
 // urlRuns decodes the URL-encoded runs of v. URL escapes are rare: found

@@ -100,12 +100,17 @@ func normalize(b, dst []byte) text {
 	view := dst[:len(b)]
 	changed := false
 	first := len(b)
-	var marks [maskChunk / 32]uint32
+	var small [8]uint32 // marks for a chunk; a short text zeroes fewer
+	marks := small[:]
+	if len(b) > 32*len(small) {
+		var chunk [maskChunk / 32]uint32
+		marks = chunk[:]
+	}
 	next := 0 // bytes before next are in an escape already patched
 chunks:
 	for start := 0; start < len(b); start += maskChunk {
 		end := min(len(b), start+maskChunk)
-		if copyUnescaping(view, b, start, end, marks[:]) {
+		if copyUnescaping(view, b, start, end, marks) {
 			changed = true
 		}
 		for w := range (end - start + 31) / 32 {
