@@ -349,7 +349,16 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 		for w := range words {
 			base := start + 32*w
 			for m := marks[w].kw; m != 0; m &= m - 1 {
-				x.position(v, base+bits.TrailingZeros32(m), hit)
+				i := base + bits.TrailingZeros32(m)
+				if i+3 > len(v) {
+					x.position(v, i, hit)
+					continue
+				}
+				// position's test, here where most marks end.
+				key := uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16
+				if h := filterHash(key); x.filter[h/64]>>(h%64)&1 != 0 {
+					x.at(v, i, key, hit)
+				}
 			}
 			for m := marks[w].pii; m != 0; m &= m - 1 {
 				if i := base + bits.TrailingZeros32(m); i >= piiNext {
@@ -357,7 +366,13 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 				}
 			}
 			if d != nil {
-				runs.add(marks[:words], w, base, end == len(v))
+				// A run of sixteen starts here only if the block ends in a
+				// run or holds sixteen in a row (runFinder.add).
+				if b := marks[w].b64; b>>31 != 0 || has16(b) {
+					runs.add(marks[:words], w, base, end == len(v))
+				} else {
+					runs.prev = b
+				}
 			}
 		}
 	}

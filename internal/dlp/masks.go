@@ -279,6 +279,15 @@ func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
 	}
 }
 
+// has16 reports whether m has sixteen bits set in a row.
+func has16(m uint32) bool {
+	m &= m >> 1
+	m &= m >> 2
+	m &= m >> 4
+	m &= m >> 8
+	return m != 0
+}
+
 // carryOf is the carry of the personal-data marks after byte c: bit 0 set
 // when it is a letter or digit, bit 1 when it is a hex digit or ':'.
 func carryOf(c byte) uint32 {
