@@ -260,7 +260,11 @@ func readNumber(v []byte, i int, g *numberGroup) {
 			if g.nd+k-j > len(g.dbuf) {
 				return
 			}
-			g.nd += copy(g.dbuf[g.nd:], v[j:k])
+			// Byte by byte: runs are short, shorter than a call to copy.
+			for _, c := range v[j:k] {
+				g.dbuf[g.nd] = c
+				g.nd++
+			}
 			if g.nr > 0 {
 				g.sbuf[g.nr-1] = sep
 			}
