@@ -53,7 +53,10 @@ func TestPipe(t *testing.T) {
 		t.Fatalf("read %d bytes, not the %d written", len(got), len(want))
 	}
 
-	r.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	// A deadline that has passed wins over the end of the file, and a
+	// loaded machine may take milliseconds to come back to this goroutine:
+	// the deadline only bounds a read that would wrongly wait.
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := r.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read after the writer closed: %v, want io.EOF", err)
 	}

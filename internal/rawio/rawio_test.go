@@ -110,8 +110,9 @@ func TestDeadlines(t *testing.T) {
 	if oe := (*net.OpError)(nil); !errors.As(err, &oe) || oe.Op != "read" {
 		t.Fatalf("read error %#v, want a net.OpError for read", err)
 	}
-	// Nobody reads s: the socket buffers fill and the write waits.
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	// Nobody reads s: the socket buffers fill and the write waits. The
+	// deadline leaves a loaded machine time to start writing.
+	c.SetWriteDeadline(time.Now().Add(time.Second))
 	n, err := c.Write(make([]byte, 64<<20))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write past its deadline: %v, want a timeout", err)
