@@ -549,14 +549,29 @@ func upperID(v []byte, i int) (Finding, bool) {
 	if i+1 >= len(v) || !isUpper(v[i+1]) && v[i] != 'X' && v[i] != 'Y' && v[i] != 'Z' {
 		return Finding{}, false
 	}
-	if f, ok := iban(v, i); ok {
-		return f, true
+	// Each is tried only when its third byte (and the IBAN's fourth) can
+	// be what it needs there, or, for the NIE, its first.
+	third := byte(0)
+	if i+2 < len(v) {
+		third = v[i+2]
 	}
-	if f, ok := nino(v, i); ok {
-		return f, true
+	if isDigit(third) && i+3 < len(v) && isDigit(v[i+3]) {
+		if f, ok := iban(v, i); ok {
+			return f, true
+		}
 	}
-	if f, ok := codiceFiscale(v, i); ok {
-		return f, true
+	if isDigit(third) || third == ' ' {
+		if f, ok := nino(v, i); ok {
+			return f, true
+		}
+	}
+	if isUpper(third) {
+		if f, ok := codiceFiscale(v, i); ok {
+			return f, true
+		}
+	}
+	if v[i] < 'X' {
+		return Finding{}, false
 	}
 	return nie(v, i)
 }
