@@ -185,7 +185,7 @@ func TestRewriteWalk(t *testing.T) {
 
 // TestNumberInToken: a number group inside a larger token is passed over
 // whole, but its last run alone is still read, as the check digits of a
-// DNI may end a token.
+// DNI may end a token; and a number after a failed IPv6 try is read.
 func TestNumberInToken(t *testing.T) {
 	s, err := New(Options{})
 	if err != nil {
@@ -196,6 +196,8 @@ func TestNumberInToken(t *testing.T) {
 		"ref 20 26 12345678Z":       "es-dni",
 		"at 2026-12-03T10:00:00Z":   "",
 		"id 12-34-56-78x and 4-5x9": "",
+		// After a colon that follows a hex digit (an IPv6 try): still read.
+		"phone:4155550132": "phone-number",
 	} {
 		var got []string
 		for _, f := range s.Scan([]byte(in)) {
