@@ -355,8 +355,7 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 					continue
 				}
 				// position's test, here where most marks end.
-				key := uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16
-				if h := filterHash(key); x.filter[h/64]>>(h%64)&1 != 0 {
+				if key := key3(v, i); x.filtered(key) {
 					x.at(v, i, key, hit)
 				}
 			}
@@ -365,14 +364,8 @@ func (s *Scanner) secretsAndPII(v []byte, add func(Finding), d *decoder) bool {
 					piiNext = piiAt(v, i, piiClass[v[i]], add)
 				}
 			}
-			if d != nil {
-				// A run of sixteen starts here only if the block ends in a
-				// run or holds sixteen in a row (runFinder.add).
-				if b := marks[w].b64; b>>31 != 0 || has16(b) {
-					runs.add(marks[:words], w, base, end == len(v))
-				} else {
-					runs.prev = b
-				}
+			if d != nil && !runs.skip(marks[w].b64) {
+				runs.add(marks[:words], w, base, end == len(v))
 			}
 		}
 	}

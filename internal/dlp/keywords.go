@@ -1,19 +1,16 @@
 package dlp
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "slices"
 
 // keywordIndex finds every occurrence of the rules' keywords, without
 // regard to case, by their first three bytes. Each three-byte spelling a
 // keyword may start with (in every case the keyword is matched in, or as
 // written when all its rules are case-sensitive) sets a bit in a filter of
-// 2^filterBits bits, indexed by a multiplicative hash: the scan reads three
-// bytes, hashes them and tests the bit, at every position and with no step
-// depending on the one before. A position whose bit is set is looked up in
-// a table of the spellings, and the keywords starting with that spelling
-// are compared whole.
+// 2^filterBits bits, indexed by a multiplicative hash. At a position the
+// first look marked (teddy), the scan hashes the three bytes there and
+// tests the bit; a position whose bit is set is looked up in a table of
+// the spellings, and the keywords starting with that spelling are compared
+// whole.
 //
 // A keyword shorter than three bytes is entered once for each byte its
 // rules accept after it (every byte when one rule takes any), and, for the
@@ -30,11 +27,10 @@ type keywordIndex struct {
 	slotMask uint32
 	// short are the keywords of one or two bytes; single, per byte, the
 	// keywords of one byte.
-	short     []int32
-	single    [256][]int32
-	hasSingle bool
-	// teddy marks where keywords may start (nil with keywords of one
-	// byte).
+	short  []int32
+	single [256][]int32
+	// teddy marks where keywords may start; nil with keywords of one byte,
+	// which every position may start.
 	teddy *teddyTables
 }
 
@@ -86,7 +82,6 @@ func newKeywordIndex(keywords []string, spellings [][]string, follow []func(byte
 			x.short = append(x.short, int32(kw))
 		}
 		if len(k) == 1 {
-			x.hasSingle = true
 			for _, s := range starts {
 				x.single[s[0]] = append(x.single[s[0]], int32(kw))
 			}
@@ -104,7 +99,7 @@ func newKeywordIndex(keywords []string, spellings [][]string, follow []func(byte
 			}
 		}
 	}
-	if !x.hasSingle {
+	if !slices.ContainsFunc(keywords, func(k string) bool { return len(k) == 1 }) {
 		x.teddy = newTeddyTables(keywords, follow)
 	}
 	size := uint32(16)
@@ -149,37 +144,9 @@ func caseVariants(s string) []string {
 func (x *keywordIndex) keyword(k int) string { return x.keywords[k] }
 
 // find calls hit for every keyword occurrence in v, with the keyword's
-// index and the offset just past its end, in the order of their starts.
+// index and the offset just past its end, in the order of their starts,
+// looking at every position (the scan looks only where teddy marks).
 func (x *keywordIndex) find(v []byte, hit func(kw, end int)) {
-	if x.hasSingle {
-		x.findEach(v, hit)
-		return
-	}
-	filter := x.filter
-	n := len(v)
-	i := 0
-	// Four positions per step, from one load of eight bytes.
-	for ; i+8 <= n; i += 4 {
-		w := binary.LittleEndian.Uint64(v[i:])
-		h0 := filterHash(uint32(w) & 0xffffff)
-		h1 := filterHash(uint32(w>>8) & 0xffffff)
-		h2 := filterHash(uint32(w>>16) & 0xffffff)
-		h3 := filterHash(uint32(w>>24) & 0xffffff)
-		m := filter[h0/64]>>(h0%64)&1 | filter[h1/64]>>(h1%64)&1<<1 | filter[h2/64]>>(h2%64)&1<<2 | filter[h3/64]>>(h3%64)&1<<3
-		for m != 0 {
-			k := bits.TrailingZeros64(m)
-			m &= m - 1
-			x.at(v, i+k, uint32(w>>(8*k))&0xffffff, hit)
-		}
-	}
-	for ; i < n; i++ {
-		x.position(v, i, hit)
-	}
-}
-
-// findEach is find position by position, for keyword sets with keywords
-// of one byte.
-func (x *keywordIndex) findEach(v []byte, hit func(kw, end int)) {
 	for i, c := range v {
 		for _, kw := range x.single[c] {
 			hit(int(kw), i+1)
@@ -191,8 +158,7 @@ func (x *keywordIndex) findEach(v []byte, hit func(kw, end int)) {
 // position reports the keywords of two bytes or more starting at v[i].
 func (x *keywordIndex) position(v []byte, i int, hit func(kw, end int)) {
 	if i+3 <= len(v) {
-		key := uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16
-		if h := filterHash(key); x.filter[h/64]>>(h%64)&1 != 0 {
+		if key := key3(v, i); x.filtered(key) {
 			x.at(v, i, key, hit)
 		}
 		return
@@ -203,6 +169,16 @@ func (x *keywordIndex) position(v []byte, i int, hit func(kw, end int)) {
 			hit(int(kw), i+len(k))
 		}
 	}
+}
+
+// key3 is the three bytes at v[i], the key of the filter and the table.
+func key3(v []byte, i int) uint32 { return uint32(v[i]) | uint32(v[i+1])<<8 | uint32(v[i+2])<<16 }
+
+// filtered reports whether the filter lets key through: some keyword may
+// start with those three bytes.
+func (x *keywordIndex) filtered(key uint32) bool {
+	h := filterHash(key)
+	return x.filter[h/64]>>(h%64)&1 != 0
 }
 
 // at compares the keywords that may start at v[i], whose first three

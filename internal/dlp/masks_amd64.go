@@ -20,10 +20,8 @@ func (t *teddyTables) mark(v []byte, start, end int, out []blockMarks, carry uin
 	if !useAVX2 {
 		return t.markGeneric(v, start, end, out, carry)
 	}
-	blocks := 0
-	if len(v)-start >= 34 {
-		blocks = min((end-start)/32, (len(v)-start-2)/32)
-	}
+	// The vector code reads two bytes past its blocks.
+	blocks := min((end-start)/32, (len(v)-start-2)/32)
 	if blocks > 0 {
 		carry = markAVX2(&v[start], blocks, t, &out[0], carry)
 	}
@@ -94,27 +92,23 @@ func unescapeAVX2(dst, src *byte, blocks int, marks *uint32) uint32
 // marks the backslashes it leaves and the bytes from 0x80, one word per 32
 // bytes. It reports whether it wrote a filler.
 func copyUnescaping(dst, src []byte, start, end int, marks []uint32) bool {
-	lo := start
-	if lo == 0 {
-		lo = 32 // the first block has no byte before it
-	}
-	blocks := 0
-	if useAVX2 && lo < end {
-		blocks = min((end-lo)/32, (len(src)-lo-1)/32)
-	}
 	if !useAVX2 {
 		copyMarking(dst, src, start, end, marks)
 		return false
 	}
 	patched := false
-	if lo > start {
-		lo = min(lo, end)
-		patched = unescapePadded(dst, src, start, lo, marks)
+	lo := start
+	if lo == 0 {
+		// The first block has no byte before it: from a padded copy.
+		lo = min(32, end)
+		patched = unescapePadded(dst, src, 0, lo, marks)
 	}
+	// The vector code reads the byte before its blocks and the one after.
+	blocks := max(0, min((end-lo)/32, (len(src)-lo-1)/32))
 	if blocks > 0 && unescapeAVX2(&dst[lo], &src[lo], blocks, &marks[(lo-start)/32]) != 0 {
 		patched = true
 	}
-	if rest := lo + 32*max(0, blocks); rest < end && unescapePadded(dst, src, rest, end, marks[(rest-start)/32:]) {
+	if rest := lo + 32*blocks; rest < end && unescapePadded(dst, src, rest, end, marks[(rest-start)/32:]) {
 		patched = true
 	}
 	return patched

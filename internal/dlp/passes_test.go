@@ -43,14 +43,3 @@ func BenchmarkNormalize(b *testing.B) {
 		normalize(in, nil)
 	}
 }
-
-func BenchmarkAutomaton(b *testing.B) {
-	in := dlptest.ToolOutput(64 << 10)
-	s, _ := New(Options{})
-	t := normalize(in, nil)
-	b.SetBytes(int64(len(in)))
-	n := 0
-	for b.Loop() {
-		s.kw.find(t.view, func(int, int) { n++ })
-	}
-}

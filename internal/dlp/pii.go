@@ -91,10 +91,6 @@ func piiAt(v []byte, i int, c uint8, add func(f Finding)) int {
 			}
 		}
 	case cUpper:
-		// Every identifier but the NIE starts with two capitals.
-		if b := v[i]; i+1 < n && !isUpper(v[i+1]) && b != 'X' && b != 'Y' && b != 'Z' {
-			break
-		}
 		if wordStart(v, i) {
 			if f, ok := upperID(v, i); ok {
 				add(f)
