@@ -2,6 +2,25 @@
 
 #include "textflag.h"
 
+// NIBBLES looks up the byte at off(SI) of each of the 32 positions, folded
+// with |0x20, in the nibble tables of one position: the first group's
+// (registers alo and ahi) into ra, the second's (at blo and bhi from DX)
+// into rb. Y1 to Y3 are its own.
+#define NIBBLES(off, alo, ahi, blo, bhi, ra, rb) \
+	VMOVDQU off(SI), Y1; \
+	VPOR Y14, Y1, Y1; \
+	VPAND Y15, Y1, Y2; \
+	VPSRLW $4, Y1, Y3; \
+	VPAND Y15, Y3, Y3; \
+	VMOVDQU bhi(DX), Y1; \
+	VPSHUFB Y3, Y1, Y1; \
+	VMOVDQU blo(DX), rb; \
+	VPSHUFB Y2, rb, rb; \
+	VPAND Y1, rb, rb; \
+	VPSHUFB Y2, alo, ra; \
+	VPSHUFB Y3, ahi, Y1; \
+	VPAND Y1, ra, ra
+
 // func markAVX2(p *byte, blocks int, tab *teddyTables, out *blockMarks, carry uint32) uint32
 TEXT ·markAVX2(SB), NOSPLIT, $0-44
 	MOVQ p+0(FP), SI
@@ -26,48 +45,13 @@ loop:
 	// survives when every lookup has it. The first group's tables stay
 	// in registers, the second's are read from tab.
 	VMOVDQU 0(SI), Y0
-	VPOR Y14, Y0, Y1
-	VPAND Y15, Y1, Y2
-	VPSRLW $4, Y1, Y3
-	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y8, Y4
-	VPSHUFB Y3, Y9, Y5
-	VPAND Y4, Y5, Y4
-	VMOVDQU 192(DX), Y6
-	VPSHUFB Y2, Y6, Y6
-	VMOVDQU 224(DX), Y7
-	VPSHUFB Y3, Y7, Y7
-	VPAND Y6, Y7, Y5
-	VMOVDQU 1(SI), Y1
-	VPOR Y14, Y1, Y1
-	VPAND Y15, Y1, Y2
-	VPSRLW $4, Y1, Y3
-	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y10, Y6
-	VPSHUFB Y3, Y11, Y7
-	VPAND Y6, Y7, Y6
+	NIBBLES(0, Y8, Y9, 192, 224, Y4, Y5)
+	NIBBLES(1, Y10, Y11, 256, 288, Y6, Y7)
 	VPAND Y6, Y4, Y4
-	VMOVDQU 256(DX), Y6
-	VPSHUFB Y2, Y6, Y6
-	VMOVDQU 288(DX), Y7
-	VPSHUFB Y3, Y7, Y7
-	VPAND Y6, Y7, Y6
-	VPAND Y6, Y5, Y5
-	VMOVDQU 2(SI), Y1
-	VPOR Y14, Y1, Y1
-	VPAND Y15, Y1, Y2
-	VPSRLW $4, Y1, Y3
-	VPAND Y15, Y3, Y3
-	VPSHUFB Y2, Y12, Y6
-	VPSHUFB Y3, Y13, Y7
-	VPAND Y6, Y7, Y6
+	VPAND Y7, Y5, Y5
+	NIBBLES(2, Y12, Y13, 320, 352, Y6, Y7)
 	VPAND Y6, Y4, Y4
-	VMOVDQU 320(DX), Y6
-	VPSHUFB Y2, Y6, Y6
-	VMOVDQU 352(DX), Y7
-	VPSHUFB Y3, Y7, Y7
-	VPAND Y6, Y7, Y6
-	VPAND Y6, Y5, Y5
+	VPAND Y7, Y5, Y5
 	VPOR Y4, Y5, Y4
 	VPXOR Y5, Y5, Y5
 	VPCMPEQB Y5, Y4, Y4
@@ -164,78 +148,6 @@ done:
 	MOVL R9, ret+40(FP)
 	RET
 
-DATA c20<>+0(SB)/8, $0x2020202020202020
-DATA c20<>+8(SB)/8, $0x2020202020202020
-DATA c20<>+16(SB)/8, $0x2020202020202020
-DATA c20<>+24(SB)/8, $0x2020202020202020
-GLOBL c20<>(SB), RODATA|NOPTR, $32
-
-DATA c0f<>+0(SB)/8, $0xf0f0f0f0f0f0f0f
-DATA c0f<>+8(SB)/8, $0xf0f0f0f0f0f0f0f
-DATA c0f<>+16(SB)/8, $0xf0f0f0f0f0f0f0f
-DATA c0f<>+24(SB)/8, $0xf0f0f0f0f0f0f0f
-GLOBL c0f<>(SB), RODATA|NOPTR, $32
-
-DATA c2f<>+0(SB)/8, $0x2f2f2f2f2f2f2f2f
-DATA c2f<>+8(SB)/8, $0x2f2f2f2f2f2f2f2f
-DATA c2f<>+16(SB)/8, $0x2f2f2f2f2f2f2f2f
-DATA c2f<>+24(SB)/8, $0x2f2f2f2f2f2f2f2f
-GLOBL c2f<>(SB), RODATA|NOPTR, $32
-
-DATA c39<>+0(SB)/8, $0x3939393939393939
-DATA c39<>+8(SB)/8, $0x3939393939393939
-DATA c39<>+16(SB)/8, $0x3939393939393939
-DATA c39<>+24(SB)/8, $0x3939393939393939
-GLOBL c39<>(SB), RODATA|NOPTR, $32
-
-DATA c40<>+0(SB)/8, $0x4040404040404040
-DATA c40<>+8(SB)/8, $0x4040404040404040
-DATA c40<>+16(SB)/8, $0x4040404040404040
-DATA c40<>+24(SB)/8, $0x4040404040404040
-GLOBL c40<>(SB), RODATA|NOPTR, $32
-
-DATA c5a<>+0(SB)/8, $0x5a5a5a5a5a5a5a5a
-DATA c5a<>+8(SB)/8, $0x5a5a5a5a5a5a5a5a
-DATA c5a<>+16(SB)/8, $0x5a5a5a5a5a5a5a5a
-DATA c5a<>+24(SB)/8, $0x5a5a5a5a5a5a5a5a
-GLOBL c5a<>(SB), RODATA|NOPTR, $32
-
-DATA c60<>+0(SB)/8, $0x6060606060606060
-DATA c60<>+8(SB)/8, $0x6060606060606060
-DATA c60<>+16(SB)/8, $0x6060606060606060
-DATA c60<>+24(SB)/8, $0x6060606060606060
-GLOBL c60<>(SB), RODATA|NOPTR, $32
-
-DATA c66<>+0(SB)/8, $0x6666666666666666
-DATA c66<>+8(SB)/8, $0x6666666666666666
-DATA c66<>+16(SB)/8, $0x6666666666666666
-DATA c66<>+24(SB)/8, $0x6666666666666666
-GLOBL c66<>(SB), RODATA|NOPTR, $32
-
-DATA c7a<>+0(SB)/8, $0x7a7a7a7a7a7a7a7a
-DATA c7a<>+8(SB)/8, $0x7a7a7a7a7a7a7a7a
-DATA c7a<>+16(SB)/8, $0x7a7a7a7a7a7a7a7a
-DATA c7a<>+24(SB)/8, $0x7a7a7a7a7a7a7a7a
-GLOBL c7a<>(SB), RODATA|NOPTR, $32
-
-DATA c2b<>+0(SB)/8, $0x2b2b2b2b2b2b2b2b
-DATA c2b<>+8(SB)/8, $0x2b2b2b2b2b2b2b2b
-DATA c2b<>+16(SB)/8, $0x2b2b2b2b2b2b2b2b
-DATA c2b<>+24(SB)/8, $0x2b2b2b2b2b2b2b2b
-GLOBL c2b<>(SB), RODATA|NOPTR, $32
-
-DATA c28<>+0(SB)/8, $0x2828282828282828
-DATA c28<>+8(SB)/8, $0x2828282828282828
-DATA c28<>+16(SB)/8, $0x2828282828282828
-DATA c28<>+24(SB)/8, $0x2828282828282828
-GLOBL c28<>(SB), RODATA|NOPTR, $32
-
-DATA c3a<>+0(SB)/8, $0x3a3a3a3a3a3a3a3a
-DATA c3a<>+8(SB)/8, $0x3a3a3a3a3a3a3a3a
-DATA c3a<>+16(SB)/8, $0x3a3a3a3a3a3a3a3a
-DATA c3a<>+24(SB)/8, $0x3a3a3a3a3a3a3a3a
-GLOBL c3a<>(SB), RODATA|NOPTR, $32
-
 // func byteMarksAVX2(p *byte, blocks int, c1, c2 byte, high uint32, out *uint32)
 TEXT ·byteMarksAVX2(SB), NOSPLIT, $0-32
 	MOVQ p+0(FP), SI
@@ -307,35 +219,29 @@ udone:
 	MOVL R9, ret+32(FP)
 	RET
 
-DATA c5c<>+0(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA c5c<>+8(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA c5c<>+16(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA c5c<>+24(SB)/8, $0x5c5c5c5c5c5c5c5c
-GLOBL c5c<>(SB), RODATA|NOPTR, $32
-DATA c22<>+0(SB)/8, $0x2222222222222222
-DATA c22<>+8(SB)/8, $0x2222222222222222
-DATA c22<>+16(SB)/8, $0x2222222222222222
-DATA c22<>+24(SB)/8, $0x2222222222222222
-GLOBL c22<>(SB), RODATA|NOPTR, $32
+// Thirty-two copies of a byte, for comparisons with a memory operand.
+#define BYTES32(name, value) \
+	DATA name+0(SB)/8, value; \
+	DATA name+8(SB)/8, value; \
+	DATA name+16(SB)/8, value; \
+	DATA name+24(SB)/8, value; \
+	GLOBL name(SB), RODATA|NOPTR, $32
 
-DATA c2d<>+0(SB)/8, $0x2d2d2d2d2d2d2d2d
-DATA c2d<>+8(SB)/8, $0x2d2d2d2d2d2d2d2d
-DATA c2d<>+16(SB)/8, $0x2d2d2d2d2d2d2d2d
-DATA c2d<>+24(SB)/8, $0x2d2d2d2d2d2d2d2d
-GLOBL c2d<>(SB), RODATA|NOPTR, $32
-DATA c5f<>+0(SB)/8, $0x5f5f5f5f5f5f5f5f
-DATA c5f<>+8(SB)/8, $0x5f5f5f5f5f5f5f5f
-DATA c5f<>+16(SB)/8, $0x5f5f5f5f5f5f5f5f
-DATA c5f<>+24(SB)/8, $0x5f5f5f5f5f5f5f5f
-GLOBL c5f<>(SB), RODATA|NOPTR, $32
-DATA c3d<>+0(SB)/8, $0x3d3d3d3d3d3d3d3d
-DATA c3d<>+8(SB)/8, $0x3d3d3d3d3d3d3d3d
-DATA c3d<>+16(SB)/8, $0x3d3d3d3d3d3d3d3d
-DATA c3d<>+24(SB)/8, $0x3d3d3d3d3d3d3d3d
-GLOBL c3d<>(SB), RODATA|NOPTR, $32
-
-DATA c57<>+0(SB)/8, $0x5757575757575757
-DATA c57<>+8(SB)/8, $0x5757575757575757
-DATA c57<>+16(SB)/8, $0x5757575757575757
-DATA c57<>+24(SB)/8, $0x5757575757575757
-GLOBL c57<>(SB), RODATA|NOPTR, $32
+BYTES32(c20<>, $0x2020202020202020)
+BYTES32(c0f<>, $0x0f0f0f0f0f0f0f0f)
+BYTES32(c2f<>, $0x2f2f2f2f2f2f2f2f)
+BYTES32(c39<>, $0x3939393939393939)
+BYTES32(c40<>, $0x4040404040404040)
+BYTES32(c5a<>, $0x5a5a5a5a5a5a5a5a)
+BYTES32(c60<>, $0x6060606060606060)
+BYTES32(c66<>, $0x6666666666666666)
+BYTES32(c7a<>, $0x7a7a7a7a7a7a7a7a)
+BYTES32(c2b<>, $0x2b2b2b2b2b2b2b2b)
+BYTES32(c28<>, $0x2828282828282828)
+BYTES32(c3a<>, $0x3a3a3a3a3a3a3a3a)
+BYTES32(c5c<>, $0x5c5c5c5c5c5c5c5c)
+BYTES32(c22<>, $0x2222222222222222)
+BYTES32(c2d<>, $0x2d2d2d2d2d2d2d2d)
+BYTES32(c5f<>, $0x5f5f5f5f5f5f5f5f)
+BYTES32(c3d<>, $0x3d3d3d3d3d3d3d3d)
+BYTES32(c57<>, $0x5757575757575757)
