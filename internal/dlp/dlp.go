@@ -116,7 +116,7 @@ func (f *Finding) Fingerprint(token func(string) string) string { return token(f
 // fingerprint.
 func Forms(value string) []string {
 	var out []string
-	for _, f := range defaultScanner.Scan([]byte(value)) {
+	for _, f := range defaultScanner().Scan([]byte(value)) {
 		if f.Start == 0 && f.End == len(value) && f.value != value && !slices.Contains(out, f.value) {
 			out = append(out, f.value)
 		}
@@ -257,8 +257,12 @@ func New(opts Options) (*Scanner, error) {
 	return s, nil
 }
 
-// defaultScanner has the built-in detectors only.
-var defaultScanner, _ = New(Options{})
+// defaultScanner has the built-in detectors only; built on first use,
+// not at every start of the program (a millisecond or two).
+var defaultScanner = sync.OnceValue(func() *Scanner {
+	s, _ := New(Options{})
+	return s
+})
 
 // viewPool holds buffers for the normalised text of inputs, up to
 // maxPooledView bytes.
