@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -608,7 +609,14 @@ func TestOpenChecksUnsignedTail(t *testing.T) {
 // when the process dies are moved at the next start, and the chain goes on.
 // The crash is the state of the files at a moment the log is running: they
 // are copied aside and opened there.
+// Both kinds of journal are run: mapped and plain.
 func TestJournalRecovery(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain=%v", plain), func(t *testing.T) { testJournalRecovery(t, plain) })
+	}
+}
+
+func testJournalRecovery(t *testing.T, plain bool) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.db")
 	signer := testSigner(t)
@@ -616,11 +624,14 @@ func TestJournalRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, IngestInterval: time.Hour})
+	l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, CheckpointEvery: 10, IngestInterval: time.Hour, plainJournal: plain})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	if mapped := l.journal[0].m != nil; mapped != (!plain && runtime.GOOS == "linux") {
+		t.Fatalf("journal mapped: %v", mapped)
+	}
 	for i := 1; i <= 15; i++ {
 		if err := l.Append(testEvent(i).Body(), true); err != nil {
 			t.Fatal(err)

@@ -8,4 +8,4 @@ import "time"
 // per data directory there.
 func lockWriter(string, time.Duration) (unlock func(), err error) { return func() {}, nil }
 
-const lockWait = 0
+const lockWait time.Duration = 0

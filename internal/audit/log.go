@@ -5,15 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // LogOptions configure [OpenLog].
@@ -53,12 +50,14 @@ type LogOptions struct {
 	Retention         time.Duration
 	RetentionInterval time.Duration
 	Logger            *slog.Logger
+
+	plainJournal bool // one write per append, never a mapping (tests)
 }
 
 // Log keeps events as one hash chain. Appending an event chains it and
-// writes it to a journal file with one system call, on the caller's
-// goroutine; once that write returns, the event survives a crash of the
-// process. Every IngestInterval, one goroutine moves the journaled records
+// writes it to a journal file, on the caller's goroutine, as a copy into
+// the file's memory mapping (or one write where files are not mapped);
+// once that returns, the event survives a crash of the process. Every IngestInterval, one goroutine moves the journaled records
 // into the primary store (one transaction) and the other sinks, and empties
 // the journal. Two journal files alternate, so that appends go on into one
 // while the other is moved. After a crash, [OpenLog] moves what the
@@ -74,10 +73,8 @@ type Log struct {
 	head     [32]byte
 	signed   uint64
 	lastSign time.Time
-	journal  [2]*os.File
-	jw       [2]io.Writer // writes to journal, as raw system calls where supported
-	cur      int          // the journal appends go to
-	size     int64
+	journal  [2]*journal
+	cur      int // the journal appends go to
 	line     []byte
 	backlog  []Record
 	cps      []Checkpoint
@@ -185,7 +182,7 @@ func (l *Log) recover(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("audit journal: %w", err)
 		}
-		err = readJSONL(f, 256<<10, lineAny, func(r *Record, c *Checkpoint) error {
+		err = readJSONL(&journalLines{r: f}, 256<<10, lineAny, func(r *Record, c *Checkpoint) error {
 			switch {
 			case r != nil && r.Seq > seq:
 				recs = append(recs, *r)
@@ -226,23 +223,20 @@ func (l *Log) recover(ctx context.Context) error {
 		l.log.Warn("audit records recovered from the journal after a crash", "records", len(recs), "checkpoints", len(cps))
 	}
 	for i := range l.journal {
-		f, err := os.OpenFile(l.journalPath(i), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		j, err := openJournal(l.journalPath(i), l.opts.Sync, l.opts.plainJournal)
 		if err != nil {
 			l.closeJournals()
 			return fmt.Errorf("audit journal: %w", err)
 		}
-		l.journal[i], l.jw[i] = f, f
-		if raw := rawio.WrapRegular(f); raw != nil {
-			l.jw[i] = raw
-		}
+		l.journal[i] = j
 	}
 	return nil
 }
 
 func (l *Log) closeJournals() {
-	for i, f := range l.journal {
-		if f != nil {
-			f.Close()
+	for i, j := range l.journal {
+		if j != nil {
+			j.close()
 			l.journal[i] = nil
 		}
 	}
@@ -338,28 +332,19 @@ func (l *Log) waitRoom(wait bool) error {
 	return nil
 }
 
-// journalWrite appends b to the current journal in one write. On a failure
-// it cuts the journal back, so that no partial line stays behind a later
-// good one. l.mu is held.
+// journalWrite appends b to the current journal; on a failure, nothing of
+// b stays there. l.mu is held.
 func (l *Log) journalWrite(b []byte) error {
-	f := l.journal[l.cur]
-	n, err := l.jw[l.cur].Write(b)
-	if err == nil && l.opts.Sync {
-		err = f.Sync()
-	}
-	if err != nil {
-		if n > 0 {
-			f.Truncate(l.size)
-			f.Seek(l.size, io.SeekStart)
-		}
+	j := l.journal[l.cur]
+	if err := j.append(b); err != nil {
 		if l.journalOK.Swap(false) {
-			l.log.Error("audit journal failing", "file", f.Name(), "err", err)
+			l.log.Error("audit journal failing", "file", j.name(), "err", err)
 		}
 		return fmt.Errorf("audit: writing the journal: %w", err)
 	}
-	l.size += int64(n)
-	if !l.journalOK.Swap(true) {
-		l.log.Info("audit journal writing again", "file", f.Name())
+	if !l.journalOK.Load() {
+		l.journalOK.Store(true)
+		l.log.Info("audit journal writing again", "file", j.name())
 	}
 	return nil
 }
@@ -459,7 +444,6 @@ func (l *Log) ingest(timed bool) bool {
 	// recovery would pass over.
 	full := l.journal[l.cur]
 	l.cur = 1 - l.cur
-	l.size, _ = l.journal[l.cur].Seek(0, io.SeekEnd)
 	l.backlog, l.cps = nil, nil
 	l.moving = len(recs)
 	l.mu.Unlock()
@@ -482,11 +466,12 @@ func (l *Log) ingest(timed bool) bool {
 	if !l.storeOK.Swap(true) {
 		l.log.Info("audit store writing again", "store", l.opts.Primary.Name())
 	}
-	// The journal appends went to is not this one: emptying it is safe.
-	l.mu.Lock()
-	if err := full.Truncate(0); err == nil {
-		full.Seek(0, io.SeekStart)
+	// Appends go to the other journal until the next ingest, which this
+	// one's lock holds back: emptying this one is safe.
+	if err := full.reset(); err != nil {
+		l.log.Error("audit journal not emptied; its records are in the store, and would be passed over after a crash", "file", full.name(), "err", err)
 	}
+	l.mu.Lock()
 	l.moving = 0
 	close(l.room)
 	l.room = make(chan struct{})
