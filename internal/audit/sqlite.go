@@ -130,6 +130,13 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
+	if !opts.ReadOnly {
+		// Each multi-row INSERT keeps a statement journal (the pages it
+		// changes, to undo it alone); past 64 KiB SQLite spills it to a
+		// temporary file, a third of a batch's writes. In memory, it is
+		// a copy: a statement's pages are bounded by insertChunk records.
+		q.Add("_pragma", "temp_store(MEMORY)")
+	}
 	if opts.ReadOnly {
 		q.Add("mode", "ro")
 		// Pages read through a memory map, not a system call each:
