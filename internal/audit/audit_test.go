@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -548,6 +549,35 @@ func TestEventBody(t *testing.T) {
 	}
 	if eventID(b) != "call-7" {
 		t.Errorf("eventID: %q", eventID(b))
+	}
+}
+
+// TestAppendQuoted: bodies quote strings exactly as jsontext does, so that
+// the same event always gives the same bytes: every byte alone and in
+// pairs, and random strings of printable, control, multi-byte and invalid
+// UTF-8.
+func TestAppendQuoted(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		want, _ := jsontext.AppendQuote([]byte("x"), s)
+		if got := appendQuoted([]byte("x"), s); !bytes.Equal(got, want) {
+			t.Fatalf("appendQuoted(%q) = %s, want %s", s, got, want)
+		}
+	}
+	for i := range 256 {
+		check(string([]byte{byte(i)}))
+		for j := range 256 {
+			check(string([]byte{'a', byte(i), byte(j)}))
+		}
+	}
+	pieces := []string{"a", "Z", "0", " ", "<", "&", "\x7f", "\"", "\\", "\n", "\x00", "é", "€", "😀", "\xff", "\xe2\x82", "\u2028"}
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	for range 20000 {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		check(b.String())
 	}
 }
 

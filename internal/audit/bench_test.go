@@ -226,3 +226,26 @@ func benchmarkGuardCall(b *testing.B, batch int) {
 	}
 	b.ReportMetric(float64((cpu()-before).Microseconds())/float64(b.N), "cpu-µs/call")
 }
+
+// BenchmarkEvent measures the record of a call as the guard makes it on
+// the caller's goroutine, before it is chained: the event, its arguments
+// (redacted: one token) and its body.
+func BenchmarkEvent(b *testing.B) {
+	g := GuardFor(nil, nil, []byte("0123456789abcdef"))
+	c := toolCall("echo")
+	c.Principal = nil
+	c.ID, c.Session, c.RequestID = "4215fe33758d-vf", "8q9ER-JnCki67_G2_mdzmna9", jsontext.Value(`1132`)
+	c.Params = jsontext.Value(`{"name":"echo","arguments":{"text":"hello"}}`)
+	c.Client = guard.ClientInfo{Name: "sluice-bench-load", Version: "1.0.0"}
+	c.Transport = guard.Transport{Kind: "http", RemoteAddr: "127.0.0.1:48448",
+		Headers: map[string]string{"mcp-protocol-version": "2025-11-25", "user-agent": "Go-http-client/1.1"}}
+	c.Decide(guard.Decision{Guard: "allowlist", Rule: "*", Reason: "allowlist-allowed", Effect: guard.Allow, Mode: guard.Enforce})
+	res := &guard.Result{Result: jsontext.Value(`{"content":[{"type":"text","text":"hello"}]}`)}
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(g.event(&c, start, res, nil).Body()) == 0 {
+			b.Fatal("empty body")
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -191,9 +192,7 @@ func (e *Event) Body() []byte {
 	b = append(b, '"')
 	b = appendStr(b, "kind", e.Kind)
 	if p := e.Principal; p != nil {
-		b = append(b, `,"principal":{`...)
-		b = appendQuoted(b, "sub")
-		b = append(b, ':')
+		b = append(b, `,"principal":{"sub":`...)
 		b = appendQuoted(b, p.Subject)
 		b = appendStr(b, "iss", p.Issuer)
 		b = appendStr(b, "name", p.Name)
@@ -204,9 +203,7 @@ func (e *Event) Body() []byte {
 		b = append(b, '}')
 	}
 	if e.Client.Name != "" || e.Client.Version != "" {
-		b = append(b, `,"client":{`...)
-		b = appendQuoted(b, "name")
-		b = append(b, ':')
+		b = append(b, `,"client":{"name":`...)
 		b = appendQuoted(b, e.Client.Name)
 		b = appendStr(b, "version", e.Client.Version)
 		b = append(b, '}')
@@ -237,9 +234,7 @@ func (e *Event) Body() []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, '{')
-			b = appendQuoted(b, "guard")
-			b = append(b, ':')
+			b = append(b, `{"guard":`...)
 			b = appendQuoted(b, d.Guard)
 			b = appendStr(b, "rule", d.Rule)
 			b = appendStr(b, "version", d.Version)
@@ -307,19 +302,23 @@ func appendStr(b []byte, k, v string) []byte {
 	if v == "" {
 		return b
 	}
-	b = append(b, ',')
-	b = appendQuoted(b, k)
-	b = append(b, ':')
-	return appendQuoted(b, v)
+	return appendQuoted(appendKey(b, k), v)
+}
+
+// appendKey appends ,"k": for k, a member name of the body's: plain ASCII,
+// which needs no quoting.
+func appendKey(b []byte, k string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	return append(b, '"', ':')
 }
 
 func appendStrs(b []byte, k string, vs []string) []byte {
 	if len(vs) == 0 {
 		return b
 	}
-	b = append(b, ',')
-	b = appendQuoted(b, k)
-	b = append(b, ":["...)
+	b = appendKey(b, k)
+	b = append(b, '[')
 	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
@@ -347,9 +346,8 @@ func appendMap(b []byte, k string, m map[string]string) []byte {
 			keys[i], keys[i-1] = keys[i-1], keys[i]
 		}
 	}
-	b = append(b, ',')
-	b = appendQuoted(b, k)
-	b = append(b, ":{"...)
+	b = appendKey(b, k)
+	b = append(b, '{')
 	for i, n := range keys {
 		if i > 0 {
 			b = append(b, ',')
@@ -364,11 +362,51 @@ func appendMap(b []byte, k string, m map[string]string) []byte {
 // appendQuoted appends s as a JSON string. Invalid UTF-8 is replaced, so
 // a body is always valid JSON.
 func appendQuoted(b []byte, s string) []byte {
+	// Most strings (names, identifiers, addresses, tokens) are printable
+	// ASCII without quotes or backslashes, which AppendQuote would copy
+	// as they are, a byte at a time: they are looked at eight at a time.
+	if plainASCII(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	// On invalid UTF-8, AppendQuote has written U+FFFD in its place and
 	// reports it; the replacement is what we want.
 	out, _ := jsontext.AppendQuote(b, s)
 	return out
 }
+
+// plainASCII reports whether s has only bytes that a JSON string holds as
+// they are: none below a space, no quote, no backslash, nothing past ASCII.
+func plainASCII(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// Each term has a byte's high bit set when, and only when (for
+		// the word as a whole), some byte is below a space, is a quote,
+		// is a backslash, or is past ASCII.
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		if ((x-ones*' ')&^x|(quote-ones)&^quote|(backslash-ones)&^backslash|x)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if !jsonPlain[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonPlain holds the bytes that plainASCII accepts.
+var jsonPlain = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // hexHash formats a chain hash for people.
 func hexHash(h [32]byte) string { return hex.EncodeToString(h[:]) }
