@@ -796,3 +796,37 @@ func TestOpenAlternates(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteBatchSizes: batches of every size up to two statements of
+// the largest size, and past it, each split into statements of powers of
+// two, store every record once and in order.
+func TestSQLiteBatchSizes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := OpenSQLite(path, SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := testSigner(t)
+	var (
+		head [32]byte
+		seq  uint64
+	)
+	for n := 0; n <= 300; n += 1 + n/8 {
+		recs := make([]Record, n)
+		for i := range recs {
+			seq++
+			recs[i] = Record{Seq: seq, Time: int64(seq), Prev: head, Body: testEvent(int(seq)).Body()}
+			recs[i].Hash = recs[i].ComputeHash()
+			head = recs[i].Hash
+		}
+		cp := Checkpoint{Kind: KindCheckpoint, Seq: seq, Hash: head, Time: int64(seq)}
+		signer.Sign(&cp)
+		if err := st.Write(context.Background(), recs, []Checkpoint{cp}); err != nil {
+			t.Fatalf("batch of %d: %v", n, err)
+		}
+	}
+	st.Close()
+	if rep := verifySQLite(t, path, signer.Public()); !rep.OK() || uint64(rep.Records) != seq || rep.Last != seq || rep.Signed != seq {
+		t.Fatalf("%d records written: %+v", seq, rep)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,17 +25,19 @@ import (
 // something the chained body does not.
 type SQLite struct {
 	sqlStore
-	db         *sql.DB
-	path       string
-	insert     *sql.Stmt // one record
-	insertMany *sql.Stmt // insertChunk records
-	unlock     func()
-	args       []any
+	db   *sql.DB
+	path string
+	// inserts[k] inserts 1<<k records; nil when read-only.
+	inserts [insertSizes]*sql.Stmt
+	unlock  func()
+	args    []any
 }
 
-// insertChunk is how many records one INSERT statement writes in a batch:
-// a statement per record costs more than the records.
-const insertChunk = 128
+// A batch is inserted by statements of 128 records, then one each of the
+// powers of two that make up the rest: a statement per record costs more
+// than the records, and the rest of a batch is often most of it (a batch
+// holds what 200 ms brought).
+const insertSizes = 8
 
 func insertSQL(n int) string {
 	var b strings.Builder
@@ -134,7 +137,7 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		// Each multi-row INSERT keeps a statement journal (the pages it
 		// changes, to undo it alone); past 64 KiB SQLite spills it to a
 		// temporary file, a third of a batch's writes. In memory, it is
-		// a copy: a statement's pages are bounded by insertChunk records.
+		// a copy: a statement's pages are bounded by its 128 records at most.
 		q.Add("_pragma", "temp_store(MEMORY)")
 	}
 	if opts.ReadOnly {
@@ -187,9 +190,10 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 			db.Close()
 			return nil, fmt.Errorf("audit database %s: %w", path, err)
 		}
-		s.insert, err = db.Prepare(insertSQL(1))
-		if err == nil {
-			s.insertMany, err = db.Prepare(insertSQL(insertChunk))
+		for k := range s.inserts {
+			if s.inserts[k], err = db.Prepare(insertSQL(1 << k)); err != nil {
+				break
+			}
 		}
 		if err != nil {
 			db.Close()
@@ -210,7 +214,7 @@ func (s *SQLite) DB() *sql.DB { return s.db }
 
 // Write implements [Sink].
 func (s *SQLite) Write(ctx context.Context, recs []Record, cps []Checkpoint) error {
-	if s.insert == nil {
+	if s.inserts[0] == nil {
 		return errors.New("audit database opened read-only")
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -218,10 +222,8 @@ func (s *SQLite) Write(ctx context.Context, recs []Record, cps []Checkpoint) err
 		return err
 	}
 	for len(recs) > 0 {
-		n, stmt := 1, s.insert
-		if len(recs) >= insertChunk {
-			n, stmt = insertChunk, s.insertMany
-		}
+		k := min(bits.Len(uint(len(recs)))-1, insertSizes-1)
+		n, stmt := 1<<k, s.inserts[k]
 		args := s.args[:0]
 		for i := range recs[:n] {
 			r := &recs[i]
@@ -286,9 +288,10 @@ func (s *SQLite) query(ctx context.Context, q string, args []any, borrow bool, f
 
 // Close implements [Sink].
 func (s *SQLite) Close() error {
-	if s.insert != nil {
-		s.insert.Close()
-		s.insertMany.Close()
+	for _, st := range s.inserts {
+		if st != nil {
+			st.Close()
+		}
 	}
 	err := s.db.Close()
 	if s.unlock != nil {
