@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -475,6 +477,101 @@ func TestRecorder(t *testing.T) {
 	many := jsontext.Value(`[` + strings.Repeat(`1,`, 20) + `1]`)
 	if got := string(r.Record(RecordShape, many)); !strings.HasSuffix(got, `"<number>","<+5 more>"]`) {
 		t.Errorf("a long array's shape: %s", got)
+	}
+}
+
+// TestRecorderPlain: reading arguments straight from their bytes gives
+// what reading them with the JSON decoder gives, for every mode, on random
+// values; it takes every value whose strings have no escapes and are
+// valid UTF-8, and leaves the rest (escapes, invalid UTF-8, invalid JSON,
+// deep nesting) to the decoder.
+func TestRecorderPlain(t *testing.T) {
+	r := &Recorder{Hasher: NewHasher([]byte("0123456789abcdef")), Sensitive: map[string]bool{"secret": true, "card": true}}
+	rng := mrand.New(mrand.NewPCG(3, 4))
+	names := []string{"secret", "Card", "text", "a", "", "é\xff", "x y"}
+	strs := []string{"", "hello", "ada@example.com", "é", "\xff\xfe", "<b>&", "\x7f"}
+	nums := []string{"0", "-0", "12", "-3.25", "1e9", "2E-3", "0.5e+2"}
+	ws := []string{"", "", "", " ", "\n\t", "\r "}
+	var gen func(b *strings.Builder, depth int)
+	gen = func(b *strings.Builder, depth int) {
+		b.WriteString(ws[rng.IntN(len(ws))])
+		switch k := rng.IntN(7); {
+		case k == 0 && depth < 4:
+			b.WriteByte('{')
+			for i := range rng.IntN(4) {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(ws[rng.IntN(len(ws))])
+				b.WriteString(`"` + names[rng.IntN(len(names))] + `"`)
+				b.WriteString(ws[rng.IntN(len(ws))] + ":")
+				gen(b, depth+1)
+			}
+			b.WriteString(ws[rng.IntN(len(ws))] + "}")
+		case k == 1 && depth < 4:
+			b.WriteByte('[')
+			for i := range rng.IntN(20) {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				gen(b, depth+1)
+			}
+			b.WriteString(ws[rng.IntN(len(ws))] + "]")
+		case k == 2:
+			b.WriteString(nums[rng.IntN(len(nums))])
+		case k == 3:
+			b.WriteString([]string{"true", "false", "null"}[rng.IntN(3)])
+		default:
+			b.WriteString(`"` + strs[rng.IntN(len(strs))] + `"`)
+		}
+		b.WriteString(ws[rng.IntN(len(ws))])
+	}
+	// Changes that the plain reading must leave to the decoder, or
+	// refuse as the decoder does.
+	mutate := []func(string) string{
+		func(s string) string { return strings.Replace(s, `o"`, `\u006f"`, 1) },
+		func(s string) string { return strings.Replace(s, `"`, `"\"`, 1) },
+		func(s string) string { return strings.Replace(s, `0`, `00`, 1) },
+		func(s string) string { return strings.Replace(s, `1`, `1.`, 1) },
+		func(s string) string { return strings.Replace(s, `e`, `\ne`, 1) },
+		func(s string) string { return strings.Replace(s, `,`, `,,`, 1) },
+		func(s string) string { return strings.Replace(s, `:`, ``, 1) },
+		func(s string) string { return strings.Replace(s, `true`, `tru`, 1) },
+		func(s string) string { return s + "x" },
+		func(s string) string { return s[:len(s)/2] },
+		func(s string) string { return strings.Repeat("[", 40) + s + strings.Repeat("]", 40) },
+	}
+	plain := 0
+	for i := range 4000 {
+		var b strings.Builder
+		gen(&b, 0)
+		in := b.String()
+		if i%3 == 0 {
+			in = mutate[rng.IntN(len(mutate))](in)
+		}
+		for _, mode := range []Mode{RecordShape, RecordRedacted, RecordFull} {
+			d := jsontext.NewDecoder(strings.NewReader(in), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+			want, err := r.walk(d, nil, mode, false)
+			if err == nil {
+				if _, end := d.ReadToken(); end != io.EOF {
+					err = fmt.Errorf("after the value: %v", end)
+				}
+			}
+			got, ok := r.walkPlain([]byte(in), nil, mode)
+			switch {
+			case ok && err != nil:
+				t.Fatalf("%s %q: read plain as %s, the decoder refuses it: %v", mode, in, got, err)
+			case ok && !bytes.Equal(got, want):
+				t.Fatalf("%s %q:\nplain   %s\ndecoder %s", mode, in, got, want)
+			case !ok && err == nil && !strings.Contains(in, `\`) && !strings.Contains(in, strings.Repeat("[", 40)) && utf8.ValidString(in):
+				t.Fatalf("%s %q: a value without escapes was left to the decoder", mode, in)
+			case ok:
+				plain++
+			}
+		}
+	}
+	if plain < 6000 {
+		t.Errorf("only %d of 12,000 values read plain", plain)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -151,14 +152,20 @@ func (r *Recorder) Record(mode Mode, v jsontext.Value) jsontext.Value {
 		// or, for a shape, of little use.
 		return jsontext.Value(fmt.Sprintf(`"<omitted: %d bytes>"`, len(v)))
 	}
-	d := decoders.Get().(*decoder)
-	d.rd.Reset(v)
-	d.dec.Reset(&d.rd, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	out, err := r.walk(d.dec, make([]byte, 0, min(len(v)+64, max+64)), mode, false)
-	d.rd.Reset(nil)
-	decoders.Put(d)
-	if err != nil {
-		return jsontext.Value(`"<unreadable>"`)
+	out := make([]byte, 0, min(len(v)+64, max+64))
+	if o, ok := r.walkPlain(v, out, mode); ok {
+		out = o
+	} else {
+		d := decoders.Get().(*decoder)
+		d.rd.Reset(v)
+		d.dec.Reset(&d.rd, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+		o, err := r.walk(d.dec, out, mode, false)
+		d.rd.Reset(nil)
+		decoders.Put(d)
+		if err != nil {
+			return jsontext.Value(`"<unreadable>"`)
+		}
+		out = o
 	}
 	if len(out) > max {
 		return jsontext.Value(fmt.Sprintf(`"<omitted: %d bytes>"`, len(v)))
@@ -257,4 +264,232 @@ func (r *Recorder) isSensitive(name string) bool {
 		return true
 	}
 	return r.Sensitive[strings.ToLower(name)]
+}
+
+// walkPlain does what walk does, straight from the bytes, for the values
+// most arguments are: JSON whose strings hold no escapes, so that a
+// string's bytes are its text. It reports false for anything else (an
+// escape, invalid JSON, deep nesting), which walk then reads; it never
+// gives a result walk would not.
+func (r *Recorder) walkPlain(v []byte, out []byte, mode Mode) ([]byte, bool) {
+	p := plainWalk{r: r, v: v, mode: mode}
+	out, ok := p.value(out, false, 0)
+	if !ok || p.ws() != len(v) {
+		return nil, false
+	}
+	return out, true
+}
+
+type plainWalk struct {
+	r    *Recorder
+	v    []byte
+	i    int
+	mode Mode
+}
+
+// plainDepth bounds the nesting walkPlain follows; deeper values go to
+// walk.
+const plainDepth = 32
+
+// ws skips whitespace and returns the position after it.
+func (p *plainWalk) ws() int {
+	for p.i < len(p.v) && isSpace(p.v[p.i]) {
+		p.i++
+	}
+	return p.i
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// str reads a string without escapes, of valid UTF-8, at p.i and returns
+// its text. (The decoder reads invalid UTF-8 as U+FFFD.)
+func (p *plainWalk) str() (string, bool) {
+	if p.i >= len(p.v) || p.v[p.i] != '"' {
+		return "", false
+	}
+	start, ascii := p.i+1, true
+	for j := start; j < len(p.v); j++ {
+		switch c := p.v[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(p.v[start:j]) {
+				return "", false
+			}
+			p.i = j + 1
+			return string(p.v[start:j]), true
+		case c == '\\' || c < ' ':
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+func (p *plainWalk) value(out []byte, sensitive bool, depth int) ([]byte, bool) {
+	if depth > plainDepth || p.ws() >= len(p.v) {
+		return out, false
+	}
+	switch c := p.v[p.i]; {
+	case c == '{':
+		p.i++
+		out = append(out, '{')
+		if p.ws() < len(p.v) && p.v[p.i] == '}' {
+			p.i++
+			return append(out, '}'), true
+		}
+		for n := 0; ; n++ {
+			p.ws()
+			name, ok := p.str()
+			if !ok || p.ws() >= len(p.v) || p.v[p.i] != ':' {
+				return out, false
+			}
+			p.i++
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendQuoted(out, name)
+			out = append(out, ':')
+			if out, ok = p.value(out, sensitive || p.r.isSensitive(name), depth+1); !ok {
+				return out, false
+			}
+			if p.ws() >= len(p.v) {
+				return out, false
+			}
+			switch p.v[p.i] {
+			case ',':
+				p.i++
+			case '}':
+				p.i++
+				return append(out, '}'), true
+			default:
+				return out, false
+			}
+		}
+	case c == '[':
+		p.i++
+		out = append(out, '[')
+		if p.ws() < len(p.v) && p.v[p.i] == ']' {
+			p.i++
+			return append(out, ']'), true
+		}
+		for n := 0; ; n++ {
+			var ok bool
+			if p.mode == RecordShape && n >= shapeItems {
+				// Read for validity, not kept.
+				mark := len(out)
+				out, ok = p.value(out, sensitive, depth+1)
+				out = out[:mark]
+			} else {
+				if n > 0 {
+					out = append(out, ',')
+				}
+				out, ok = p.value(out, sensitive, depth+1)
+			}
+			if !ok || p.ws() >= len(p.v) {
+				return out, false
+			}
+			switch p.v[p.i] {
+			case ',':
+				p.i++
+				continue
+			case ']':
+				p.i++
+			default:
+				return out, false
+			}
+			if p.mode == RecordShape && n+1 > shapeItems {
+				out = append(out, `,"<+`...)
+				out = strconv.AppendInt(out, int64(n+1-shapeItems), 10)
+				out = append(out, ` more>"`...)
+			}
+			return append(out, ']'), true
+		}
+	case c == '"':
+		s, ok := p.str()
+		if !ok {
+			return out, false
+		}
+		switch {
+		case p.mode == RecordShape:
+			return append(append(append(out, `"<string:`...), strconv.Itoa(len(s))...), `>"`...), true
+		case sensitive || p.mode == RecordRedacted:
+			return appendQuoted(out, p.r.Hasher.Token(s)), true
+		}
+		return appendQuoted(out, s), true
+	case c == 't' || c == 'f' || c == 'n':
+		var lit string
+		switch c {
+		case 't':
+			lit = "true"
+		case 'f':
+			lit = "false"
+		default:
+			lit = "null"
+		}
+		if len(p.v)-p.i < len(lit) || string(p.v[p.i:p.i+len(lit)]) != lit {
+			return out, false
+		}
+		p.i += len(lit)
+		switch {
+		case c == 'n':
+			return append(out, "null"...), true
+		case p.mode == RecordShape:
+			return append(out, `"<bool>"`...), true
+		case sensitive:
+			return appendQuoted(out, p.r.Hasher.Token(lit)), true
+		}
+		return append(out, lit...), true
+	case c == '-' || c >= '0' && c <= '9':
+		start := p.i
+		if !p.number() {
+			return out, false
+		}
+		num := p.v[start:p.i]
+		switch {
+		case p.mode == RecordShape:
+			return append(out, `"<number>"`...), true
+		case sensitive:
+			return appendQuoted(out, p.r.Hasher.Token(string(num))), true
+		}
+		return append(out, num...), true
+	}
+	return out, false
+}
+
+// number reads a JSON number at p.i: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *plainWalk) number() bool {
+	v, i := p.v, p.i
+	digits := func() bool {
+		j := i
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i > j
+	}
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(v) && v[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	p.i = i
+	return true
 }
