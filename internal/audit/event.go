@@ -22,8 +22,10 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/hex"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -183,7 +185,21 @@ type Flow struct {
 // come in a fixed order and every string is escaped the same way, so the
 // same event always gives the same bytes.
 func (e *Event) Body() []byte {
-	b := make([]byte, 0, 512+len(e.Args)+len(e.Result))
+	bp := bodyBuffers.Get().(*[]byte)
+	b := e.appendBody((*bp)[:0])
+	body := bytes.Clone(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bodyBuffers.Put(bp)
+	}
+	return body
+}
+
+// bodyBuffers hold bodies as they are written, so that each body is
+// allocated once, at its size.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func (e *Event) appendBody(b []byte) []byte {
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, Version, 10)
 	b = appendStr(b, "id", e.ID)

@@ -77,6 +77,7 @@ type Log struct {
 	cur      int // the journal appends go to
 	line     []byte
 	backlog  []Record
+	spare    []Record // an emptied backlog, kept for its room
 	cps      []Checkpoint
 	closed   bool
 	moving   int           // records an ingest took and has not stored yet
@@ -444,7 +445,7 @@ func (l *Log) ingest(timed bool) bool {
 	// recovery would pass over.
 	full := l.journal[l.cur]
 	l.cur = 1 - l.cur
-	l.backlog, l.cps = nil, nil
+	l.backlog, l.cps, l.spare = l.spare, nil, nil
 	l.moving = len(recs)
 	l.mu.Unlock()
 
@@ -486,6 +487,13 @@ func (l *Log) ingest(timed bool) bool {
 			delete(l.failing, s.Name())
 			l.log.Info("audit sink writing again", "sink", s.Name())
 		}
+	}
+	// The next backlog takes this one's room; the bodies are the sinks'.
+	if cap(recs) <= 4*l.opts.IngestBatch {
+		clear(recs)
+		l.mu.Lock()
+		l.spare = recs[:0]
+		l.mu.Unlock()
 	}
 	return true
 }
