@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -926,4 +928,110 @@ func TestSQLiteBatchSizes(t *testing.T) {
 	if rep := verifySQLite(t, path, signer.Public()); !rep.OK() || uint64(rep.Records) != seq || rep.Last != seq || rep.Signed != seq {
 		t.Fatalf("%d records written: %+v", seq, rep)
 	}
+}
+
+// TestWriteTimesInOrder: write times follow the chain when the clock steps
+// back, across a restart too; a new database has no index on them and
+// answers time ranges by sequence number, as a database made with that
+// index answers them by it, both as a scan of every record would.
+func TestWriteTimesInOrder(t *testing.T) {
+	// A clock that steps back now and then.
+	clock := []int64{100, 200, 150, 300, 300, 120, 400, 500, 450, 460, 600, 700}
+	tick := 0
+	nowNano = func() int64 { tick++; return clock[(tick-1)%len(clock)] + int64((tick-1)/len(clock))*1000 }
+	defer func() { nowNano = func() int64 { return time.Now().UnixNano() } }()
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.db")
+	signer := testSigner(t)
+	for round := range 2 {
+		st, err := OpenSQLite(path, SQLiteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := OpenLog(context.Background(), LogOptions{Primary: st, Signer: signer, CheckpointEvery: 5, CheckpointInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 1 {
+			tick = 0 // the clock starts over, behind the chain
+		}
+		for i := range 30 {
+			if err := l.Append(testEvent(i).Body(), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(name string) {
+		st, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var all []Record
+		if err := st.Records(context.Background(), func(r Record) error { all = append(all, r); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 60 {
+			t.Fatalf("%d records", len(all))
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].Time < all[i-1].Time {
+				t.Fatalf("record %d written at %d, after record %d at %d", all[i].Seq, all[i].Time, all[i-1].Seq, all[i-1].Time)
+			}
+		}
+		for _, since := range []int64{0, 1, 150, 300, 301, 460, 1100, 1450, 2000, 99999} {
+			for _, until := range []int64{0, 150, 300, 700, 1300, 1460, 99999} {
+				f := Filter{}
+				if since > 0 {
+					f.Since = time.Unix(0, since)
+				}
+				if until > 0 {
+					f.Until = time.Unix(0, until)
+				}
+				var want, got []uint64
+				for _, r := range all {
+					if (since == 0 || r.Time >= since) && (until == 0 || r.Time < until) {
+						want = append(want, r.Seq)
+					}
+				}
+				if err := st.Query(context.Background(), f, func(r Record) error { got = append(got, r.Seq); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s: since %d until %d: %v, want %v", name, since, until, got, want)
+				}
+			}
+		}
+	}
+	st, err := OpenSQLite(path, SQLiteOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.seqRange == nil {
+		t.Error("a new database is queried by an index on write times")
+	}
+	st.Close()
+	check("by sequence number")
+	// A database made with the index is queried by it.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE INDEX audit_records_written ON audit_records(written)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err = OpenSQLite(path, SQLiteOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.seqRange != nil {
+		t.Error("a database with the index is not queried by it")
+	}
+	st.Close()
+	check("by index")
 }

@@ -71,6 +71,7 @@ type Log struct {
 	mu       sync.Mutex // guards the chain head, the journal and backlog
 	seq      uint64
 	head     [32]byte
+	written  int64 // the head's write time
 	signed   uint64
 	lastSign time.Time
 	journal  [2]*journal
@@ -155,6 +156,16 @@ func OpenLog(ctx context.Context, opts LogOptions) (*Log, error) {
 		return nil, fmt.Errorf("audit: %s does not verify after its last checkpoint, and new checkpoints would sign it: %w; run sluice audit verify, and move the database aside to start a new log", opts.Primary.Name(), err)
 	}
 	l.seq, l.head, l.signed = seq, head, signed
+	if seq > 0 {
+		err := opts.Primary.Query(ctx, Filter{AfterSeq: seq - 1}, func(r Record) error {
+			l.written = r.Time
+			return nil
+		})
+		if err != nil {
+			l.closeJournals()
+			return nil, fmt.Errorf("audit: reading the head of %s: %w", opts.Primary.Name(), err)
+		}
+	}
 	l.journalOK.Store(true)
 	l.storeOK.Store(true)
 	go l.run()
@@ -266,7 +277,9 @@ func (l *Log) Append(body []byte, wait bool) error {
 			return err
 		}
 	}
-	now := nowNano()
+	// Write times follow the chain even when the clock steps back, so
+	// that a time range is a range of sequence numbers.
+	now := max(nowNano(), l.written)
 	r := Record{Seq: l.seq + 1, Time: now, Prev: l.head, Body: body}
 	r.Hash = r.ComputeHash()
 	l.line = appendRecordLine(l.line[:0], &r)
@@ -280,7 +293,7 @@ func (l *Log) Append(body []byte, wait bool) error {
 		l.mu.Unlock()
 		return err
 	}
-	l.seq, l.head = r.Seq, r.Hash
+	l.seq, l.head, l.written = r.Seq, r.Hash, r.Time
 	l.backlog = append(l.backlog, r)
 	if cp != nil {
 		l.signed, l.lastSign = cp.Seq, time.Now()

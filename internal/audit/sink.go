@@ -71,6 +71,9 @@ type Filter struct {
 	ContainsAny []string
 	// AfterSeq selects records after this sequence number.
 	AfterSeq uint64
+	// beforeSeq, when not zero, selects records before this sequence
+	// number (a time range turned into sequence numbers).
+	beforeSeq uint64
 	// Limit keeps the last Limit records selected (0: all).
 	Limit int
 }

@@ -20,6 +20,9 @@ import (
 // synchronous=NORMAL a power loss may cost the last batches, which
 // [SQLiteOptions.Sync] trades for an fsync per batch.
 //
+// Write times never decrease along the chain (see [Log]), so a time range
+// is a range of sequence numbers: the table needs no index on them.
+//
 // A record is its chain fields and its body, nothing beside: a query
 // filters on the body itself (see [SQLite.Query]), so no column can say
 // something the chained body does not.
@@ -76,7 +79,6 @@ CREATE TABLE IF NOT EXISTS audit_records (
 	link BLOB NOT NULL,
 	body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_records_written ON audit_records(written);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
 	kind TEXT NOT NULL,
 	seq INTEGER NOT NULL,
@@ -203,7 +205,36 @@ func openSQLite(path string, opts SQLiteOptions) (*SQLite, error) {
 		db.Close()
 		return nil, fmt.Errorf("audit database %s: %w", path, err)
 	}
+	// Databases made before write times were kept in order have an index
+	// on them, and are queried by it.
+	var indexed int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_records_written'`).Scan(&indexed); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("audit database %s: %w", path, err)
+	}
+	if indexed == 0 {
+		s.seqRange = s.timeToSeq
+	}
 	return s, nil
+}
+
+// timeToSeq narrows f's time range to the sequence numbers it covers.
+func (s *SQLite) timeToSeq(ctx context.Context, f *Filter) error {
+	if !f.Since.IsZero() {
+		first, err := s.firstWrittenAt(ctx, f.Since.UnixNano())
+		if err != nil {
+			return err
+		}
+		f.AfterSeq = max(f.AfterSeq, first-1)
+	}
+	if !f.Until.IsZero() {
+		end, err := s.firstWrittenAt(ctx, f.Until.UnixNano())
+		if err != nil {
+			return err
+		}
+		f.beforeSeq = end
+	}
+	return nil
 }
 
 // Name implements [Sink].

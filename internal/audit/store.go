@@ -54,6 +54,9 @@ func queryFiltered(ctx context.Context, f Filter, d dialect, query func(context.
 	if f.AfterSeq > 0 {
 		add("seq > %s", int64(f.AfterSeq))
 	}
+	if f.beforeSeq > 0 {
+		add("seq < %s", int64(f.beforeSeq))
+	}
 	q := `SELECT seq, written, link, body FROM audit_records`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -155,6 +158,10 @@ type sqlStore struct {
 	cps     func(ctx context.Context, q string, args ...any) ([]Checkpoint, error)
 	// tx runs fn in a transaction, committed when fn returns nil.
 	tx func(ctx context.Context, fn func(exec execFunc) error) error
+	// seqRange, where set, turns a time range into sequence numbers:
+	// records are written in time order (see [SQLite]), and a store
+	// without an index on the write time is read by sequence number.
+	seqRange func(ctx context.Context, f *Filter) error
 }
 
 // execFunc runs a statement in a transaction.
@@ -210,7 +217,36 @@ func (s *sqlStore) Records(ctx context.Context, fn func(Record) error) error {
 
 // Query implements [Store] (see [queryFiltered]).
 func (s *sqlStore) Query(ctx context.Context, f Filter, fn func(Record) error) error {
+	if s.seqRange != nil && (!f.Since.IsZero() || !f.Until.IsZero()) {
+		if err := s.seqRange(ctx, &f); err != nil {
+			return err
+		}
+	}
 	return queryFiltered(ctx, f, s.d, s.records, fn)
+}
+
+// firstWrittenAt returns the sequence number of the first record written
+// at t or later (one past the last record when there is none), by binary
+// search: the store's write times must not decrease along the chain.
+func (s *sqlStore) firstWrittenAt(ctx context.Context, t int64) (uint64, error) {
+	var lo, hi int64
+	if err := s.row(ctx, `SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM audit_records`).Scan(&lo, &hi); err != nil {
+		return 0, err
+	}
+	hi++
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var seq, written int64
+		if err := s.row(ctx, `SELECT seq, written FROM audit_records WHERE seq >= `+s.p(1)+` ORDER BY seq LIMIT 1`, mid).Scan(&seq, &written); err != nil {
+			return 0, err
+		}
+		if written >= t {
+			hi = mid
+		} else {
+			lo = seq + 1
+		}
+	}
+	return uint64(lo), nil
 }
 
 const checkpointColumns = `kind, seq, hash, time, key_id, sig`
