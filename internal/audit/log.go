@@ -57,9 +57,10 @@ type LogOptions struct {
 // Log keeps events as one hash chain. Appending an event chains it and
 // writes it to a journal file, on the caller's goroutine, as a copy into
 // the file's memory mapping (or one write where files are not mapped);
-// once that returns, the event survives a crash of the process. Every IngestInterval, one goroutine moves the journaled records
-// into the primary store (one transaction) and the other sinks, and empties
-// the journal. Two journal files alternate, so that appends go on into one
+// once that returns, the event survives a crash of the process. Every
+// IngestInterval, one goroutine moves the journaled records into the
+// primary store (one transaction) and the other sinks, and empties the
+// journal. Two journal files alternate, so that appends go on into one
 // while the other is moved. After a crash, [OpenLog] moves what the
 // journals hold into the store before anything else.
 //
