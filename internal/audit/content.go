@@ -331,11 +331,9 @@ func (p *plainWalk) value(out []byte, sensitive bool, depth int) ([]byte, bool) 
 	}
 	switch c := p.v[p.i]; {
 	case c == '{':
-		p.i++
-		out = append(out, '{')
-		if p.ws() < len(p.v) && p.v[p.i] == '}' {
-			p.i++
-			return append(out, '}'), true
+		out, empty := p.open(out, '{', '}')
+		if empty {
+			return out, true
 		}
 		for n := 0; ; n++ {
 			p.ws()
@@ -352,25 +350,14 @@ func (p *plainWalk) value(out []byte, sensitive bool, depth int) ([]byte, bool) 
 			if out, ok = p.value(out, sensitive || p.r.isSensitive(name), depth+1); !ok {
 				return out, false
 			}
-			if p.ws() >= len(p.v) {
-				return out, false
-			}
-			switch p.v[p.i] {
-			case ',':
-				p.i++
-			case '}':
-				p.i++
-				return append(out, '}'), true
-			default:
-				return out, false
+			if more, ok := p.next('}'); !ok || !more {
+				return append(out, '}'), ok
 			}
 		}
 	case c == '[':
-		p.i++
-		out = append(out, '[')
-		if p.ws() < len(p.v) && p.v[p.i] == ']' {
-			p.i++
-			return append(out, ']'), true
+		out, empty := p.open(out, '[', ']')
+		if empty {
+			return out, true
 		}
 		for n := 0; ; n++ {
 			var ok bool
@@ -385,17 +372,13 @@ func (p *plainWalk) value(out []byte, sensitive bool, depth int) ([]byte, bool) 
 				}
 				out, ok = p.value(out, sensitive, depth+1)
 			}
-			if !ok || p.ws() >= len(p.v) {
+			if !ok {
 				return out, false
 			}
-			switch p.v[p.i] {
-			case ',':
-				p.i++
-				continue
-			case ']':
-				p.i++
-			default:
+			if more, ok := p.next(']'); !ok {
 				return out, false
+			} else if more {
+				continue
 			}
 			if p.mode == RecordShape && n+1 > shapeItems {
 				out = append(out, `,"<+`...)
@@ -454,6 +437,34 @@ func (p *plainWalk) value(out []byte, sensitive bool, depth int) ([]byte, bool) 
 		return append(out, num...), true
 	}
 	return out, false
+}
+
+// open reads a container's opening byte at p.i; empty reports a container
+// closed at once.
+func (p *plainWalk) open(out []byte, open, close byte) ([]byte, bool) {
+	p.i++
+	out = append(out, open)
+	if p.ws() < len(p.v) && p.v[p.i] == close {
+		p.i++
+		return append(out, close), true
+	}
+	return out, false
+}
+
+// next reads what follows a container's item: a comma (more) or close.
+func (p *plainWalk) next(close byte) (more, ok bool) {
+	if p.ws() >= len(p.v) {
+		return false, false
+	}
+	switch p.v[p.i] {
+	case ',':
+		p.i++
+		return true, true
+	case close:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 // number reads a JSON number at p.i: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
