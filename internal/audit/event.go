@@ -23,11 +23,13 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -396,10 +398,10 @@ func appendQuoted(b []byte, s string) []byte {
 // they are: none below a space, no quote, no backslash, nothing past ASCII.
 func plainASCII(s string) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read, never written
 	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
 		// Each term has a byte's high bit set when, and only when (for
 		// the word as a whole), some byte is below a space, is a quote,
 		// is a backslash, or is past ASCII.
