@@ -107,11 +107,16 @@ case "$era" in legacy | modern) ;; *)
 	;;
 esac
 
-case "$guarded" in 0 | 1) ;; *)
-	echo "run.sh: BENCH_GUARDED must be 0 or 1" >&2
-	exit 2
-	;;
-esac
+# check01 NAME VALUE exits unless VALUE, the setting NAME, is 0 or 1.
+check01() {
+	case "$2" in 0 | 1) ;; *)
+		echo "run.sh: $1 must be 0 or 1" >&2
+		exit 2
+		;;
+	esac
+}
+
+check01 BENCH_GUARDED "$guarded"
 case "$guarded_rounds" in '' | *[!0-9]* | 0)
 	echo "run.sh: BENCH_GUARDED_ROUNDS must be a positive number" >&2
 	exit 2
@@ -131,20 +136,10 @@ done
 if [ "$direct_only" = 1 ] || [ -z "${guarded_auth// /}" ]; then
 	guarded=0
 fi
-case "$audited" in 0 | 1) ;; *)
-	echo "run.sh: BENCH_AUDITED must be 0 or 1" >&2
-	exit 2
-	;;
-esac
+check01 BENCH_AUDITED "$audited"
+check01 BENCH_DLP "$dlp"
 if [ "$direct_only" = 1 ]; then
 	audited=0
-fi
-case "$dlp" in 0 | 1) ;; *)
-	echo "run.sh: BENCH_DLP must be 0 or 1" >&2
-	exit 2
-	;;
-esac
-if [ "$direct_only" = 1 ]; then
 	dlp=0
 fi
 
@@ -335,12 +330,14 @@ start_audited() {
 	audited_url="http://127.0.0.1:$port/mcp"
 }
 
-stop_audited() {
-	if [ -n "$audited_pid" ]; then
-		stop "$audited_pid"
+# stop_variant NAME stops the NAME Sluice (audited or dlp), if it runs.
+stop_variant() {
+	local -n v_pid="${1}_pid" v_url="${1}_url"
+	if [ -n "$v_pid" ]; then
+		stop "$v_pid"
 	fi
-	audited_pid=""
-	audited_url=""
+	v_pid=""
+	v_url=""
 }
 
 dlp_pid=""
@@ -363,14 +360,6 @@ start_dlp() {
 		    - {id: phones, types: [phone-number], direction: results, action: mask}
 	EOF
 	serve_config dlp "$port"
-}
-
-stop_dlp() {
-	if [ -n "$dlp_pid" ]; then
-		stop "$dlp_pid"
-	fi
-	dlp_pid=""
-	dlp_url=""
 }
 
 stop_sluice() {
@@ -761,7 +750,7 @@ for transport in $transports; do
 				log "audited sluice $transport upstream at $audited_url (pid $audited_pid)"
 			else
 				log "the audited Sluice did not start"
-				stop_audited
+				stop_variant audited
 			fi
 		fi
 		if [ "$dlp" = 1 ] && [[ " $sizes " == *" 65536 "* ]]; then
@@ -769,7 +758,7 @@ for transport in $transports; do
 				log "DLP sluice $transport upstream at $dlp_url (pid $dlp_pid)"
 			else
 				log "the DLP Sluice did not start"
-				stop_dlp
+				stop_variant dlp
 			fi
 		fi
 		if [ "$guarded" = 1 ] && [[ " $sizes " == *" 0 "* ]]; then
@@ -869,8 +858,8 @@ for transport in $transports; do
 	done
 
 	stop_guarded
-	stop_audited
-	stop_dlp
+	stop_variant audited
+	stop_variant dlp
 	stop_sluice
 	stop_echo
 done

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,9 @@ type echoIn struct {
 	Records bool   `json:"records,omitempty"`
 }
 
+// recordsCalls counts the calls asking the stand-in for records.
+var recordsCalls atomic.Int64
+
 // echoServer is a stand-in for bench/echo: the same tool contract. A
 // non-zero skew makes it answer with the wrong number of bytes.
 func echoServer(skew int) *mcp.Server {
@@ -49,11 +53,11 @@ func echoServer(skew int) *mcp.Server {
 		text := in.Text
 		switch {
 		case in.Size > 0 && in.Records:
+			recordsCalls.Add(1)
 			text = strings.Repeat("r", in.Size)
 		case in.Size > 0:
 			text = strings.Repeat("x", in.Size)
 		}
-
 		text += strings.Repeat("y", skew)
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 	})
@@ -132,6 +136,7 @@ func TestMeasure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			asked := recordsCalls.Load()
 			rep, err := runLoad(t, tt.args...)
 			if err != nil {
 				t.Fatalf("run: %v", err)
@@ -146,6 +151,9 @@ func TestMeasure(t *testing.T) {
 			}
 			if rep.FirstError != "" {
 				t.Errorf("first error %q, want none", rep.FirstError)
+			}
+			if records := slices.Contains(tt.args, "-records"); records != (recordsCalls.Load() > asked) {
+				t.Errorf("records asked for: %v, with -records: %v", recordsCalls.Load() > asked, records)
 			}
 		})
 	}

@@ -896,6 +896,22 @@ func TestOpenAlternates(t *testing.T) {
 	}
 }
 
+// chainBatch continues the chain at *seq and *head with n records of test
+// events (each written at its sequence number) and returns them with the
+// signed checkpoint of the last.
+func chainBatch(signer *Signer, seq *uint64, head *[32]byte, n int) ([]Record, Checkpoint) {
+	recs := make([]Record, n)
+	for i := range recs {
+		*seq++
+		recs[i] = Record{Seq: *seq, Time: int64(*seq), Prev: *head, Body: testEvent(int(*seq)).Body()}
+		recs[i].Hash = recs[i].ComputeHash()
+		*head = recs[i].Hash
+	}
+	cp := Checkpoint{Kind: KindCheckpoint, Seq: *seq, Hash: *head, Time: int64(*seq)}
+	signer.Sign(&cp)
+	return recs, cp
+}
+
 // TestSQLiteBatchSizes: batches of every size up to two statements of
 // the largest size, and past it, each split into statements of powers of
 // two, store every record once and in order.
@@ -911,15 +927,7 @@ func TestSQLiteBatchSizes(t *testing.T) {
 		seq  uint64
 	)
 	for n := 0; n <= 300; n += 1 + n/8 {
-		recs := make([]Record, n)
-		for i := range recs {
-			seq++
-			recs[i] = Record{Seq: seq, Time: int64(seq), Prev: head, Body: testEvent(int(seq)).Body()}
-			recs[i].Hash = recs[i].ComputeHash()
-			head = recs[i].Hash
-		}
-		cp := Checkpoint{Kind: KindCheckpoint, Seq: seq, Hash: head, Time: int64(seq)}
-		signer.Sign(&cp)
+		recs, cp := chainBatch(signer, &seq, &head, n)
 		if err := st.Write(context.Background(), recs, []Checkpoint{cp}); err != nil {
 			t.Fatalf("batch of %d: %v", n, err)
 		}
@@ -938,8 +946,8 @@ func TestWriteTimesInOrder(t *testing.T) {
 	// A clock that steps back now and then.
 	clock := []int64{100, 200, 150, 300, 300, 120, 400, 500, 450, 460, 600, 700}
 	tick := 0
+	defer func(saved func() int64) { nowNano = saved }(nowNano)
 	nowNano = func() int64 { tick++; return clock[(tick-1)%len(clock)] + int64((tick-1)/len(clock))*1000 }
-	defer func() { nowNano = func() int64 { return time.Now().UnixNano() } }()
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.db")

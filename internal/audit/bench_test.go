@@ -56,21 +56,13 @@ func BenchmarkVerifySQLite(b *testing.B) {
 	}
 	signer := testSigner(b)
 	var (
-		recs []Record
 		head [32]byte
+		seq  uint64
 	)
-	for i := 1; i <= n; i++ {
-		r := Record{Seq: uint64(i), Time: int64(i), Prev: head, Body: testEvent(i).Body()}
-		r.Hash = r.ComputeHash()
-		head = r.Hash
-		recs = append(recs, r)
-		if i%1000 == 0 {
-			cp := Checkpoint{Kind: KindCheckpoint, Seq: r.Seq, Hash: r.Hash, Time: int64(i)}
-			signer.Sign(&cp)
-			if err := st.Write(context.Background(), recs, []Checkpoint{cp}); err != nil {
-				b.Fatal(err)
-			}
-			recs = recs[:0]
+	for seq < n {
+		recs, cp := chainBatch(signer, &seq, &head, 1000)
+		if err := st.Write(context.Background(), recs, []Checkpoint{cp}); err != nil {
+			b.Fatal(err)
 		}
 	}
 	st.Close()

@@ -21,8 +21,8 @@ type LogOptions struct {
 	// Journal is the path prefix of the two journal files in front of the
 	// primary store (default: the SQLite database's path + ".pending").
 	Journal string
-	// Sync makes every journal write reach the disk (fsync) before the
-	// event counts as written, so that it survives a power loss too, not
+	// Sync makes every journal write reach the disk (fsync, or msync for
+	// a mapped journal) before the event counts as written, so that it survives a power loss too, not
 	// only a crash of Sluice.
 	Sync bool
 	// Others receive every batch too; their failures are logged, not

@@ -233,11 +233,9 @@ type runFinder struct {
 }
 
 // add reads the base64 marks of block w of a chunk's marks, the 32 bytes
-// from base; last says whether the chunk ends the text.
+// from base, a block that skip did not pass over; last says whether the
+// chunk ends the text.
 func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
-	if r.skip(marks[w].b64) {
-		return
-	}
 	m := marks[w].b64
 	// The next block's marks: none after the text; when they are not made
 	// yet, all ones to look for runs, none to measure them (the text is
@@ -284,7 +282,7 @@ func (r *runFinder) add(marks []blockMarks, w, base int, last bool) {
 
 // skip reads the marks m of a block in which no run of sixteen can start,
 // and reports whether it did: a run starts in a block only if the block
-// ends in one or holds sixteen in a row. It is add's first test, small
+// ends in one or holds sixteen in a row. It is the test before add, small
 // enough for the scan's loop to make without a call.
 func (r *runFinder) skip(m uint32) bool {
 	if m>>31 != 0 || has16(m) {
