@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/http1"
 	"github.com/sluicehq/sluice/internal/rawio"
 )
 
@@ -106,11 +107,15 @@ func (t *DirectTransport) roundTrip(req *http.Request, addr string) (*http.Respo
 		}
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(dc.br, req)
+	resp, fast, err := http1.ReadResponse(dc.br, req)
 	if err != nil {
 		return fail(err)
 	}
-	resp.Body = &directBody{rc: resp.Body, t: t, dc: dc, addr: addr, stop: stop, keep: !resp.Close && !req.Close}
+	body := &directBody{rc: resp.Body, t: t, dc: dc, addr: addr, stop: stop, keep: !resp.Close && !req.Close}
+	if fast {
+		body.fixed = http1.Body{R: dc.br, N: resp.ContentLength}
+	}
+	resp.Body = body
 	return resp, nil
 }
 
@@ -287,13 +292,16 @@ func (t *DirectTransport) CloseIdleConnections() {
 
 // directBody returns the connection to the pool once the response body has
 // been read to its end and closed; a body closed early costs the connection.
+// A body of a length known from the head is read from the connection
+// directly (fixed, with rc nil); any other through net/http's reader (rc).
 type directBody struct {
-	rc   io.ReadCloser
-	t    *DirectTransport
-	dc   *directConn
-	addr string
-	stop func() bool
-	keep bool
+	rc    io.ReadCloser
+	fixed http1.Body
+	t     *DirectTransport
+	dc    *directConn
+	addr  string
+	stop  func() bool
+	keep  bool
 
 	mu     sync.Mutex
 	eof    bool
@@ -301,7 +309,13 @@ type directBody struct {
 }
 
 func (b *directBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
+	var n int
+	var err error
+	if b.rc != nil {
+		n, err = b.rc.Read(p)
+	} else {
+		n, err = b.fixed.Read(p)
+	}
 	if err == io.EOF {
 		b.mu.Lock()
 		b.eof = true
@@ -319,7 +333,10 @@ func (b *directBody) Close() error {
 	b.closed = true
 	reuse := b.eof && b.keep
 	b.mu.Unlock()
-	err := b.rc.Close()
+	var err error
+	if b.rc != nil {
+		err = b.rc.Close()
+	}
 	if !b.stop() {
 		// The request's context ended and poisoned the connection's deadline.
 		reuse = false

@@ -25,6 +25,16 @@ var reservedHeaders = []string{
 	"Content-Type", "Content-Length", "Accept", "Host", "Transfer-Encoding", "Connection",
 }
 
+// reservedKeys are reservedHeaders as keys of an [http.Header], so that
+// removing them costs no canonicalisation per call.
+var reservedKeys = func() []string {
+	keys := make([]string, len(reservedHeaders))
+	for i, k := range reservedHeaders {
+		keys[i] = http.CanonicalHeaderKey(k)
+	}
+	return keys
+}()
+
 // nameMember returns the params member that Mcp-Name mirrors for method,
 // or "" when the method has none.
 func nameMember(method string) string {
@@ -85,6 +95,10 @@ func copyHeader(dst, src http.Header) {
 
 // mediaType returns the lower-case media type of a Content-Type value.
 func mediaType(ct string) string {
+	switch ct {
+	case "application/json", "text/event-stream":
+		return ct // as servers send them, with nothing to parse
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		if i := strings.IndexByte(ct, ';'); i >= 0 {

@@ -221,9 +221,11 @@ func (c *HTTPConn) newRequest(ctx context.Context, method string, m *mcp.Message
 		return nil, "", err
 	}
 	h := req.Header
-	copyHeader(h, HeaderFrom(ctx))
-	for _, k := range reservedHeaders {
-		h.Del(k)
+	if from := HeaderFrom(ctx); len(from) > 0 {
+		copyHeader(h, from)
+		for _, k := range reservedKeys {
+			delete(h, k)
+		}
 	}
 	for k, vs := range c.header {
 		h.Del(k)

@@ -445,6 +445,7 @@ func TestHTTPHeaders(t *testing.T) {
 		"Mcp-Param-Region": {"eu-west-1"},
 		"Mcp-Session-Id":   {"forged"},
 		"Mcp-Method":       {"forged"},
+		"Last-Event-Id":    {"forged"},
 	})
 	resp, err := c.Call(ctx, request(`1`, mcp.MethodToolsCall, `{"name":"headers","arguments":{},`+modernMeta+`}`), nil)
 	if err != nil {
@@ -452,7 +453,7 @@ func TestHTTPHeaders(t *testing.T) {
 	}
 	var got http.Header
 	mustUnmarshal(t, []byte(resultText(t, resp)), &got)
-	keys := []string{"Accept", "Authorization", "Content-Type", "Mcp-Method", "Mcp-Name", "Mcp-Param-Region", "Mcp-Protocol-Version", "Mcp-Session-Id", "X-Tenant"}
+	keys := []string{"Accept", "Authorization", "Content-Type", "Last-Event-Id", "Mcp-Method", "Mcp-Name", "Mcp-Param-Region", "Mcp-Protocol-Version", "Mcp-Session-Id", "X-Tenant"}
 	selected := http.Header{}
 	for _, k := range keys {
 		if v, ok := got[k]; ok {
