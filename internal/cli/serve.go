@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/internal/authn"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/http1"
 	"github.com/sluicehq/sluice/internal/procs"
 	"github.com/sluicehq/sluice/internal/rawio"
 )
@@ -230,8 +231,17 @@ func serve(ctx context.Context, cfg *config.Config, path string, opts gateway.Op
 		srv.TLSConfig = tlsConf
 		ln = tls.NewListener(ln, tlsConf)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, 2)
+	var front *http1.Server
+	if tlsConf == nil {
+		// Plain connections: the hot path's requests are read and answered
+		// by http1, everything else by srv.
+		front = &http1.Server{Handler: mux, ReadHeaderTimeout: srv.ReadHeaderTimeout, ErrorLog: srv.ErrorLog}
+		go func() { errc <- front.Serve(ln) }()
+		go func() { errc <- srv.Serve(front.Fallback()) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	log.Info("sluice serving", "addr", scheme+"://"+ln.Addr().String()+"/mcp", "auth", cfg.Auth != nil, "servers", cfg.ServerNames(), "config", cfg.Source, "version", version())
 	select {
 	case err := <-errc:
@@ -242,8 +252,15 @@ func serve(ctx context.Context, cfg *config.Config, path string, opts gateway.Op
 	g.BeginShutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Limits.ShutdownTimeout))
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	var ferr error
+	if front != nil {
+		ferr = front.Shutdown(sctx)
+	}
+	if err := errors.Join(ferr, srv.Shutdown(sctx)); err != nil {
 		log.Warn("shutdown timed out; closing remaining connections", "err", err)
+		if front != nil {
+			front.Close()
+		}
 		srv.Close()
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +21,9 @@ import (
 
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/gateway"
+	"github.com/sluicehq/sluice/internal/http1"
 	wire "github.com/sluicehq/sluice/internal/mcp"
+	"github.com/sluicehq/sluice/internal/rawio"
 )
 
 // upstreamServer serves an MCP server with the given tools over Streamable
@@ -64,12 +67,29 @@ func startB(t testing.TB, yaml string) (*gateway.Gateway, string) {
 	h := gateway.NewHTTPHandler(g, gateway.HTTPOptions{})
 	mux.Handle("/mcp", h)
 	mux.Handle("/mcp/", h)
-	srv := httptest.NewServer(mux)
+	url := serveFront(t, mux)
+	t.Cleanup(func() { g.Close() })
+	return g, url
+}
+
+// serveFront serves h as `sluice serve` serves a plain listener: requests
+// on the hot path read and answered by http1, the rest by net/http behind
+// it. Cleanups run in reverse, so the servers close before the gateway.
+func serveFront(t testing.TB, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := &http1.Server{Handler: h}
+	srv := &http.Server{Handler: h}
+	go front.Serve(rawio.Listener{Listener: ln})
+	go srv.Serve(front.Fallback())
 	t.Cleanup(func() {
+		front.Close()
 		srv.Close()
-		g.Close()
 	})
-	return g, srv.URL
+	return "http://" + ln.Addr().String()
 }
 
 var eras = []struct {

@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,7 +207,7 @@ func rbStartHTTP(t *testing.T, logs *rbLog, bin string, args ...string) string {
 // rbEnv is a gateway served over HTTP, with a client to talk to it.
 type rbEnv struct {
 	g      *gateway.Gateway
-	srv    *httptest.Server
+	url    string
 	tr     *http.Transport
 	client *http.Client
 	logs   *rbLog
@@ -239,16 +238,15 @@ func rbNewEnv(t *testing.T, logs *rbLog, yamlText string) *rbEnv {
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", h)
 	mux.Handle("/mcp/", h)
-	srv := httptest.NewServer(mux)
+	url := serveFront(t, mux)
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512}
-	e := &rbEnv{g: g, srv: srv, tr: tr, client: &http.Client{Transport: tr}, logs: logs}
+	e := &rbEnv{g: g, url: url, tr: tr, client: &http.Client{Transport: tr}, logs: logs}
 	t.Cleanup(func() {
 		g.BeginShutdown()
 		tr.CloseIdleConnections()
 		if err := g.Close(); err != nil {
 			t.Errorf("gateway close: %v", err)
 		}
-		srv.Close()
 		tr.CloseIdleConnections()
 		if t.Failed() {
 			t.Logf("gateway log (tail):\n%s", logs.tail(16<<10))
@@ -351,7 +349,7 @@ func rbLegacyHeaders(sid string) []rbMod {
 func (e *rbEnv) do(ctx context.Context, path string, body []byte, mods ...rbMod) (*rbResp, error) {
 	ctx, cancel := context.WithTimeout(ctx, rbDeadline)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

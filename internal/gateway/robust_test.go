@@ -507,7 +507,7 @@ servers:
   mis:
     command: [%q]
 `, misbehave))
-	port := e.srv.URL[strings.LastIndex(e.srv.URL, ":")+1:]
+	port := e.url[strings.LastIndex(e.url, ":")+1:]
 	forbidden := rbOutcome{Status: http.StatusForbidden, Code: mcp.CodeInvalidRequest, ID: "null"}
 	admitted := rbOutcome{Status: http.StatusOK, ID: "0"}
 
@@ -1116,7 +1116,7 @@ servers:
 	e.echoLegacy(t, "/mcp", sid, "warm up")
 
 	openStream := func() (*http.Response, error) {
-		req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/mcp", nil)
+		req, err := http.NewRequest(http.MethodGet, e.url+"/mcp", nil)
 		if err != nil {
 			return nil, err
 		}
@@ -1223,7 +1223,7 @@ servers:
 		sid := e.mustInitLegacy(t, "/mcp")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/mcp", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/mcp", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func TestSharedUpstreamKeepsPrincipalsApart(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
 				cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{
-					Endpoint:   e.srv.URL + "/mcp",
+					Endpoint:   e.url + "/mcp",
 					HTTPClient: &http.Client{Transport: bearer{key: key, rt: e.tr}},
 				}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 				if err != nil {

@@ -96,7 +96,7 @@ func parseFields(lines string, request bool) (fields, bool) {
 		line := lines[:i-1] // without CRLF; headEnd checked the CR
 		lines = lines[i+1:]
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !token(line[:colon]) {
+		if colon <= 0 || !Token(line[:colon]) {
 			return f, false
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
@@ -137,8 +137,8 @@ func parseFields(lines string, request bool) (fields, bool) {
 		f.header[name] = vals[:1:1]
 		vals = vals[1:]
 	}
-	if f.close {
-		// net/http drops the header it acted on.
+	if f.close && !request {
+		// net/http drops the header of a response it acted on.
 		delete(f.header, "Connection")
 	}
 	return f, true
@@ -195,7 +195,8 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-func token(s string) bool {
+// Token reports whether s is an RFC 9110 token, as a header name must be.
+func Token(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !tokenChars[s[i]] {
 			return false

@@ -64,7 +64,7 @@ func Postgres(t testing.TB) string {
 		t.Fatalf("testenv: initdb: %v\n%s", err, out.String())
 	}
 	port := FreePort(t)
-	var log syncBuf
+	var log SyncBuffer
 	srv := command("postgres", "-D", data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=50")
 	srv.Stdout, srv.Stderr = &log, &log
@@ -120,19 +120,20 @@ func postgresBin() (string, error) {
 	return filepath.Dir(dirs[len(dirs)-1]), nil
 }
 
-// syncBuf is a buffer a child process writes while a test may read it.
-type syncBuf struct {
+// SyncBuffer is a buffer that one goroutine (or a child process) writes
+// while a test may read it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuf) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuf) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

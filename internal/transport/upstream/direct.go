@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -175,7 +174,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) error {
 func plainRequest(req *http.Request) bool {
 	if req.ContentLength < 0 || (req.ContentLength > 0 && req.Body == nil) || req.Body == http.NoBody ||
 		len(req.TransferEncoding) > 0 || len(req.Trailer) > 0 || req.URL.Opaque != "" || req.URL.Host == "" ||
-		!plainHost(req.URL.Host) || (req.Host != "" && !plainHost(req.Host)) {
+		!http1.PlainHost(req.URL.Host) || (req.Host != "" && !http1.PlainHost(req.Host)) {
 		return false
 	}
 	for k, vs := range req.Header {
@@ -183,7 +182,7 @@ func plainRequest(req *http.Request) bool {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
 			return false
 		}
-		if k == "" || strings.IndexFunc(k, notTokenRune) >= 0 {
+		if !http1.Token(k) {
 			return false
 		}
 		for _, v := range vs {
@@ -195,30 +194,6 @@ func plainRequest(req *http.Request) bool {
 		}
 	}
 	return true
-}
-
-// notTokenRune reports a rune that may not appear in a header name (an
-// RFC 9110 token).
-func notTokenRune(r rune) bool {
-	switch {
-	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		return false
-	}
-	return !strings.ContainsRune("!#$%&'*+-.^_`|~", r)
-}
-
-// plainHost reports a host[:port] made only of the characters of names and
-// IP literals; anything else is left to net/http to judge.
-func plainHost(h string) bool {
-	for i := 0; i < len(h); i++ {
-		switch b := h[i]; {
-		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		case b == '.', b == '-', b == ':', b == '[', b == ']', b == '_':
-		default:
-			return false
-		}
-	}
-	return h != ""
 }
 
 func (t *DirectTransport) get(ctx context.Context, addr string) (*directConn, bool, error) {
