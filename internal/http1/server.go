@@ -98,8 +98,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.closing.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporary) {
+			// As net/http does: running out of descriptors, or a connection
+			// reset before it was accepted, must not end the server.
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue
@@ -115,10 +116,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		go cc.serve()
 	}
 }
-
-// errTemporary matches nothing; Accept errors are retried only when they
-// are timeouts (as net/http retries its "temporary" ones).
-var errTemporary = errors.New("temporary")
 
 // Shutdown stops accepting connections, closes the idle ones, and waits
 // for the others to finish their request (or ctx to end). It does not
@@ -671,6 +668,10 @@ func (w *response) appendHead(b []byte, status int, length int64) []byte {
 			switch k {
 			case "Transfer-Encoding", "Trailer":
 				continue // the framing is this writer's
+			case "Content-Length":
+				if w.declared < 0 {
+					continue // set after WriteHeader, or invalid: not the framing
+				}
 			case "Connection":
 				for _, v := range vs {
 					if v == "close" {

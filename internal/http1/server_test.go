@@ -10,8 +10,10 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,6 +171,10 @@ func TestServeResponses(t *testing.T) {
 			}
 		case "/big":
 			io.WriteString(w, big)
+		case "/late-length":
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("Content-Length", "99")
+			io.WriteString(w, "ab")
 		case "/injected":
 			w.Header().Set("X-A", "1\r\nX-Injected: yes")
 			w.Header()["Bad Name"] = []string{"v"}
@@ -178,7 +184,7 @@ func TestServeResponses(t *testing.T) {
 	req := func(path string) string {
 		return "POST " + path + " HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
 	}
-	resps := exchange(t, addr, req("/empty")+req("/sniff")+req("/status")+req("/nocontent")+req("/declared")+req("/big")+req("/injected"), 7)
+	resps := exchange(t, addr, req("/empty")+req("/sniff")+req("/status")+req("/nocontent")+req("/declared")+req("/big")+req("/late-length")+req("/injected"), 8)
 	check := func(i int, status int, length int64, chunked bool, header http.Header, body string) {
 		t.Helper()
 		r := resps[i]
@@ -201,10 +207,46 @@ func TestServeResponses(t *testing.T) {
 	check(3, 204, 0, false, http.Header{"Content-Length": nil}, "")
 	check(4, 200, 3, false, nil, "abc")
 	check(5, 200, -1, true, nil, big)
-	check(6, 200, 0, false, http.Header{"X-A": {"1  X-Injected: yes"}, "X-Injected": nil, "Bad Name": nil}, "")
-	if !resps[6].Close {
+	check(6, 200, 2, false, http.Header{"Content-Length": {"2"}}, "ab")
+	check(7, 200, 0, false, http.Header{"X-A": {"1  X-Injected: yes"}, "X-Injected": nil, "Bad Name": nil}, "")
+	if !resps[7].Close {
 		t.Error("Connection: close set by the handler did not close")
 	}
+}
+
+// TestServeAcceptError checks that an Accept error the runtime calls
+// temporary (out of descriptors) does not end the server.
+func TestServeAcceptError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := &Server{Handler: echo}
+	defer front.Close()
+	done := make(chan error, 1)
+	go func() { done <- front.Serve(&failingListener{Listener: ln}) }()
+	if got := bodyOf(exchange(t, ln.Addr().String(), "POST /mcp HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok", 1)[0]); got != "http1 POST h ok" {
+		t.Errorf("after a temporary Accept error: %q", got)
+	}
+	front.Close()
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve returned %v after Close", err)
+	}
+}
+
+// failingListener fails its first Accept as a process out of descriptors
+// does.
+type failingListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
 }
 
 // TestServeStream checks a response flushed as it is written: each part
