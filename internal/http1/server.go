@@ -64,6 +64,9 @@ const bufferLimit = 128 << 10
 // next response.
 const keepBuffer = 16 << 10
 
+// headRoom is the room a response's body is held behind, for its head.
+const headRoom = 512
+
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.fallback = &fallbackListener{conns: make(chan net.Conn), closed: make(chan struct{})}
@@ -314,8 +317,7 @@ func (c *conn) handOver() {
 // reports whether the connection may serve another request.
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	w := &response{c: c, declared: -1, buf: c.body}
-	c.body = nil
+	w := &response{c: c, declared: -1}
 	w.body = requestBody{c: c, w: w, n: req.ContentLength}
 	req.Body = &w.body
 	req.RemoteAddr = c.remote
@@ -473,7 +475,7 @@ type response struct {
 	status     int   // 0 until the handler writes the head or a byte
 	declared   int64 // the handler's Content-Length, or -1
 	written    int64
-	buf        []byte // the body as written, until the head is sent
+	buf        []byte // headRoom bytes, then the body as written, until the head is sent
 	pending    []byte // what is ready to send: the head, then the framed body
 	headSent   bool
 	chunked    bool
@@ -536,11 +538,19 @@ func (w *response) Write(p []byte) (int, error) {
 		return 0, http.ErrContentLength
 	}
 	w.written += int64(len(p))
-	if !w.headSent && len(w.buf)+len(p) > bufferLimit {
+	if !w.headSent && len(w.held())+len(p) > bufferLimit {
 		// Too much to hold: the head goes now, the body as it comes.
 		w.sendHead(true)
 	}
 	if !w.headSent {
+		if w.buf == nil {
+			w.buf = w.c.body
+			w.c.body = nil
+			if cap(w.buf) < headRoom+len(p) {
+				w.buf = make([]byte, 0, max(headRoom+len(p), 2*headRoom))
+			}
+			w.buf = w.buf[:headRoom]
+		}
 		w.buf = append(w.buf, p...)
 		return len(p), nil
 	}
@@ -591,15 +601,30 @@ func (w *response) sendHead(streaming bool) {
 	case streaming:
 		w.chunked = true
 	default:
-		length = int64(len(w.buf))
+		length = int64(len(w.held()))
 	}
-	if w.pending == nil {
-		w.pending = w.c.out[:0]
-	}
-	w.pending = w.appendHead(w.pending, w.status, length)
+	head := w.appendHead(w.c.out[:0], w.status, length)
 	w.headSent = true
-	w.frame(w.buf)
-	w.buf = w.buf[:0]
+	if body := w.held(); len(body) > 0 && !w.chunked && len(head) <= headRoom {
+		// The head goes into the room left before the body: one write,
+		// and the body is not copied again.
+		start := headRoom - len(head)
+		copy(w.buf[start:], head)
+		w.pending = w.buf[start:]
+		w.c.out = head[:0]
+		return
+	}
+	w.c.out = nil
+	w.pending = head
+	w.frame(w.held())
+}
+
+// held returns the body held before the head is sent.
+func (w *response) held() []byte {
+	if len(w.buf) < headRoom {
+		return nil
+	}
+	return w.buf[headRoom:]
 }
 
 // send writes out what is ready.
@@ -630,10 +655,14 @@ func (w *response) finish() error {
 	}
 	err := w.send()
 	w.done = true
-	if cap(w.pending) <= keepBuffer {
+	switch {
+	case w.c.out != nil:
+		// The head was written into the body's room; the head's own
+		// buffer stayed with the connection.
+	case cap(w.pending) <= keepBuffer:
 		w.c.out = w.pending[:0]
 	}
-	if cap(w.buf) <= keepBuffer {
+	if w.buf != nil && cap(w.buf) <= keepBuffer {
 		w.c.body = w.buf[:0]
 	}
 	w.pending, w.buf = nil, nil
@@ -695,9 +724,9 @@ func (w *response) appendHead(b []byte, status int, length int64) []byte {
 		b = append(b, httpDate()...)
 		b = append(b, "\r\n"...)
 	}
-	if _, ok := w.header["Content-Type"]; !ok && w.bodyAllowed() && len(w.buf) > 0 {
+	if _, ok := w.header["Content-Type"]; !ok && w.bodyAllowed() && len(w.held()) > 0 {
 		b = append(b, "Content-Type: "...)
-		b = append(b, http.DetectContentType(w.buf)...)
+		b = append(b, http.DetectContentType(w.held())...)
 		b = append(b, "\r\n"...)
 	}
 	switch {
