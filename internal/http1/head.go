@@ -80,8 +80,9 @@ type fields struct {
 // last one empty), as net/http reads them: names canonicalised, values
 // with the white space around them trimmed. It declines (false) a folded
 // line, a name that is not a token, a space before the colon, a control
-// character in a value, Transfer-Encoding, Expect, Upgrade, and a second
-// Content-Length.
+// character in a value, Transfer-Encoding, Trailer, Expect, Upgrade, a
+// Connection other than close or keep-alive, a second Content-Length,
+// and, in a request, a second Host.
 func parseFields(lines string, request bool) (fields, bool) {
 	f := fields{contentLength: -1}
 	n := strings.Count(lines, "\n") - 1
@@ -181,7 +182,11 @@ func fieldValue(s string) bool {
 }
 
 // tokenChars marks the bytes of an RFC 9110 token.
-var tokenChars = func() (t [256]bool) {
+var tokenChars = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns a table marking ASCII letters, digits and the bytes of
+// extra.
+func alnumAnd(extra string) (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -189,11 +194,11 @@ var tokenChars = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 // Token reports whether s is an RFC 9110 token, as a header name must be.
 func Token(s string) bool {

@@ -63,19 +63,7 @@ func originForm(t string) bool {
 	return true
 }
 
-var targetChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=:@/?%" {
-		t[c] = true
-	}
-	return t
-}()
+var targetChars = alnumAnd("-._~!$&'()*+,;=:@/?%")
 
 // PlainHost reports a host[:port] made only of the characters of names
 // and IP literals: one that needs no further judgement to be written or
