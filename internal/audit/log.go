@@ -22,8 +22,8 @@ type LogOptions struct {
 	// primary store (default: the SQLite database's path + ".pending").
 	Journal string
 	// Sync makes every journal write reach the disk (fsync, or msync for
-	// a mapped journal) before the event counts as written, so that it survives a power loss too, not
-	// only a crash of Sluice.
+	// a mapped journal) before the event counts as written, so that it
+	// survives a power loss too, not only a crash of Sluice.
 	Sync bool
 	// Others receive every batch too; their failures are logged, not
 	// returned.

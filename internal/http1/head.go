@@ -1,6 +1,7 @@
-// Package http1 reads HTTP/1.1 message heads on the gateway's hot paths:
-// the requests clients send to Sluice and the responses upstream servers
-// send back. It reads only the plain, common form of a head (CRLF line
+// Package http1 handles HTTP/1.1 on the gateway's hot paths: [Server]
+// reads and answers the requests clients send to Sluice, and
+// [ReadResponse] reads the responses upstream servers send back. It reads
+// only the plain, common form of a head (CRLF line
 // ends, header names that are tokens, values without control characters,
 // one Content-Length, no Transfer-Encoding) and reads it as net/http does;
 // anything else it declines, leaving the bytes unread, so that net/http
@@ -18,13 +19,13 @@ import (
 	"strings"
 )
 
-// PeekHead returns the message head at the start of br's buffer: the start
+// peekHead returns the message head at the start of br's buffer: the start
 // line and the header lines, up to and including the empty line that ends
 // them. It reads from br's source as needed, and consumes nothing. It
 // returns nil and no error when the head is not one this package reads (a
 // line ended by a bare LF) or does not fit in br's buffer, and the source's
 // error when the source ends or fails before the head does.
-func PeekHead(br *bufio.Reader) ([]byte, error) {
+func peekHead(br *bufio.Reader) ([]byte, error) {
 	from := 0
 	for {
 		// Wait for at least one byte more than was looked at, then look at

@@ -50,7 +50,8 @@ func parseRequest(head string) *http.Request {
 
 // originForm reports a request target of an absolute path and an optional
 // query, made only of the characters RFC 3986 allows there unescaped and
-// percent signs: one that url.ParseRequestURI and url.Parse read alike.
+// percent signs; it is then read with url.ParseRequestURI, as net/http
+// reads it.
 func originForm(t string) bool {
 	if len(t) == 0 || t[0] != '/' || strings.HasPrefix(t, "//") {
 		return false
@@ -70,12 +71,11 @@ var targetChars = alnumAnd("-._~!$&'()*+,;=:@/?%")
 // read as it stands.
 func PlainHost(h string) bool {
 	for i := 0; i < len(h); i++ {
-		switch b := h[i]; {
-		case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		case b == '.', b == '-', b == ':', b == '[', b == ']', b == '_':
-		default:
+		if !hostChars[h[i]] {
 			return false
 		}
 	}
 	return h != ""
 }
+
+var hostChars = alnumAnd(".-:[]_")

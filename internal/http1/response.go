@@ -14,7 +14,7 @@ import (
 // source, go to http.ReadResponse, whose response carries its Body; fast
 // reports which of the two happened.
 func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, fast bool, err error) {
-	head, err := PeekHead(br)
+	head, err := peekHead(br)
 	if err == nil && head != nil && (req == nil || req.Method != http.MethodHead) {
 		if resp := parseResponse(string(head)); resp != nil {
 			br.Discard(len(head))

@@ -18,11 +18,10 @@ import (
 
 // Server serves HTTP/1.1 connections with a handler, reading and writing
 // the requests on the hot path itself: a POST with a Content-Length and a
-// plain head (see [parseRequest]). net/http's server spends more on each
-// such request than the rest of the gateway does on an MCP call: its
-// header reader, its response writer's two layers of buffering, and a
-// goroutine started and stopped per request to notice a client that hangs
-// up. The first request on a connection that this package does not read
+// plain head (see [parseRequest]). On such a request net/http's server
+// spent about a sixth of Sluice's CPU (one-client load run): its header
+// reader, its response writer's two layers of buffering, and a goroutine
+// started and stopped per request to notice a client that hangs up. The first request on a connection that this package does not read
 // hands the connection, with the bytes already read, to net/http through
 // [Server.Fallback], for the rest of its life: a GET stream, a DELETE, a
 // chunked or oversized head, anything odd or hostile is read and judged by
@@ -48,7 +47,7 @@ type Server struct {
 // WatchAfter is how long a request runs before its connection is watched
 // for the client hanging up (cancelling the request's context). Most calls
 // end well before it, at no cost; a call that runs longer learns of a
-// hang-up this much later than with net/http.
+// hang-up up to this much later than with net/http.
 const WatchAfter = 20 * time.Millisecond
 
 // maxDiscard is how much of a request body the handler left unread is
@@ -56,8 +55,8 @@ const WatchAfter = 20 * time.Millisecond
 const maxDiscard = 256 << 10
 
 // bufferLimit is how much of a response is held to be sent with a
-// Content-Length; a larger one, or one the handler flushes, is sent
-// chunked as it is written.
+// Content-Length; a larger one, or one the handler flushes, is sent as it
+// is written (chunked, unless the handler declared its length).
 const bufferLimit = 128 << 10
 
 // keepBuffer is the largest response buffer a connection keeps for its
@@ -220,11 +219,19 @@ type conn struct {
 	// The watch for a client hanging up during a long request.
 	watchTimer *time.Timer
 	wmu        sync.Mutex
-	wstate     int // 0 idle, 1 armed, 2 watching
+	wstate     int // watchIdle, watchArmed or watchReading
 	wdone      chan struct{}
 	wcancel    context.CancelCauseFunc
 	aborting   atomic.Bool
 }
+
+// The states of a connection's watch: no request to watch, a timer
+// running for one, a read under way.
+const (
+	watchIdle = iota
+	watchArmed
+	watchReading
+)
 
 // source is what the connection's reader reads: a byte a watch read
 // ahead, then the connection.
@@ -299,7 +306,7 @@ func (c *conn) head() ([]byte, error) {
 		c.c.SetReadDeadline(time.Now().Add(t))
 		defer c.c.SetReadDeadline(time.Time{})
 	}
-	return PeekHead(c.br)
+	return peekHead(c.br)
 }
 
 // handOver gives the connection, and what was read of it, to net/http.
@@ -318,7 +325,7 @@ func (c *conn) handOver() {
 func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	w := &response{c: c, declared: -1}
-	w.body = requestBody{c: c, w: w, n: req.ContentLength}
+	w.body = requestBody{Body: Body{R: c.br, N: req.ContentLength}, c: c, w: w}
 	req.Body = &w.body
 	req.RemoteAddr = c.remote
 	req = req.WithContext(ctx)
@@ -347,8 +354,8 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		return false
 	}
 	// A body the handler left unread is dropped, or costs the connection.
-	if w.body.n > 0 {
-		if w.body.n > maxDiscard {
+	if w.body.N > 0 {
+		if w.body.N > maxDiscard {
 			return false
 		}
 		if _, err := w.body.discard(); err != nil {
@@ -365,7 +372,7 @@ func (c *conn) arm() {
 		return // the client sent more already: it was there a moment ago
 	}
 	c.wmu.Lock()
-	c.wstate = 1
+	c.wstate = watchArmed
 	c.wmu.Unlock()
 	if c.watchTimer == nil {
 		c.watchTimer = time.AfterFunc(WatchAfter, c.watch)
@@ -379,11 +386,11 @@ func (c *conn) arm() {
 // request, kept for the reader.
 func (c *conn) watch() {
 	c.wmu.Lock()
-	if c.wstate != 1 {
+	if c.wstate != watchArmed {
 		c.wmu.Unlock()
 		return
 	}
-	c.wstate = 2
+	c.wstate = watchReading
 	done := make(chan struct{})
 	c.wdone = done
 	cancel := c.wcancel
@@ -411,9 +418,9 @@ func (c *conn) disarm() {
 	c.watchTimer.Stop()
 	c.wmu.Lock()
 	st, done := c.wstate, c.wdone
-	c.wstate, c.wdone = 0, nil
+	c.wstate, c.wdone = watchIdle, nil
 	c.wmu.Unlock()
-	if st != 2 {
+	if st != watchReading {
 		return
 	}
 	c.aborting.Store(true)
@@ -423,11 +430,12 @@ func (c *conn) disarm() {
 	c.aborting.Store(false)
 }
 
-// requestBody is the body of a request: n bytes more from the connection.
+// requestBody is the body of a request: N bytes more from the
+// connection's reader.
 type requestBody struct {
+	Body
 	c      *conn
 	w      *response
-	n      int64
 	closed bool
 }
 
@@ -437,21 +445,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if b.closed || b.w.done {
 		return 0, errBodyClosed
 	}
-	if b.n <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.n {
-		p = p[:b.n]
-	}
-	n, err := b.c.br.Read(p)
-	b.n -= int64(n)
-	if b.n == 0 {
-		b.c.arm()
-		if err == nil {
-			err = io.EOF
-		}
-	} else if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	more := b.N > 0
+	n, err := b.Body.Read(p)
+	if more && b.N == 0 {
+		b.c.arm() // the body is read: the connection is the watch's
 	}
 	return n, err
 }
@@ -462,8 +459,8 @@ func (b *requestBody) Close() error {
 }
 
 func (b *requestBody) discard() (int, error) {
-	n, err := b.c.br.Discard(int(b.n))
-	b.n -= int64(n)
+	n, err := b.R.Discard(int(b.N))
+	b.N -= int64(n)
 	return n, err
 }
 

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"mime"
 	"net/http"
 	"net/url"
@@ -19,21 +20,29 @@ const (
 )
 
 // reservedHeaders are set by the transport itself; per-call headers from
-// [WithHeader] cannot supply or override them.
+// [WithHeader] cannot supply or override them. They are written as the
+// keys of an [http.Header], so that removing them needs no canonicalising.
 var reservedHeaders = []string{
-	headerSessionID, headerProtocolVersion, headerMethod, headerName, headerLastEventID,
+	headerSessionID, headerProtocolVersion, headerMethod, headerName, http.CanonicalHeaderKey(headerLastEventID),
 	"Content-Type", "Content-Length", "Accept", "Host", "Transfer-Encoding", "Connection",
 }
 
-// reservedKeys are reservedHeaders as keys of an [http.Header], so that
-// removing them costs no canonicalisation per call.
-var reservedKeys = func() []string {
-	keys := make([]string, len(reservedHeaders))
-	for i, k := range reservedHeaders {
-		keys[i] = http.CanonicalHeaderKey(k)
+// setCallHeaders adds to h the headers of ctx's call (see [WithHeader])
+// other than the reserved ones, then sets the configured ones, which win.
+func setCallHeaders(ctx context.Context, h, configured http.Header) {
+	if from := HeaderFrom(ctx); len(from) > 0 {
+		copyHeader(h, from)
+		for _, k := range reservedHeaders {
+			delete(h, k)
+		}
 	}
-	return keys
-}()
+	for k, vs := range configured {
+		h.Del(k)
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+}
 
 // nameMember returns the params member that Mcp-Name mirrors for method,
 // or "" when the method has none.

@@ -221,18 +221,7 @@ func (c *HTTPConn) newRequest(ctx context.Context, method string, m *mcp.Message
 		return nil, "", err
 	}
 	h := req.Header
-	if from := HeaderFrom(ctx); len(from) > 0 {
-		copyHeader(h, from)
-		for _, k := range reservedKeys {
-			delete(h, k)
-		}
-	}
-	for k, vs := range c.header {
-		h.Del(k)
-		for _, v := range vs {
-			h.Add(k, v)
-		}
-	}
+	setCallHeaders(ctx, h, c.header)
 	sid, version := c.state()
 	if sid != "" {
 		h[headerSessionID] = c.sidValue(sid)

@@ -231,16 +231,7 @@ func (c *sseConn) post(ctx context.Context, m *mcp.Message) (*mcp.Message, error
 	if err != nil {
 		return nil, err
 	}
-	copyHeader(req.Header, HeaderFrom(ctx))
-	for _, k := range reservedHeaders {
-		req.Header.Del(k)
-	}
-	for k, vs := range c.header {
-		req.Header.Del(k)
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
+	setCallHeaders(ctx, req.Header, c.header)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
